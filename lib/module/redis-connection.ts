@@ -1,0 +1,92 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisLuaModuleOptions } from './redis-lua-options.interface';
+
+const CONNECTION_KINDS = ['url', 'redis', 'cluster', 'client'] as const;
+
+/**
+ * Defaults for the connections the module opens itself (a user's own options win):
+ * - a command written but unanswered when a connection drops is NOT sent again on reconnect,
+ *   because a resent script would run twice (a rate-limit hit counted twice, a counter bumped twice);
+ * - `disconnect()` on a socket that already died (Redis unreachable at boot) does not hold the process
+ *   open for ioredis's default 2 s.
+ */
+const OWNED_CONNECTION_DEFAULTS: RedisOptions = {
+  autoResendUnfulfilledCommands: false,
+  disconnectTimeout: 250,
+  connectionName: 'nest-redis-lua',
+};
+
+/** The module's Redis client and whether the module opened it (and so must close it). */
+export interface RedisConnection {
+  readonly client: Redis | Cluster;
+  readonly owned: boolean;
+  /** Where it points, for error messages (no credentials). */
+  readonly description: string;
+}
+
+/** Checks the connection options: at most one kind, a redis:// or rediss:// URL. */
+export function validateConnectionOptions(options: RedisLuaModuleOptions): void {
+  const given = CONNECTION_KINDS.filter((kind) => options[kind] !== undefined);
+  if (given.length > 1) {
+    throw new Error(
+      `nest-redis-lua: give exactly one connection option, got ${given.map((k) => `"${k}"`).join(' and ')} (choose one of url, redis, cluster, client)`,
+    );
+  }
+  if (options.url !== undefined && !/^rediss?:\/\//.test(options.url)) {
+    throw new Error(`nest-redis-lua: option "url" must start with redis:// or rediss://, got "${redactUrl(options.url)}"`);
+  }
+  if (options.cluster !== undefined && (!Array.isArray(options.cluster.nodes) || options.cluster.nodes.length === 0)) {
+    throw new Error('nest-redis-lua: option "cluster.nodes" must list at least one node');
+  }
+  // Duck-typed: the application's ioredis may be another copy than ours, where instanceof fails.
+  const client = options.client as Partial<Redis> | undefined;
+  if (client !== undefined && (typeof client.evalsha !== 'function' || typeof client.duplicate !== 'function')) {
+    throw new Error('nest-redis-lua: option "client" must be an ioredis Redis or Cluster instance');
+  }
+}
+
+/** Opens (or adopts) the client described by validated options. */
+export function createConnection(options: RedisLuaModuleOptions): RedisConnection {
+  if (options.client) {
+    return { client: options.client, owned: false, description: 'the application\'s client' };
+  }
+  if (options.cluster) {
+    const { nodes, options: clusterOptions } = options.cluster;
+    const client = new Cluster(nodes, {
+      ...clusterOptions,
+      redisOptions: { ...OWNED_CONNECTION_DEFAULTS, ...clusterOptions?.redisOptions },
+    });
+    return { client, owned: true, description: `cluster ${JSON.stringify(nodes)}` };
+  }
+  if (options.redis) {
+    const client = new Redis({ ...OWNED_CONNECTION_DEFAULTS, ...options.redis });
+    const where = options.redis.path ?? `${options.redis.host ?? '127.0.0.1'}:${options.redis.port ?? 6379}`;
+    return { client, owned: true, description: where };
+  }
+  const url = options.url ?? 'redis://127.0.0.1:6379';
+  return { client: new Redis(url, OWNED_CONNECTION_DEFAULTS), owned: true, description: redactUrl(url) };
+}
+
+/** Closes a client: QUIT when connected (pending replies arrive first), otherwise drop the socket. */
+export async function closeClient(client: Redis | Cluster): Promise<void> {
+  if (client.status === 'end') return;
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  }
+}
+
+/** Removes a password from a URL before it goes into a message. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@');
+}
+
+/** True for an ioredis Cluster client. */
+export function isCluster(client: Redis | Cluster): client is Cluster {
+  return client.isCluster;
+}

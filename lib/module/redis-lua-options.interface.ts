@@ -1,0 +1,43 @@
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+
+/** A Redis Cluster to connect to: seed nodes and ioredis `ClusterOptions`. */
+export interface RedisLuaClusterConnection {
+  /** Seed nodes, e.g. `[{ host: '127.0.0.1', port: 7000 }]` or `['redis://127.0.0.1:7000']`. */
+  nodes: ClusterNode[];
+  options?: ClusterOptions;
+}
+
+/**
+ * Options of {@link RedisLuaModule.forRoot}. Give at most one connection kind
+ * (`url`, `redis`, `cluster` or `client`); with none, the module connects to `redis://127.0.0.1:6379`.
+ */
+export interface RedisLuaModuleOptions {
+  /** A `redis://` or `rediss://` URL. */
+  url?: string;
+  /** ioredis options for a standalone server. */
+  redis?: RedisOptions;
+  /** A Redis Cluster. Scripts are loaded on every master. */
+  cluster?: RedisLuaClusterConnection;
+  /** A client the application already has. The module uses it and never closes it. */
+  client?: Redis | Cluster;
+  /**
+   * Namespace of every key the module writes (default `nrl`): keys look like
+   * `<keyPrefix>:<feature>:{<tag>}:...`. No braces, no whitespace, at most 64 characters.
+   */
+  keyPrefix?: string;
+  /** Log every script call (name, keys, duration) through Nest's Logger, context `RedisLua`. */
+  debug?: boolean;
+  /**
+   * Do not wait for Redis at boot. By default the module waits until Redis answers and every script is
+   * loaded (SCRIPT LOAD on the server or every cluster master), and boot fails with a clear error if that
+   * takes longer than `bootTimeoutMs`. With `lazyConnect: true` boot never touches Redis; scripts load on
+   * first use.
+   */
+  lazyConnect?: boolean;
+  /** How long boot waits for Redis before failing (default 10000 ms). */
+  bootTimeoutMs?: number;
+}
+
+/** Defaults applied to the options a user gives. */
+export const DEFAULT_KEY_PREFIX = 'nrl';
+export const DEFAULT_BOOT_TIMEOUT_MS = 10_000;

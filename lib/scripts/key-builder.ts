@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+
+/** A part of a key: user-supplied identifiers are strings; numbers are written in decimal. */
+export type KeyPart = string | number;
+
+/** Encoded parts longer than this are replaced by a digest, so that keys stay short. */
+const MAX_RAW_PART_LENGTH = 200;
+
+/** Characters that a feature name or a fixed key segment may use (never escaped). */
+const SAFE_SEGMENT = /^[A-Za-z0-9_.-]+$/;
+
+/**
+ * Escapes the characters that give a key its structure, so that no identifier can
+ * end a segment (`:`), open or close a hash tag (`{`, `}`), or pose as a digest (`#`).
+ * Percent-encoding with `%` itself escaped is injective: distinct inputs, distinct outputs.
+ */
+function escapePart(part: string): string {
+  return part.replace(/[%:{}#]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+/**
+ * Encodes one user-supplied part. The empty string becomes `%`. Short parts stay readable (`user%3A42`); long ones
+ * (over 200 characters once escaped) become `#` + a SHA-256 digest, which no escaped part
+ * can start with because `#` is always escaped.
+ */
+export function encodeKeyPart(part: KeyPart): string {
+  const text = typeof part === 'number' ? encodeNumber(part) : part;
+  // An empty part would give an empty hash tag `{}`, which Redis ignores (the whole key is hashed).
+  // A lone `%` cannot come out of escaping, where `%` is always followed by two hex digits.
+  if (text.length === 0) return '%';
+  const escaped = escapePart(text);
+  if (escaped.length <= MAX_RAW_PART_LENGTH) return escaped;
+  return `#${createHash('sha256').update(text, 'utf8').digest('base64url')}`;
+}
+
+function encodeNumber(n: number): string {
+  if (!Number.isFinite(n)) throw new TypeError(`A key part must be a finite number, got ${n}`);
+  return String(n);
+}
+
+/** Throws unless `segment` is a fixed, safe key segment (feature names, suffixes chosen by the library). */
+function assertSafeSegment(segment: string, what: string): void {
+  if (!SAFE_SEGMENT.test(segment)) {
+    throw new Error(`nest-redis-lua: ${what} "${segment}" must match ${SAFE_SEGMENT}`);
+  }
+}
+
+/** Checks a `keyPrefix` option: non-empty, no hash-tag braces, no whitespace. */
+export function validateKeyPrefix(prefix: unknown): string {
+  if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > 64 || /[{}\s]/.test(prefix)) {
+    throw new Error(
+      `nest-redis-lua: option "keyPrefix" must be a non-empty string of at most 64 characters without braces or whitespace, got ${JSON.stringify(prefix)}`,
+    );
+  }
+  return prefix;
+}
+
+/**
+ * Builds every key the library writes:
+ *
+ * `<prefix>:<feature>:{<tag parts, encoded, joined by ":">}[:<suffix parts>]`
+ *
+ * - The hash tag holds the routing identity (a rate-limit identifier, a lock resource, a board),
+ *   so all keys one script touches share a Redis Cluster slot.
+ * - Every user-supplied part is escaped (see {@link encodeKeyPart}); the encoding is injective and
+ *   never contains `{`, `}` or `:`, so no identifier can collide with another identifier's keys,
+ *   leave its namespace, or move its key to another slot than its tag.
+ */
+export class KeyBuilder {
+  constructor(readonly prefix: string) {
+    validateKeyPrefix(prefix);
+  }
+
+  /** The routing tag for `tag` parts, braces included: keys built with the same tag share a slot. */
+  tag(tag: readonly KeyPart[]): string {
+    if (tag.length === 0) throw new Error('nest-redis-lua: a key needs at least one tag part');
+    return `{${tag.map(encodeKeyPart).join(':')}}`;
+  }
+
+  /**
+   * A key of `feature` in the hash tag of `tag`, followed by `suffix` parts (which are encoded too).
+   * @param feature a fixed name such as `rl` or `lock` (letters, digits, `_`, `.`, `-`).
+   */
+  key(feature: string, tag: readonly KeyPart[], ...suffix: KeyPart[]): string {
+    assertSafeSegment(feature, 'key feature');
+    const head = `${this.prefix}:${feature}:${this.tag(tag)}`;
+    return suffix.length === 0 ? head : `${head}:${suffix.map(encodeKeyPart).join(':')}`;
+  }
+}

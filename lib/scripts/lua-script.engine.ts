@@ -1,0 +1,144 @@
+import { join } from 'node:path';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import type { Cluster, Redis } from 'ioredis';
+import { isCluster, type RedisConnection } from '../module/redis-connection';
+import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
+import { DEFAULT_BOOT_TIMEOUT_MS, type RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
+import { LuaScript, type ScriptHost } from './lua-script';
+import type { LuaScriptDefinition } from './script-definition.interface';
+import { BUNDLED_LUA_DIR, inlineScript, readScriptFile, type ScriptSource } from './script-source';
+
+/**
+ * Holds every script (bundled and `forFeature`), loads them into Redis at boot and hands out
+ * {@link LuaScript} objects. One per application, shared by all features.
+ */
+@Injectable()
+export class LuaScriptEngine implements OnModuleInit, ScriptHost {
+  private readonly logger = new Logger('RedisLua');
+  private readonly registered = new Map<string, LuaScript>();
+  readonly client: Redis | Cluster;
+  readonly debugLogger?: Logger;
+
+  constructor(
+    @Inject(REDIS_LUA_CONNECTION) private readonly connection: RedisConnection,
+    @Inject(REDIS_LUA_OPTIONS) private readonly options: RedisLuaModuleOptions,
+  ) {
+    this.client = connection.client;
+    this.debugLogger = options.debug ? this.logger : undefined;
+  }
+
+  /**
+   * A bundled script, by its path under `lua/` without `.lua`, e.g. `rate-limit/sliding-log`.
+   * Registered on first request; loaded at boot with the others.
+   */
+  bundled<TReply>(name: string, numberOfKeys?: number): LuaScript<TReply> {
+    return this.add<TReply>(name, () => readScriptFile(join(BUNDLED_LUA_DIR, `${name}.lua`)), numberOfKeys);
+  }
+
+  /** Registers an application script (what `RedisLuaModule.forFeature` does). */
+  register<TReply>(definition: LuaScriptDefinition): LuaScript<TReply> {
+    validateDefinition(definition);
+    const { name, path, lua, numberOfKeys } = definition;
+    return this.add<TReply>(name, () => (path !== undefined ? readScriptFile(path) : inlineScript(name, lua!)), numberOfKeys);
+  }
+
+  /** Every registered script. */
+  get scripts(): readonly LuaScript[] {
+    return [...this.registered.values()];
+  }
+
+  /** A registered script by name, or undefined. */
+  get<TReply>(name: string): LuaScript<TReply> | undefined {
+    return this.registered.get(name) as LuaScript<TReply> | undefined;
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (this.options.lazyConnect) return;
+    const timeoutMs = this.options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms (option "bootTimeoutMs")`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.loadAll(), timeout]);
+    } catch (err) {
+      // Boot fails: nothing will call the shutdown hooks, so stop reconnecting now.
+      if (this.connection.owned) this.connection.client.disconnect();
+      throw new Error(
+        `nest-redis-lua: cannot load Lua scripts into Redis at ${this.connection.description}: ${(err as Error).message}. ` +
+          'Check that Redis is running and reachable, or set lazyConnect: true to connect on first use.',
+        { cause: err },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * SCRIPT LOADs every registered script on the server, or on every master of a cluster (after a
+   * PING, so that boot checks the connection even when no script is registered).
+   */
+  async loadAll(): Promise<void> {
+    const nodes = await this.scriptNodes();
+    const bodies = this.scripts.map((s) => s.body);
+    await Promise.all(
+      nodes.map(async (node) => {
+        await node.ping();
+        await Promise.all(bodies.map((body) => node.script('LOAD', body)));
+      }),
+    );
+  }
+
+  /** The servers that must hold the scripts: the client itself, or each cluster master once ready. */
+  async scriptNodes(): Promise<Redis[]> {
+    const { client } = this;
+    if (!isCluster(client)) return [client];
+    if (client.status !== 'ready') await waitForReady(client);
+    return client.nodes('master');
+  }
+
+  private add<TReply>(name: string, read: () => ScriptSource, numberOfKeys?: number): LuaScript<TReply> {
+    const existing = this.registered.get(name);
+    const source = read();
+    if (existing) {
+      if (existing.sha !== source.sha) {
+        throw new Error(`nest-redis-lua: two different scripts are registered as "${name}"`);
+      }
+      return existing as LuaScript<TReply>;
+    }
+    const script = new LuaScript<TReply>(name, source, this, numberOfKeys);
+    this.registered.set(name, script);
+    return script;
+  }
+}
+
+function validateDefinition(definition: LuaScriptDefinition): void {
+  const { name, path, lua, numberOfKeys } = definition;
+  if (typeof name !== 'string' || name.trim() === '') {
+    throw new Error('nest-redis-lua: forFeature script needs a non-empty "name"');
+  }
+  if ((path === undefined) === (lua === undefined)) {
+    throw new Error(`nest-redis-lua: forFeature script "${name}" needs exactly one of "path" or "lua"`);
+  }
+  if (lua !== undefined && (typeof lua !== 'string' || lua.trim() === '')) {
+    throw new Error(`nest-redis-lua: forFeature script "${name}": "lua" must be a non-empty string`);
+  }
+  if (numberOfKeys !== undefined && (!Number.isInteger(numberOfKeys) || numberOfKeys < 0)) {
+    throw new Error(`nest-redis-lua: forFeature script "${name}": "numberOfKeys" must be an integer >= 0, got ${numberOfKeys}`);
+  }
+}
+
+function waitForReady(cluster: Cluster): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onReady = (): void => {
+      cluster.off('end', onEnd);
+      resolve();
+    };
+    const onEnd = (): void => {
+      cluster.off('ready', onReady);
+      reject(new Error('the cluster connection ended before it was ready'));
+    };
+    cluster.once('ready', onReady);
+    cluster.once('end', onEnd);
+  });
+}

@@ -1,0 +1,78 @@
+import type { Logger } from '@nestjs/common';
+import type { Cluster, Redis } from 'ioredis';
+import { isNoScriptError, LuaScriptError } from './lua-script.errors';
+import type { ScriptSource } from './script-source';
+
+/** A value passed to a script as ARGV: numbers are sent in decimal. */
+export type ScriptArg = string | number | Buffer;
+
+/** What a script run needs from the engine: the client and, when `debug` is on, a logger. */
+export interface ScriptHost {
+  readonly client: Redis | Cluster;
+  readonly debugLogger?: Logger;
+}
+
+/**
+ * A Lua script registered with the engine. `run` sends EVALSHA; when the server does not have the
+ * script (NOSCRIPT after SCRIPT FLUSH, a restart, a failover or a new node), the same call is sent as
+ * EVAL, which runs it and caches it on exactly that node. NOSCRIPT means the script did not run, so
+ * the script runs once per call.
+ *
+ * @typeParam TReply the reply type (what the script returns, as ioredis decodes it).
+ */
+export class LuaScript<TReply = unknown> {
+  constructor(
+    /** Registered name, e.g. `rate-limit/sliding-log`. */
+    readonly name: string,
+    private readonly source: ScriptSource,
+    private readonly host: ScriptHost,
+    /** If set, `run` checks that exactly this many keys are given. */
+    readonly numberOfKeys?: number,
+  ) {}
+
+  /** SHA1 of the script body (what EVALSHA and SCRIPT EXISTS take). */
+  get sha(): string {
+    return this.source.sha;
+  }
+
+  /** The script body sent to Redis, includes resolved. */
+  get body(): string {
+    return this.source.body;
+  }
+
+  /**
+   * Runs the script. All `keys` must hash to one slot on a cluster (build them with the
+   * {@link KeyBuilder} and one tag).
+   * @throws LuaScriptError when the script raises an error or a command inside it fails.
+   */
+  async run(keys: readonly string[], args: readonly ScriptArg[] = []): Promise<TReply> {
+    if (this.numberOfKeys !== undefined && keys.length !== this.numberOfKeys) {
+      throw new TypeError(`Lua script "${this.name}" takes ${this.numberOfKeys} keys, got ${keys.length}`);
+    }
+    const started = this.host.debugLogger ? performance.now() : 0;
+    try {
+      return await this.send(keys, args);
+    } catch (err) {
+      throw isReplyError(err) ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, err) : err;
+    } finally {
+      this.host.debugLogger?.log(
+        `${this.name} keys=${JSON.stringify(keys)} ${(performance.now() - started).toFixed(2)}ms`,
+      );
+    }
+  }
+
+  private async send(keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
+    const { client } = this.host;
+    try {
+      return (await client.evalsha(this.sha, keys.length, ...keys, ...args)) as TReply;
+    } catch (err) {
+      if (!isNoScriptError(err)) throw err;
+      return (await client.eval(this.body, keys.length, ...keys, ...args)) as TReply;
+    }
+  }
+}
+
+/** An error reply from Redis (as opposed to a connection error or a timeout). */
+function isReplyError(err: unknown): err is Error {
+  return err instanceof Error && err.name === 'ReplyError';
+}

@@ -1,0 +1,14 @@
+import { assertRedisInstalled, RedisClusterHarness, RedisServer } from './redis-server';
+import { HARNESS_ENV, type HarnessAddresses } from './harness-env';
+
+/**
+ * Jest global setup: one private standalone server and one 3-master Redis Cluster for the whole run.
+ * Their addresses reach the test workers through an environment variable.
+ */
+export default async function globalSetup(): Promise<void> {
+  assertRedisInstalled();
+  const [standalone, cluster] = await Promise.all([RedisServer.start(), RedisClusterHarness.start({ masters: 3 })]);
+  (globalThis as Record<string, unknown>).__NRL_SERVERS__ = { standalone, cluster };
+  const addresses: HarnessAddresses = { standalone: { host: standalone.host, port: standalone.port }, cluster: cluster.nodes };
+  process.env[HARNESS_ENV] = JSON.stringify(addresses);
+}
