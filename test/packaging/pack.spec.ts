@@ -6,6 +6,7 @@ import { join, relative } from 'node:path';
 const ROOT = join(__dirname, '..', '..');
 
 function luaFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
   return readdirSync(dir).flatMap((entry) => {
     const path = join(dir, entry);
     return statSync(path).isDirectory() ? luaFiles(path) : entry.endsWith('.lua') ? [path] : [];

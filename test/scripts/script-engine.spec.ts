@@ -1,5 +1,5 @@
 import { Injectable, Module } from '@nestjs/common';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
   InjectScript,
@@ -41,6 +41,7 @@ class BankModule {}
 
 /** Every bundled script: lua/<feature>/<name>.lua, shared includes excluded. */
 function bundledScriptNames(dir = LUA_DIR): string[] {
+  if (!existsSync(dir)) return [];
   return readdirSync(dir).flatMap((entry) => {
     const path = join(dir, entry);
     if (statSync(path).isDirectory()) return entry === 'includes' ? [] : bundledScriptNames(path);
