@@ -22,6 +22,7 @@ module.exports = {
   // NestJS 12 ships ES modules; compile them to CommonJS like our own code.
   transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
   moduleNameMapper: { '^nest-redis-lua$': '<rootDir>/lib/index.ts' },
+  setupFilesAfterEnv: ['<rootDir>/test/harness/no-unhandled-rejections.ts'],
   globalSetup: '<rootDir>/test/harness/global-setup.ts',
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
   testTimeout: 30000,
