@@ -6,6 +6,7 @@ export { REDIS_LUA_CLIENT, REDIS_LUA_CONNECTION, REDIS_LUA_KEYS, REDIS_LUA_OPTIO
 export { InjectRedis } from './module/redis-lua.decorators';
 export type { RedisConnection } from './module/redis-connection';
 export { RedisLuaSubscriber, type MessageListener } from './module/redis-subscriber';
+export { RedisLuaHealthIndicator, type RedisLuaHealthDetails, type RedisLuaHealthResult } from './module/redis-lua.health';
 
 // Script engine
 export { LuaScript, type ScriptArg } from './scripts/lua-script';

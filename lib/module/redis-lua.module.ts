@@ -14,6 +14,7 @@ import { closeClient, createConnection, validateConnectionOptions, type RedisCon
 import { REDIS_LUA_CLIENT, REDIS_LUA_CONNECTION, REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from './redis-lua.constants';
 import { ConfigurableModuleClass } from './redis-lua.module-definition';
 import { DEFAULT_KEY_PREFIX, type RedisLuaModuleOptions } from './redis-lua-options.interface';
+import { RedisLuaHealthIndicator } from './redis-lua.health';
 import { RedisLuaSubscriber } from './redis-subscriber';
 
 const connectionProvider: Provider = {
@@ -38,6 +39,7 @@ const SHARED_PROVIDERS: Provider[] = [
   },
   LuaScriptEngine,
   RedisLuaSubscriber,
+  RedisLuaHealthIndicator,
 ];
 
 /**

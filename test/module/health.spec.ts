@@ -1,0 +1,71 @@
+import { Controller, Get } from '@nestjs/common';
+import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
+import { Test } from '@nestjs/testing';
+import { LuaScriptEngine, RedisLuaHealthIndicator, RedisLuaModule } from 'nest-redis-lua';
+import request from 'supertest';
+import { RedisServer } from '../harness/redis-server';
+import { describeTopologies, uniquePrefix } from '../harness/topologies';
+
+@Controller()
+class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly redis: RedisLuaHealthIndicator,
+  ) {}
+
+  @Get('health')
+  @HealthCheck()
+  check() {
+    return this.health.check([() => this.redis.isHealthy('redis', { timeoutMs: 300 })]);
+  }
+}
+
+const withFeatureScript = RedisLuaModule.forFeature([{ name: 'health-probe', lua: 'return 7' }]);
+
+describeTopologies('RedisLuaHealthIndicator with @nestjs/terminus', (t) => {
+  it('reports up with every node, and reloads scripts a SCRIPT FLUSH removed', async () => {
+    const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix() }), withFeatureScript, TerminusModule], {
+      controllers: [HealthController],
+    });
+    const up = await request(app.getHttpServer()).get('/health').expect(200);
+    expect(up.body.status).toBe('ok');
+    expect(up.body.info.redis).toMatchObject({ status: 'up', nodes: t.topology === 'cluster' ? 3 : 1, scriptsReloaded: 0 });
+
+    const masters = await t.masters();
+    for (const master of masters) await master.script('FLUSH');
+    const healed = await request(app.getHttpServer()).get('/health').expect(200);
+    const scripts = app.get(LuaScriptEngine).scripts;
+    expect(healed.body.info.redis.scriptsReloaded).toBe(scripts.length * masters.length);
+    for (const master of masters) {
+      expect(await master.script('EXISTS', ...scripts.map((s) => s.sha))).toEqual(scripts.map(() => 1));
+    }
+  });
+});
+
+describe('RedisLuaHealthIndicator when Redis is down', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(() => server.destroy());
+
+  it('answers 503 with the reason, within its timeout', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [RedisLuaModule.forRoot({ url: server.url, keyPrefix: uniquePrefix() }), TerminusModule],
+      controllers: [HealthController],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    try {
+      await server.stop();
+      const started = Date.now();
+      const down = await request(app.getHttpServer()).get('/health').expect(503);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(down.body.status).toBe('error');
+      expect(down.body.error.redis.status).toBe('down');
+      expect(down.body.error.redis.message).toEqual(expect.any(String));
+    } finally {
+      await app.close();
+    }
+  });
+});
