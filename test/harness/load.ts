@@ -30,9 +30,10 @@ export async function runLoad<T>({ concurrency, op, until, maxOps = 1_000_000 }:
     result.unhandledRejections += 1;
   };
   process.on('unhandledRejection', onRejection);
-  void until.finally(() => {
+  const halt = (): void => {
     stop = true;
-  });
+  };
+  until.then(halt, halt);
   const worker = async (): Promise<void> => {
     while (!stop && result.operations < maxOps) {
       const i = result.operations++;
