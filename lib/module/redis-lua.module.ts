@@ -15,6 +15,9 @@ import { REDIS_LUA_CLIENT, REDIS_LUA_CONNECTION, REDIS_LUA_KEYS, REDIS_LUA_OPTIO
 import { ConfigurableModuleClass } from './redis-lua.module-definition';
 import { DEFAULT_KEY_PREFIX, type RedisLuaModuleOptions } from './redis-lua-options.interface';
 import { RedisLuaSubscriber } from './redis-subscriber';
+import { LeaderboardService } from '../leaderboard/leaderboard.service';
+import { BoundedCounterService } from '../counter/counter.service';
+import { CacheAsideService } from '../cache/cache.service';
 
 const connectionProvider: Provider = {
   provide: REDIS_LUA_CONNECTION,
@@ -38,6 +41,9 @@ const SHARED_PROVIDERS: Provider[] = [
   },
   LuaScriptEngine,
   RedisLuaSubscriber,
+  LeaderboardService,
+  BoundedCounterService,
+  CacheAsideService,
 ];
 
 /**
