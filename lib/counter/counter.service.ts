@@ -26,7 +26,7 @@ const FEATURE = 'counter';
 @Injectable()
 export class BoundedCounterService {
   private readonly client: Redis | Cluster;
-  private readonly changeScript: LuaScript<[0 | 1, number]>;
+  private readonly changeScript: LuaScript<[0 | 1, string]>;
 
   constructor(
     engine: LuaScriptEngine,
@@ -80,7 +80,7 @@ export class BoundedCounterService {
 
   private async change(key: string, delta: number, bound: number, ttl: string): Promise<CounterChangeResult> {
     const [applied, value] = await this.changeScript.run([this.counterKey(key)], [String(delta), String(bound), ttl]);
-    return { applied: applied === 1, value };
+    return { applied: applied === 1, value: Number(value) };
   }
 
   private counterKey(key: string): string {
