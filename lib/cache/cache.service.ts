@@ -98,12 +98,14 @@ export class CacheAsideService implements OnModuleDestroy {
 
     // Someone else is loading: listen first, then read again, so that its PUBLISH cannot fall
     // between our read and our wait.
+    this.assertOpen(key);
     const deadline = Date.now() + waitMs;
     const wakeup = new CacheWakeup();
     const unsubscribe = await this.subscriber.subscribe(load.keys.channel, () => wakeup.signal());
     this.waiting.add(wakeup);
     try {
       for (;;) {
+        this.assertOpen(key);
         wakeup.reset();
         const reply = await this.attempt(load);
         if (reply[0] !== 3) return await this.settle(load, reply);
@@ -111,8 +113,8 @@ export class CacheAsideService implements OnModuleDestroy {
         if (remaining <= 0) throw new CacheWaitTimeoutError(key, waitMs);
         // Woken by the loader's PUBLISH; if it died without one, its lock expires after `pttl` ms.
         const lockLeft = reply[1] > 0 ? reply[1] + 1 : load.lockTtlMs;
+        this.assertOpen(key);
         await wakeup.wait(Math.min(remaining, lockLeft));
-        if (this.closing) throw new CacheAsideError(`the application is shutting down; stopped waiting for "${key}"`);
       }
     } finally {
       this.waiting.delete(wakeup);
@@ -129,6 +131,11 @@ export class CacheAsideService implements OnModuleDestroy {
   onModuleDestroy(): void {
     this.closing = true;
     for (const wakeup of this.waiting) wakeup.signal();
+  }
+
+  /** Waiting callers stop when the application shuts down (checked before and after every wait). */
+  private assertOpen(key: string): void {
+    if (this.closing) throw new CacheAsideError(`the application is shutting down; stopped waiting for "${key}"`);
   }
 
   private attempt(load: Load<unknown>): Promise<AttemptReply> {

@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import {
+  CacheAsideError,
   CacheAsideService,
   CacheInputError,
   CacheWaitTimeoutError,
@@ -119,6 +120,18 @@ describeTopologies('CacheAsideService', (t) => {
     expect((err as CacheWaitTimeoutError).key).toBe('slow');
     expect(calls).toBe(0);
     await expect(cache.getOrLoad('slow', 60_000, () => 1, { waitMs: 0 })).rejects.toBeInstanceOf(CacheWaitTimeoutError);
+  });
+
+  it('on shutdown a waiting caller fails with CacheAsideError instead of holding the process open', async () => {
+    const prefix = t.prefix();
+    const app = await boot(prefix);
+    const keys = app.get<KeyBuilder>(REDIS_LUA_KEYS);
+    await t.client().set(keys.key('cache', ['held'], 'lock'), 'someone-else', 'PX', 60_000);
+    const waiting = app.get(CacheAsideService).getOrLoad('held', 60_000, () => 1, { waitMs: 60_000 }).catch((e: unknown) => e);
+    await app.close();
+    const err = await waiting;
+    expect(err).toBeInstanceOf(CacheAsideError);
+    expect((err as Error).message).toContain('shutting down');
   });
 
   it('uses a custom serializer', async () => {
