@@ -74,6 +74,8 @@ export class CacheAsideService implements OnModuleDestroy {
    * ran it; the lock is released and a waiting caller runs its own loader.
    * @throws CacheInputError for a wrong key, TTL or option (nothing is read or written).
    * @throws CacheWaitTimeoutError when another caller's load did not finish within `waitMs`.
+   * @throws CacheAsideError when the application shuts down while this caller waits, or the loaded
+   *   value cannot be serialized (only to the caller that loaded it).
    */
   async getOrLoad<T>(key: string, ttlMs: number, loader: () => T | Promise<T>, options: GetOrLoadOptions<T> = {}): Promise<T> {
     const load: Load<T> = {
