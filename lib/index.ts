@@ -16,3 +16,31 @@ export type { LuaScriptDefinition } from './scripts/script-definition.interface'
 export { InjectScript, getScriptToken } from './scripts/script.decorators';
 export { KeyBuilder, encodeKeyPart, type KeyPart } from './scripts/key-builder';
 export type { SourceLine } from './scripts/script-source';
+
+// Leaderboards
+export { LeaderboardService } from './leaderboard/leaderboard.service';
+export { LeaderboardInputError } from './leaderboard/leaderboard.errors';
+export {
+  MAX_BOARD_BYTES,
+  MAX_HISTORY_LENGTH,
+  MAX_MEMBER_BYTES,
+  MAX_READ_ENTRIES,
+  type LeaderboardConfig,
+  type LeaderboardEntry,
+  type LeaderboardHistoryEntry,
+  type LeaderboardOrder,
+  type LeaderboardReadOptions,
+  type SubmitMode,
+  type SubmitOptions,
+  type SubmitResult,
+} from './leaderboard/leaderboard.options';
+
+// Bounded counters
+export { BoundedCounterService } from './counter/counter.service';
+export { CounterInputError } from './counter/counter.errors';
+export type { CounterChangeOptions, CounterChangeResult, CounterSetOptions } from './counter/counter.options';
+
+// Cache-aside
+export { CacheAsideService } from './cache/cache.service';
+export { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache/cache.errors';
+export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache/cache.options';

@@ -16,6 +16,9 @@ import { ConfigurableModuleClass } from './redis-lua.module-definition';
 import { DEFAULT_KEY_PREFIX, type RedisLuaModuleOptions } from './redis-lua-options.interface';
 import { RedisLuaHealthIndicator } from './redis-lua.health';
 import { RedisLuaSubscriber } from './redis-subscriber';
+import { LeaderboardService } from '../leaderboard/leaderboard.service';
+import { BoundedCounterService } from '../counter/counter.service';
+import { CacheAsideService } from '../cache/cache.service';
 
 const connectionProvider: Provider = {
   provide: REDIS_LUA_CONNECTION,
@@ -40,6 +43,9 @@ const SHARED_PROVIDERS: Provider[] = [
   LuaScriptEngine,
   RedisLuaSubscriber,
   RedisLuaHealthIndicator,
+  LeaderboardService,
+  BoundedCounterService,
+  CacheAsideService,
 ];
 
 /**

@@ -1,0 +1,35 @@
+/** Base class of the errors {@link CacheAsideService} raises itself (a loader's own error passes through unchanged). */
+export class CacheAsideError extends Error {
+  override readonly name: string = 'CacheAsideError';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(`nest-redis-lua cache: ${message}`, options);
+  }
+}
+
+/** Bad input to a {@link CacheAsideService} call: thrown before anything is read or written. */
+export class CacheInputError extends CacheAsideError {
+  override readonly name = 'CacheInputError';
+
+  constructor(
+    /** The argument or option at fault, e.g. `ttlMs`, `waitMs`. */
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Another caller was loading the value and it did not arrive within `waitMs`. */
+export class CacheWaitTimeoutError extends CacheAsideError {
+  override readonly name = 'CacheWaitTimeoutError';
+
+  constructor(
+    /** The cache key the caller waited for. */
+    readonly key: string,
+    /** How long it waited, in ms (the `waitMs` option). */
+    readonly waitMs: number,
+  ) {
+    super(`gave up waiting for "${key}" after ${waitMs} ms: another caller holds its loader lock`);
+  }
+}

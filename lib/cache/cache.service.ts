@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import type { Cluster, Redis } from 'ioredis';
+import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
+import { RedisLuaSubscriber } from '../module/redis-subscriber';
+import type { KeyBuilder } from '../scripts/key-builder';
+import type { LuaScript } from '../scripts/lua-script';
+import { LuaScriptEngine } from '../scripts/lua-script.engine';
+import { CacheWakeup } from './cache-wakeup';
+import { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache.errors';
+import {
+  DEFAULT_LOCK_TTL_MS,
+  DEFAULT_WAIT_MS,
+  JSON_SERIALIZER,
+  checkCacheKey,
+  checkMs,
+  type CacheSerializer,
+  type GetOrLoadOptions,
+} from './cache.options';
+
+/** Key feature name: keys look like `<prefix>:cache:{<key>}:v` (value), `:lock`, and channel `:ch`. */
+const FEATURE = 'cache';
+
+/** Reply of `cache/get-or-lock`: a hit, this caller loads, or another caller loads (its lock's PTTL). */
+type AttemptReply = [1, string] | [2] | [3, number];
+
+interface CacheKeys {
+  value: string;
+  lock: string;
+  channel: string;
+}
+
+/** The work of one getOrLoad call. */
+interface Load<T> {
+  key: string;
+  keys: CacheKeys;
+  token: string;
+  ttlMs: number;
+  lockTtlMs: number;
+  loader: () => T | Promise<T>;
+  serializer: CacheSerializer<T>;
+}
+
+/**
+ * Cache-aside with single flight across every instance: on a miss exactly one caller (holding a
+ * short loader lock) runs the loader; the others wait for its PUBLISH on the shared subscriber
+ * connection (or, as a fallback, for the lock to expire) and then read the value. No polling loop.
+ */
+@Injectable()
+export class CacheAsideService implements OnModuleDestroy {
+  private readonly logger = new Logger('RedisLua');
+  private readonly client: Redis | Cluster;
+  private readonly attemptScript: LuaScript<AttemptReply>;
+  private readonly storeScript: LuaScript<0 | 1>;
+  private readonly releaseScript: LuaScript<0 | 1>;
+  private readonly waiting = new Set<CacheWakeup>();
+  private closing = false;
+
+  constructor(
+    engine: LuaScriptEngine,
+    @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
+    private readonly subscriber: RedisLuaSubscriber,
+  ) {
+    this.client = engine.client;
+    this.attemptScript = engine.bundled('cache/get-or-lock', 2);
+    this.storeScript = engine.bundled('cache/store', 2);
+    this.releaseScript = engine.bundled('cache/release', 1);
+  }
+
+  /**
+   * The cached value of `key`, or, on a miss, the value `loader` returns, cached for `ttlMs`.
+   * Across all instances sharing the Redis, one caller runs its loader for a missing key at a time;
+   * the others wait and get that value. If the loader throws, its error reaches only the caller that
+   * ran it; the lock is released and a waiting caller runs its own loader.
+   * @throws CacheInputError for a wrong key, TTL or option (nothing is read or written).
+   * @throws CacheWaitTimeoutError when another caller's load did not finish within `waitMs`.
+   * @throws CacheAsideError when the application shuts down while this caller waits, or the loaded
+   *   value cannot be serialized (only to the caller that loaded it).
+   */
+  async getOrLoad<T>(key: string, ttlMs: number, loader: () => T | Promise<T>, options: GetOrLoadOptions<T> = {}): Promise<T> {
+    const load: Load<T> = {
+      key: checkCacheKey(key),
+      keys: this.cacheKeys(key),
+      token: randomUUID(),
+      ttlMs: checkMs('ttlMs', ttlMs),
+      lockTtlMs: checkMs('lockTtlMs', options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS),
+      loader,
+      serializer: options.serializer ?? (JSON_SERIALIZER as CacheSerializer<T>),
+    };
+    const waitMs = checkMs('waitMs', options.waitMs ?? DEFAULT_WAIT_MS, true);
+    if (typeof loader !== 'function') throw new CacheInputError('loader', 'loader must be a function');
+    const { serializer } = load;
+    if (typeof serializer?.serialize !== 'function' || typeof serializer.deserialize !== 'function') {
+      throw new CacheInputError('serializer', 'serializer must have serialize and deserialize functions');
+    }
+
+    // A hit (the common case) costs one round trip and no subscription.
+    const first = await this.attempt(load);
+    if (first[0] !== 3) return this.settle(load, first);
+
+    // Someone else is loading: listen first, then read again, so that its PUBLISH cannot fall
+    // between our read and our wait.
+    this.assertOpen(key);
+    const deadline = Date.now() + waitMs;
+    const wakeup = new CacheWakeup();
+    const unsubscribe = await this.subscriber.subscribe(load.keys.channel, () => wakeup.signal());
+    this.waiting.add(wakeup);
+    try {
+      for (;;) {
+        this.assertOpen(key);
+        wakeup.reset();
+        const reply = await this.attempt(load);
+        if (reply[0] !== 3) return await this.settle(load, reply);
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) throw new CacheWaitTimeoutError(key, waitMs);
+        // Woken by the loader's PUBLISH; if it died without one, its lock expires after `pttl` ms.
+        const lockLeft = reply[1] > 0 ? reply[1] + 1 : load.lockTtlMs;
+        this.assertOpen(key);
+        await wakeup.wait(Math.min(remaining, lockLeft));
+      }
+    } finally {
+      this.waiting.delete(wakeup);
+      unsubscribe();
+    }
+  }
+
+  /** Deletes the cached value of `key`. True if there was one. */
+  async invalidate(key: string): Promise<boolean> {
+    return (await this.client.del(this.cacheKeys(key).value)) === 1;
+  }
+
+  /** Wakes every waiting caller (they fail with a {@link CacheAsideError}) while Redis is still connected. */
+  onModuleDestroy(): void {
+    this.closing = true;
+    for (const wakeup of this.waiting) wakeup.signal();
+  }
+
+  /** Waiting callers stop when the application shuts down (checked before and after every wait). */
+  private assertOpen(key: string): void {
+    if (this.closing) throw new CacheAsideError(`the application is shutting down; stopped waiting for "${key}"`);
+  }
+
+  private attempt(load: Load<unknown>): Promise<AttemptReply> {
+    return this.attemptScript.run([load.keys.value, load.keys.lock], [load.token, load.lockTtlMs]);
+  }
+
+  /** A hit → the stored value; this caller holds the lock → run the loader. */
+  private async settle<T>(load: Load<T>, reply: [1, string] | [2]): Promise<T> {
+    if (reply[0] === 1) return load.serializer.deserialize(reply[1]);
+    return this.runLoader(load);
+  }
+
+  private async runLoader<T>(load: Load<T>): Promise<T> {
+    let value: T;
+    let text: string;
+    try {
+      value = await load.loader();
+      text = load.serializer.serialize(value);
+      if (typeof text !== 'string') {
+        throw new CacheAsideError(`the serializer cannot store the value loaded for "${load.key}" (got ${typeof value})`);
+      }
+    } catch (err) {
+      await this.release(load);
+      throw err;
+    }
+    try {
+      await this.storeScript.run([load.keys.value, load.keys.lock], [load.token, text, load.ttlMs, load.keys.channel]);
+    } catch (err) {
+      // The value was loaded: the caller gets it; waiters retry when the lock expires.
+      this.logger.warn(`cache: could not store the value of "${load.key}": ${(err as Error).message}`);
+    }
+    return value;
+  }
+
+  /** Releases the lock after a failed load and wakes the waiters; a failure here never hides the loader's error. */
+  private async release(load: Load<unknown>): Promise<void> {
+    try {
+      await this.releaseScript.run([load.keys.lock], [load.token, load.keys.channel]);
+    } catch (err) {
+      this.logger.warn(`cache: could not release the loader lock of "${load.key}": ${(err as Error).message}`);
+    }
+  }
+
+  private cacheKeys(key: string): CacheKeys {
+    checkCacheKey(key);
+    return {
+      value: this.keys.key(FEATURE, [key], 'v'),
+      lock: this.keys.key(FEATURE, [key], 'lock'),
+      channel: this.keys.key(FEATURE, [key], 'ch'),
+    };
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Bad input to a {@link BoundedCounterService} call (an amount that is not a positive safe integer,
+ * a bound that is not a safe integer, a wrong TTL, an empty key). Thrown before anything is written.
+ */
+export class CounterInputError extends Error {
+  override readonly name = 'CounterInputError';
+
+  constructor(
+    /** The argument or option at fault, e.g. `amount`, `max`, `ttlMs`. */
+    readonly field: string,
+    message: string,
+  ) {
+    super(`nest-redis-lua counter: ${message}`);
+  }
+}

@@ -1,0 +1,89 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Cluster, Redis } from 'ioredis';
+import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
+import type { KeyBuilder } from '../scripts/key-builder';
+import type { LuaScript } from '../scripts/lua-script';
+import { LuaScriptEngine } from '../scripts/lua-script.engine';
+import {
+  checkCounterInteger,
+  checkCounterKey,
+  ttlArg,
+  type CounterChangeOptions,
+  type CounterChangeResult,
+  type CounterSetOptions,
+} from './counter.options';
+
+/** Key feature name: keys look like `<prefix>:counter:{<key>}`. */
+const FEATURE = 'counter';
+
+/**
+ * Integer counters that never pass a bound, exact under any concurrency: the check and the change
+ * run in one script (the seed guide's "atomic counter with limit", in both directions).
+ *
+ * Values, amounts and bounds are safe integers (|n| <= 2^53 - 1); amounts are positive, the direction
+ * is the method. Fractional amounts are refused rather than rounded.
+ */
+@Injectable()
+export class BoundedCounterService {
+  private readonly client: Redis | Cluster;
+  private readonly changeScript: LuaScript<[0 | 1, string]>;
+
+  constructor(
+    engine: LuaScriptEngine,
+    @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
+  ) {
+    this.client = engine.client;
+    this.changeScript = engine.bundled('counter/change', 1);
+  }
+
+  /**
+   * Adds `amount` unless the result would exceed `max`; then nothing changes and `applied` is false.
+   * A missing counter counts as 0.
+   * @throws CounterInputError unless `amount` is a positive safe integer and `max` a safe integer.
+   */
+  async increment(key: string, amount: number, max: number, options: CounterChangeOptions = {}): Promise<CounterChangeResult> {
+    checkCounterInteger('amount', amount, true);
+    checkCounterInteger('max', max);
+    return this.change(key, amount, max, ttlArg(options));
+  }
+
+  /**
+   * Subtracts `amount` unless the result would go below `min` (default 0); then nothing changes and
+   * `applied` is false.
+   * @throws CounterInputError unless `amount` is a positive safe integer and `min` a safe integer.
+   */
+  async decrement(key: string, amount: number, min = 0, options: CounterChangeOptions = {}): Promise<CounterChangeResult> {
+    checkCounterInteger('amount', amount, true);
+    checkCounterInteger('min', min);
+    return this.change(key, -amount, min, ttlArg(options));
+  }
+
+  /** The counter's value (0 when it does not exist). */
+  async get(key: string): Promise<number> {
+    const value = await this.client.get(this.counterKey(key));
+    return value === null ? 0 : Number(value);
+  }
+
+  /** Sets the counter to `value` (a safe integer), with an expiry if `ttlMs` is given. No bound is checked. */
+  async set(key: string, value: number, options: CounterSetOptions = {}): Promise<void> {
+    const counterKey = this.counterKey(key);
+    checkCounterInteger('value', value);
+    const ttl = ttlArg(options);
+    if (ttl === '') await this.client.set(counterKey, String(value));
+    else await this.client.set(counterKey, String(value), 'PX', ttl);
+  }
+
+  /** Deletes the counter. True if it existed. */
+  async delete(key: string): Promise<boolean> {
+    return (await this.client.del(this.counterKey(key))) === 1;
+  }
+
+  private async change(key: string, delta: number, bound: number, ttl: string): Promise<CounterChangeResult> {
+    const [applied, value] = await this.changeScript.run([this.counterKey(key)], [String(delta), String(bound), ttl]);
+    return { applied: applied === 1, value: Number(value) };
+  }
+
+  private counterKey(key: string): string {
+    return this.keys.key(FEATURE, [checkCounterKey(key)]);
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Bad input to a {@link LeaderboardService} call (a non-finite score, an empty or over-long member,
+ * a wrong option). Thrown before anything is written to Redis.
+ */
+export class LeaderboardInputError extends Error {
+  override readonly name = 'LeaderboardInputError';
+
+  constructor(
+    /** The argument or option at fault, e.g. `score`, `member`, `maxEntries`. */
+    readonly field: string,
+    message: string,
+  ) {
+    super(`nest-redis-lua leaderboard: ${message}`);
+  }
+}

@@ -1,0 +1,193 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Cluster, Redis } from 'ioredis';
+import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
+import type { KeyBuilder } from '../scripts/key-builder';
+import type { LuaScript } from '../scripts/lua-script';
+import { LuaScriptEngine } from '../scripts/lua-script.engine';
+import {
+  MAX_BOARD_BYTES,
+  MAX_MEMBER_BYTES,
+  MAX_READ_ENTRIES,
+  checkInteger,
+  checkMode,
+  checkName,
+  checkScore,
+  configArgs,
+  orderArg,
+  parseScore,
+  type LeaderboardConfig,
+  type LeaderboardEntry,
+  type LeaderboardHistoryEntry,
+  type LeaderboardReadOptions,
+  type SubmitOptions,
+  type SubmitResult,
+} from './leaderboard.options';
+
+type SubmitReply = [number | null, string | null, 0 | 1, string | null];
+
+/** Key feature name: keys look like `<prefix>:lb:{<board>}:...`. */
+const FEATURE = 'lb';
+
+/** The keys of one board; all carry the board as hash tag, so they share one cluster slot. */
+interface BoardKeys {
+  scores: string;
+  config: string;
+  histories: string;
+}
+
+/**
+ * Atomic leaderboards on Redis sorted sets, with per-member score history.
+ *
+ * Every key of a board (scores, configuration, each member's history) carries the board name as its
+ * hash tag: one cluster slot per board, one script per write. Ranks are standard competition ranks
+ * (equal scores share a rank: 1, 2, 2, 4).
+ */
+@Injectable()
+export class LeaderboardService {
+  private readonly client: Redis | Cluster;
+  private readonly submitScript: LuaScript<SubmitReply>;
+  private readonly rangeScript: LuaScript<Array<string | number>>;
+  private readonly entryScript: LuaScript<[number, string] | null>;
+  private readonly removeScript: LuaScript<0 | 1>;
+  private readonly resetScript: LuaScript<number>;
+  private readonly configureScript: LuaScript<1>;
+
+  constructor(
+    engine: LuaScriptEngine,
+    @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
+  ) {
+    this.client = engine.client;
+    this.submitScript = engine.bundled('leaderboard/submit', 4);
+    this.rangeScript = engine.bundled('leaderboard/range', 2);
+    this.entryScript = engine.bundled('leaderboard/entry', 2);
+    this.removeScript = engine.bundled('leaderboard/remove', 3);
+    this.resetScript = engine.bundled('leaderboard/reset', 2);
+    this.configureScript = engine.bundled('leaderboard/configure', 1);
+  }
+
+  /**
+   * Stores a board's settings in Redis (replacing earlier ones), so that every instance of the
+   * application uses them. Options given to a call override them for that call.
+   */
+  async configure(board: string, config: LeaderboardConfig): Promise<void> {
+    const args = configArgs(config);
+    await this.configureScript.run([this.boardKeys(board).config], args);
+  }
+
+  /**
+   * Submits `score` for `member` in one atomic script: applies it by `mode` (default `best`), records
+   * it in the member's history, trims the board to `maxEntries` (removing the worst entries) and
+   * reports the member's standing. `rank` is `null` when the member did not make it onto the board.
+   * @throws LeaderboardInputError for a non-finite score, an empty or over-long member, a wrong option.
+   */
+  async submit(board: string, member: string, score: number, options: SubmitOptions = {}): Promise<SubmitResult> {
+    const keys = this.boardKeys(board);
+    checkName('member', member, MAX_MEMBER_BYTES);
+    checkScore(score);
+    const mode = checkMode(options.mode);
+    const [order, maxEntries, historyLength] = configArgs(options);
+    const [rank, current, personalBest, previous] = await this.submitScript.run(
+      [keys.scores, keys.config, this.historyKey(board, member), keys.histories],
+      [member, String(score), mode, order, maxEntries, historyLength],
+    );
+    return {
+      rank: rank ?? null,
+      score: current === null ? null : parseScore(current),
+      personalBest: personalBest === 1,
+      previousBest: previous === null ? null : parseScore(previous),
+    };
+  }
+
+  /** The best `n` entries (at most 1000) starting at 0-based position `offset`, best first. */
+  async top(board: string, n: number, offset = 0, options?: LeaderboardReadOptions): Promise<LeaderboardEntry[]> {
+    const keys = this.boardKeys(board);
+    checkInteger('n', n, 1, MAX_READ_ENTRIES);
+    checkInteger('offset', offset, 0);
+    const reply = await this.rangeScript.run([keys.scores, keys.config], [orderArg(options), 'top', offset, n]);
+    return toEntries(reply);
+  }
+
+  /**
+   * The member's entry with up to `radius` entries on each side (fewer at the ends of the board), best
+   * first; empty when the member is not on the board.
+   */
+  async around(board: string, member: string, radius: number, options?: LeaderboardReadOptions): Promise<LeaderboardEntry[]> {
+    const keys = this.boardKeys(board);
+    checkName('member', member, MAX_MEMBER_BYTES);
+    checkInteger('radius', radius, 0, Math.floor((MAX_READ_ENTRIES - 1) / 2));
+    const reply = await this.rangeScript.run([keys.scores, keys.config], [orderArg(options), 'around', member, radius]);
+    return toEntries(reply);
+  }
+
+  /** The member's competition rank, or `null` when it is not on the board. */
+  async rank(board: string, member: string, options?: LeaderboardReadOptions): Promise<number | null> {
+    const keys = this.boardKeys(board);
+    checkName('member', member, MAX_MEMBER_BYTES);
+    const reply = await this.entryScript.run([keys.scores, keys.config], [member, orderArg(options)]);
+    return reply === null ? null : reply[0];
+  }
+
+  /** The member's board score, or `null` when it is not on the board. */
+  async score(board: string, member: string): Promise<number | null> {
+    const keys = this.boardKeys(board);
+    checkName('member', member, MAX_MEMBER_BYTES);
+    const score = await this.client.zscore(keys.scores, member);
+    return score === null ? null : parseScore(score);
+  }
+
+  /** The member's last `n` submitted scores (default and at most 1000), newest first. */
+  async history(board: string, member: string, n = MAX_READ_ENTRIES): Promise<LeaderboardHistoryEntry[]> {
+    checkName('board', board, MAX_BOARD_BYTES);
+    checkName('member', member, MAX_MEMBER_BYTES);
+    checkInteger('n', n, 1, MAX_READ_ENTRIES);
+    const rows = await this.client.lrange(this.historyKey(board, member), 0, n - 1);
+    return rows.map((row) => {
+      const colon = row.indexOf(':');
+      return { at: Number(row.slice(0, colon)), score: parseScore(row.slice(colon + 1)) };
+    });
+  }
+
+  /** How many entries the board holds. */
+  async count(board: string): Promise<number> {
+    return this.client.zcard(this.boardKeys(board).scores);
+  }
+
+  /** Removes the member from the board and deletes its history. True if there was anything to remove. */
+  async remove(board: string, member: string): Promise<boolean> {
+    const keys = this.boardKeys(board);
+    checkName('member', member, MAX_MEMBER_BYTES);
+    const removed = await this.removeScript.run([keys.scores, this.historyKey(board, member), keys.histories], [member]);
+    return removed === 1;
+  }
+
+  /**
+   * Deletes every entry and every member's history of the board (its stored configuration stays).
+   * Returns how many entries the board had. One script, O(members with a history).
+   */
+  async reset(board: string): Promise<number> {
+    const keys = this.boardKeys(board);
+    return this.resetScript.run([keys.scores, keys.histories]);
+  }
+
+  private boardKeys(board: string): BoardKeys {
+    checkName('board', board, MAX_BOARD_BYTES);
+    return {
+      scores: this.keys.key(FEATURE, [board], 'scores'),
+      config: this.keys.key(FEATURE, [board], 'config'),
+      histories: this.keys.key(FEATURE, [board], 'histories'),
+    };
+  }
+
+  private historyKey(board: string, member: string): string {
+    return this.keys.key(FEATURE, [board], 'h', member);
+  }
+}
+
+/** `[member, score, rank, ...]` from the range script → entries. */
+function toEntries(reply: Array<string | number>): LeaderboardEntry[] {
+  const entries: LeaderboardEntry[] = [];
+  for (let i = 0; i < reply.length; i += 3) {
+    entries.push({ member: String(reply[i]), score: parseScore(String(reply[i + 1])), rank: Number(reply[i + 2]) });
+  }
+  return entries;
+}
