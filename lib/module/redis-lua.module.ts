@@ -15,6 +15,7 @@ import { REDIS_LUA_CLIENT, REDIS_LUA_CONNECTION, REDIS_LUA_KEYS, REDIS_LUA_OPTIO
 import { ConfigurableModuleClass } from './redis-lua.module-definition';
 import { DEFAULT_KEY_PREFIX, type RedisLuaModuleOptions } from './redis-lua-options.interface';
 import { RedisLuaSubscriber } from './redis-subscriber';
+import { RateLimiterService } from '../rate-limit/rate-limit.service';
 
 const connectionProvider: Provider = {
   provide: REDIS_LUA_CONNECTION,
@@ -38,6 +39,7 @@ const SHARED_PROVIDERS: Provider[] = [
   },
   LuaScriptEngine,
   RedisLuaSubscriber,
+  RateLimiterService,
 ];
 
 /**
