@@ -16,6 +16,7 @@ import { ConfigurableModuleClass } from './redis-lua.module-definition';
 import { DEFAULT_KEY_PREFIX, type RedisLuaModuleOptions } from './redis-lua-options.interface';
 import { RedisLuaSubscriber } from './redis-subscriber';
 import { RateLimiterService } from '../rate-limit/rate-limit.service';
+import { validateRateLimitModuleOptions } from '../rate-limit/rate-limit.options';
 
 const connectionProvider: Provider = {
   provide: REDIS_LUA_CONNECTION,
@@ -87,6 +88,7 @@ export class RedisLuaFeatureModule {}
 function validateOptions(options: RedisLuaModuleOptions): void {
   validateConnectionOptions(options);
   if (options.keyPrefix !== undefined) validateKeyPrefix(options.keyPrefix);
+  validateRateLimitModuleOptions(options.rateLimit);
   if (
     options.bootTimeoutMs !== undefined &&
     (!Number.isFinite(options.bootTimeoutMs) || options.bootTimeoutMs <= 0)

@@ -13,7 +13,6 @@ import {
   RATE_LIMIT_ALGORITHMS,
   assertFailMode,
   resolveRules,
-  validateRateLimitModuleOptions,
   type RateLimitAlgorithm,
   type RateLimitFailMode,
   type RateLimitModuleOptions,
@@ -53,7 +52,7 @@ export class RateLimiterService {
   private readonly logger = new Logger('RateLimit');
   private readonly scripts: Record<RateLimitAlgorithm | 'mixed', LuaScript<ScriptReply>>;
   private readonly denied: LocalDenyCache<RateLimitResult>;
-  /** Module-level rate-limit options (validated). */
+  /** Module-level rate-limit options (validated at boot with the connection options). */
   readonly options: RateLimitModuleOptions;
   private outage = false;
 
@@ -62,7 +61,6 @@ export class RateLimiterService {
     @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
     @Inject(REDIS_LUA_OPTIONS) moduleOptions: RedisLuaModuleOptions,
   ) {
-    validateRateLimitModuleOptions(moduleOptions.rateLimit);
     this.options = moduleOptions.rateLimit ?? {};
     this.denied = new LocalDenyCache(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE);
     this.scripts = {
