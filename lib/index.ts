@@ -44,3 +44,29 @@ export type { CounterChangeOptions, CounterChangeResult, CounterSetOptions } fro
 export { CacheAsideService } from './cache/cache.service';
 export { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache/cache.errors';
 export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache/cache.options';
+// Rate limiting
+export { RateLimiterService, type ConsumeOptions } from './rate-limit/rate-limit.service';
+export { RateLimitGuard, type RateLimitRequest, type RateLimitResponse } from './rate-limit/rate-limit.guard';
+export {
+  RateLimit,
+  SkipRateLimit,
+  RATE_LIMIT_METADATA,
+  SKIP_RATE_LIMIT_METADATA,
+  type RateLimitMetadata,
+} from './rate-limit/rate-limit.decorator';
+export { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit/rate-limit.errors';
+export {
+  RATE_LIMIT_ALGORITHMS,
+  type ContextValue,
+  type RateLimitAlgorithm,
+  type RateLimitFailMode,
+  type RateLimitHeaderOptions,
+  type RateLimitModuleOptions,
+  type RateLimitResult,
+  type RateLimitRouteOptions,
+  type RateLimitRouteRule,
+  type RateLimitRule,
+  type RateLimitUnavailableEvent,
+  type ResolvedRateLimitRule,
+} from './rate-limit/rate-limit.options';
+export { clientIdentity } from './rate-limit/client-ip';

@@ -1,4 +1,5 @@
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import type { RateLimitModuleOptions } from '../rate-limit/rate-limit.options';
 
 /** A Redis Cluster to connect to: seed nodes and ioredis `ClusterOptions`. */
 export interface RedisLuaClusterConnection {
@@ -36,6 +37,8 @@ export interface RedisLuaModuleOptions {
   lazyConnect?: boolean;
   /** How long boot waits for Redis before failing (default 10000 ms). */
   bootTimeoutMs?: number;
+  /** Rate limiting: defaults of `RateLimiterService` and of every `@RateLimit` route (see the README). */
+  rateLimit?: RateLimitModuleOptions;
 }
 
 /** Defaults applied to the options a user gives. */

@@ -19,6 +19,8 @@ import { RedisLuaSubscriber } from './redis-subscriber';
 import { LeaderboardService } from '../leaderboard/leaderboard.service';
 import { BoundedCounterService } from '../counter/counter.service';
 import { CacheAsideService } from '../cache/cache.service';
+import { RateLimiterService } from '../rate-limit/rate-limit.service';
+import { validateRateLimitModuleOptions } from '../rate-limit/rate-limit.options';
 
 const connectionProvider: Provider = {
   provide: REDIS_LUA_CONNECTION,
@@ -46,6 +48,7 @@ const SHARED_PROVIDERS: Provider[] = [
   LeaderboardService,
   BoundedCounterService,
   CacheAsideService,
+  RateLimiterService,
 ];
 
 /**
@@ -93,6 +96,7 @@ export class RedisLuaFeatureModule {}
 function validateOptions(options: RedisLuaModuleOptions): void {
   validateConnectionOptions(options);
   if (options.keyPrefix !== undefined) validateKeyPrefix(options.keyPrefix);
+  validateRateLimitModuleOptions(options.rateLimit);
   if (
     options.bootTimeoutMs !== undefined &&
     (!Number.isFinite(options.bootTimeoutMs) || options.bootTimeoutMs <= 0)

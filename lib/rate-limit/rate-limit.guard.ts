@@ -1,0 +1,159 @@
+import {
+  Injectable,
+  ServiceUnavailableException,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { clientIdentity } from './client-ip';
+import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.decorator';
+import { RateLimitExceededException, RateLimitUnavailableError } from './rate-limit.errors';
+import { resolveRules, type ContextValue, type RateLimitResult, type RateLimitRule, type ResolvedRateLimitRule } from './rate-limit.options';
+import { RateLimiterService } from './rate-limit.service';
+
+/** The parts of an Express or Fastify request the guard reads. */
+export interface RateLimitRequest {
+  ip?: string;
+  method?: string;
+  /** Express: the matched route (`route.path` is the pattern, e.g. `/users/:id`). */
+  route?: { path?: unknown };
+  /** Fastify: the matched route (`routeOptions.url` is the pattern). */
+  routeOptions?: { url?: unknown };
+}
+
+/** The parts of an Express response or a Fastify reply the guard writes. */
+export interface RateLimitResponse {
+  header?: (name: string, value: string) => unknown;
+  setHeader?: (name: string, value: string) => unknown;
+}
+
+/** Marks a request already counted, so a guard registered twice (global and local) counts once. */
+const COUNTED = Symbol('nest-redis-lua:rate-limit-counted');
+
+/**
+ * Applies `@RateLimit` (and the module's defaults, e.g. as `APP_GUARD`) to requests: builds the key,
+ * asks {@link RateLimiterService}, writes the headers and answers 429 (or 503 with `failMode: 'closed'`
+ * when Redis is unavailable). Extend it and override the protected methods for other transports.
+ *
+ * HTTP (Express and Fastify): key = client IP + HTTP method + route pattern. Other contexts (RPC,
+ * WebSocket, GraphQL) are limited when the route gives a `key` function; without one the first call
+ * throws an error saying so.
+ */
+@Injectable()
+export class RateLimitGuard implements CanActivate {
+  constructor(
+    protected readonly limiter: RateLimiterService,
+    protected readonly reflector: Reflector,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets)) return true;
+    const route = this.reflector.getAllAndOverride<RateLimitMetadata | undefined>(RATE_LIMIT_METADATA, targets);
+    const defaults = this.limiter.options;
+    if (!route && (defaults.limit === undefined || defaults.windowMs === undefined)) return true;
+
+    const where = `${context.getClass().name}.${context.getHandler().name}`;
+    const { req, res } = this.getRequestResponse(context);
+    if (req) {
+      const marked = req as Record<symbol, unknown>;
+      if (marked[COUNTED]) return true;
+      marked[COUNTED] = true;
+    }
+    const rules = await this.resolveRules(context, route, where);
+    const tracker = route?.key ? await route.key(context) : this.getTracker(context, where);
+    const key = this.generateKey(context, tracker);
+    const cost = await resolveValue(route?.cost ?? 1, context);
+    let result: RateLimitResult;
+    try {
+      result = await this.limiter.consume(key, rules, { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs });
+    } catch (err) {
+      if (err instanceof RateLimitUnavailableError) throw new ServiceUnavailableException('Rate limit unavailable, try again later');
+      throw err;
+    }
+    return this.handleResult(result, rules, res);
+  }
+
+  /** The request and response of an HTTP context; both undefined elsewhere. */
+  protected getRequestResponse(context: ExecutionContext): { req?: RateLimitRequest; res?: RateLimitResponse } {
+    if (context.getType() !== 'http') return {};
+    const http = context.switchToHttp();
+    return { req: http.getRequest<RateLimitRequest>(), res: http.getResponse<RateLimitResponse>() };
+  }
+
+  /** Who is limited when the route gives no `key`: the client IP (IPv6 masked to /64). */
+  protected getTracker(context: ExecutionContext, where: string): string {
+    const { req } = this.getRequestResponse(context);
+    if (!req) {
+      throw new Error(
+        `nest-redis-lua: @RateLimit on ${where} runs in a "${context.getType()}" context, which has no client IP: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
+      );
+    }
+    if (typeof req.ip !== 'string' || req.ip === '') {
+      throw new Error(`nest-redis-lua: @RateLimit on ${where}: the request has no "ip"; give a "key" function`);
+    }
+    return clientIdentity(req.ip);
+  }
+
+  /** The limiter key: the tracker plus the route identity (HTTP method + route pattern, or the handler). */
+  protected generateKey(context: ExecutionContext, tracker: string): string {
+    const { req } = this.getRequestResponse(context);
+    const routePath = req?.route?.path ?? req?.routeOptions?.url;
+    const routeId =
+      req && typeof routePath === 'string'
+        ? `${req.method ?? ''} ${routePath}`
+        : `${context.getType()} ${context.getClass().name}.${context.getHandler().name}`;
+    return `${tracker}\n${routeId}`;
+  }
+
+  /** Writes the headers; throws 429 when denied. */
+  protected handleResult(result: RateLimitResult, rules: readonly ResolvedRateLimitRule[], res: RateLimitResponse | undefined): boolean {
+    if (res && !result.degraded) {
+      const headers = this.limiter.options.headers ?? {};
+      const set = (name: string, value: string | number): void => {
+        if (typeof res.header === 'function') res.header(name, String(value));
+        else res.setHeader?.(name, String(value));
+      };
+      const resetSeconds = Math.ceil(result.resetMs / 1000);
+      if (headers.ietf !== false) {
+        set('RateLimit-Policy', rules.map((r) => `"${r.name}";q=${r.limit};w=${Math.ceil(r.windowMs / 1000)}`).join(', '));
+        set('RateLimit', `"${result.rule.name}";r=${result.remaining};t=${resetSeconds}`);
+      }
+      if (headers.legacy) {
+        set('X-RateLimit-Limit', result.limit);
+        set('X-RateLimit-Remaining', result.remaining);
+        set('X-RateLimit-Reset', resetSeconds);
+      }
+      if (!result.allowed) set('Retry-After', Math.max(1, Math.ceil(result.retryAfterMs / 1000)));
+    }
+    if (!result.allowed) throw new RateLimitExceededException(result);
+    return true;
+  }
+
+  /** The route's rules with tier functions evaluated and module defaults filled in, validated. */
+  protected async resolveRules(
+    context: ExecutionContext,
+    route: RateLimitMetadata | undefined,
+    where: string,
+  ): Promise<ResolvedRateLimitRule[]> {
+    const defaults = this.limiter.options;
+    const declared = route?.rules ?? [{}];
+    const rules: RateLimitRule[] = [];
+    for (const [i, rule] of declared.entries()) {
+      const limit = rule.limit === undefined ? defaults.limit : await resolveValue(rule.limit, context);
+      const windowMs = rule.windowMs ?? defaults.windowMs;
+      const at = declared.length === 1 ? '' : `rules[${i}].`;
+      if (limit === undefined || windowMs === undefined) {
+        throw new TypeError(
+          `nest-redis-lua: @RateLimit on ${where}: option "${at}${limit === undefined ? 'limit' : 'windowMs'}" is missing and forRoot({ rateLimit }) has no default`,
+        );
+      }
+      rules.push({ limit, windowMs, algorithm: rule.algorithm, name: rule.name });
+    }
+    return resolveRules(rules, `@RateLimit on ${where}`, defaults);
+  }
+}
+
+async function resolveValue<T>(value: ContextValue<T>, context: ExecutionContext): Promise<T> {
+  return typeof value === 'function' ? (value as (c: ExecutionContext) => T | Promise<T>)(context) : value;
+}

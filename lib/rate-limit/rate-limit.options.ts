@@ -1,0 +1,235 @@
+import type { ExecutionContext } from '@nestjs/common';
+
+/**
+ * How a rule counts:
+ * - `sliding-log` (default): exact. Every admitted hit of the last window is logged; a hit is admitted
+ *   when fewer than `limit` hits were admitted in the last `windowMs`. Memory grows with `limit`.
+ * - `sliding-window`: two fixed buckets, the previous one weighted by how much of it still overlaps the
+ *   window. O(1) memory; never admits more than the weighted estimate allows.
+ * - `token-bucket`: GCRA. Bursts of up to `limit`, refilled at `limit` per `windowMs`. O(1) memory.
+ * - `fixed-window`: a counter that starts at the first admitted hit and resets `windowMs` later. O(1).
+ */
+export type RateLimitAlgorithm = 'sliding-log' | 'sliding-window' | 'token-bucket' | 'fixed-window';
+
+/** Every algorithm, with the one-letter code its Lua implementation is registered under. */
+export const RATE_LIMIT_ALGORITHMS: Readonly<Record<RateLimitAlgorithm, string>> = {
+  'sliding-log': 'l',
+  'sliding-window': 's',
+  'token-bucket': 't',
+  'fixed-window': 'f',
+};
+
+/** The default algorithm. */
+export const DEFAULT_RATE_LIMIT_ALGORITHM: RateLimitAlgorithm = 'sliding-log';
+
+/** What happens when Redis is down or slower than `timeoutMs`: admit (`open`) or refuse (`closed`). */
+export type RateLimitFailMode = 'open' | 'closed';
+
+/** One limit: at most `limit` units per `windowMs`. */
+export interface RateLimitRule {
+  /** Units (requests, unless a cost is given) admitted per window: an integer >= 1. */
+  limit: number;
+  /** The window in milliseconds: an integer >= 1. */
+  windowMs: number;
+  /** Default `sliding-log`. */
+  algorithm?: RateLimitAlgorithm;
+  /** Shown in headers and 429 bodies (default `default` for one rule, `rule<n>` for several). */
+  name?: string;
+}
+
+/** A value given directly or computed from the request (e.g. a limit by subscription tier). */
+export type ContextValue<T> = T | ((context: ExecutionContext) => T | Promise<T>);
+
+/** A rule of `@RateLimit`: like {@link RateLimitRule}, but `limit` may depend on the request. */
+export interface RateLimitRouteRule extends Omit<RateLimitRule, 'limit'> {
+  /** A number, or a function of the execution context returning one (tiers). */
+  limit: ContextValue<number>;
+}
+
+/** Options of `@RateLimit(...)` beyond the rule itself. */
+export interface RateLimitRouteOptions extends Partial<RateLimitRouteRule> {
+  /** Several rules checked and recorded atomically (all or nothing); replaces limit/windowMs/algorithm. */
+  rules?: RateLimitRouteRule[];
+  /**
+   * Who is limited. Default: the client IP (`req.ip`, IPv6 masked to /64). The route (HTTP method and
+   * route path) is always added, so each route has its own buckets. Required outside HTTP.
+   */
+  key?: (context: ExecutionContext) => string | Promise<string>;
+  /** Units one request takes (default 1). */
+  cost?: ContextValue<number>;
+  /** Overrides the module's `failMode` for this route. */
+  failMode?: RateLimitFailMode;
+  /** Overrides the module's `timeoutMs` for this route. */
+  timeoutMs?: number;
+}
+
+/** Which headers the guard writes. */
+export interface RateLimitHeaderOptions {
+  /** `RateLimit-Policy` and `RateLimit` (IETF draft-ietf-httpapi-ratelimit-headers). Default true. */
+  ietf?: boolean;
+  /** `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds). Default false. */
+  legacy?: boolean;
+}
+
+/** Reported to {@link RateLimitModuleOptions.onUnavailable} each time Redis could not decide a hit. */
+export interface RateLimitUnavailableEvent {
+  /** The connection error, or a timeout error. */
+  error: Error;
+  /** The identifier whose hit was decided without Redis. */
+  key: string;
+  /** How it was decided. */
+  failMode: RateLimitFailMode;
+}
+
+/** `forRoot({ rateLimit: { ... } })`: defaults of the service and of every `@RateLimit` route. */
+export interface RateLimitModuleOptions {
+  /** Default limit of routes that give none; with `windowMs`, also limits every route under an APP_GUARD. */
+  limit?: number;
+  /** Default window of routes that give none. */
+  windowMs?: number;
+  /** Default algorithm (default `sliding-log`). */
+  algorithm?: RateLimitAlgorithm;
+  /** When Redis is down or slow: `open` admits (default), `closed` refuses (the guard answers 503). */
+  failMode?: RateLimitFailMode;
+  /** How long a hit may wait for Redis before the fail mode decides it (default 250 ms). */
+  timeoutMs?: number;
+  /** Which headers the guard writes. */
+  headers?: RateLimitHeaderOptions;
+  /**
+   * Size of the per-process cache of denied identifiers (default 10000, 0 disables it). A hit on an
+   * identifier known to be denied until T is denied without a round trip until T.
+   */
+  localCacheSize?: number;
+  /** Called (errors ignored) each time a hit is decided without Redis. A warning is logged once per outage. */
+  onUnavailable?: (event: RateLimitUnavailableEvent) => void;
+}
+
+/** The outcome of a rate-limit check, describing the tightest rule. */
+export interface RateLimitResult {
+  /** True if the hit was admitted (by every rule). */
+  allowed: boolean;
+  /** The tightest rule's limit. */
+  limit: number;
+  /** Units still available under the tightest rule (after this hit, when it was admitted). */
+  remaining: number;
+  /** Milliseconds until the tightest rule's quota is fully restored. */
+  resetMs: number;
+  /** Milliseconds until this hit could be admitted (0 when allowed). */
+  retryAfterMs: number;
+  /** The tightest rule: when denied, the denying rule that frees last; otherwise the one with the fewest units left. */
+  rule: { name: string; limit: number; windowMs: number; algorithm: string };
+  /** True if Redis could not decide and the fail mode did (`open`: admitted without counting). */
+  degraded?: boolean;
+}
+
+/** Defaults. */
+export const DEFAULT_RATE_LIMIT_TIMEOUT_MS = 250;
+export const DEFAULT_LOCAL_CACHE_SIZE = 10_000;
+
+/** The largest limit or cost accepted (keeps every computation in exact integer range). */
+export const MAX_RATE_LIMIT = 1_000_000;
+/** The longest window accepted: 30 days. */
+export const MAX_WINDOW_MS = 30 * 24 * 3600 * 1000;
+
+/** A rule with every field resolved. */
+export interface ResolvedRateLimitRule {
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly algorithm: RateLimitAlgorithm;
+  readonly name: string;
+}
+
+/** Throws a message naming `option` and `where` unless `value` is an integer in [1, max]. */
+export function assertPositiveInteger(value: unknown, option: string, where: string, max: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new TypeError(
+      `nest-redis-lua: ${where}: option "${option}" must be an integer between 1 and ${max}, got ${describeValue(value)}`,
+    );
+  }
+}
+
+/** Throws unless `value` is a known algorithm. */
+export function assertAlgorithm(value: unknown, option: string, where: string): void {
+  if (value !== undefined && !(typeof value === 'string' && value in RATE_LIMIT_ALGORITHMS)) {
+    throw new TypeError(
+      `nest-redis-lua: ${where}: option "${option}" must be one of ${Object.keys(RATE_LIMIT_ALGORITHMS).join(', ')}, got ${describeValue(value)}`,
+    );
+  }
+}
+
+/** Checks and completes rules (a call to the service, or a route once its limits are known). */
+export function resolveRules(
+  rules: RateLimitRule | readonly RateLimitRule[],
+  where: string,
+  defaults: Pick<RateLimitModuleOptions, 'algorithm'> = {},
+): ResolvedRateLimitRule[] {
+  const list: readonly RateLimitRule[] = Array.isArray(rules) ? rules : [rules as RateLimitRule];
+  if (list.length === 0) throw new TypeError(`nest-redis-lua: ${where}: give at least one rate-limit rule`);
+  const resolved = list.map((rule, i) => {
+    const at = list.length === 1 ? '' : `rules[${i}].`;
+    if (typeof rule !== 'object' || rule === null) {
+      throw new TypeError(`nest-redis-lua: ${where}: ${at || 'a rule'} must be an object with limit and windowMs`);
+    }
+    assertPositiveInteger(rule.limit, `${at}limit`, where, MAX_RATE_LIMIT);
+    assertPositiveInteger(rule.windowMs, `${at}windowMs`, where, MAX_WINDOW_MS);
+    assertAlgorithm(rule.algorithm, `${at}algorithm`, where);
+    if (rule.name !== undefined && (typeof rule.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(rule.name))) {
+      throw new TypeError(
+        `nest-redis-lua: ${where}: option "${at}name" must be 1-64 characters of letters, digits, "_", "." or "-", got ${describeValue(rule.name)}`,
+      );
+    }
+    return {
+      limit: rule.limit,
+      windowMs: rule.windowMs,
+      algorithm: rule.algorithm ?? defaults.algorithm ?? DEFAULT_RATE_LIMIT_ALGORITHM,
+      name: rule.name ?? (list.length === 1 ? 'default' : `rule${i + 1}`),
+    };
+  });
+  const seen = new Set<string>();
+  for (const rule of resolved) {
+    const identity = `${rule.algorithm}/${rule.windowMs}/${rule.limit}`;
+    if (seen.has(identity)) {
+      throw new TypeError(`nest-redis-lua: ${where}: two rules are the same (${rule.limit} per ${rule.windowMs} ms, ${rule.algorithm})`);
+    }
+    seen.add(identity);
+  }
+  return resolved;
+}
+
+/** Checks `forRoot({ rateLimit })` at boot. */
+export function validateRateLimitModuleOptions(options: RateLimitModuleOptions | undefined): void {
+  if (options === undefined) return;
+  const where = 'forRoot rateLimit';
+  if (options.limit !== undefined) assertPositiveInteger(options.limit, 'rateLimit.limit', where, MAX_RATE_LIMIT);
+  if (options.windowMs !== undefined) assertPositiveInteger(options.windowMs, 'rateLimit.windowMs', where, MAX_WINDOW_MS);
+  assertAlgorithm(options.algorithm, 'rateLimit.algorithm', where);
+  assertFailMode(options.failMode, 'rateLimit.failMode', where);
+  if (options.timeoutMs !== undefined) assertPositiveInteger(options.timeoutMs, 'rateLimit.timeoutMs', where, 60_000);
+  if (
+    options.localCacheSize !== undefined &&
+    (!Number.isInteger(options.localCacheSize) || options.localCacheSize < 0)
+  ) {
+    throw new TypeError(`nest-redis-lua: ${where}: option "rateLimit.localCacheSize" must be an integer >= 0, got ${describeValue(options.localCacheSize)}`);
+  }
+  if (options.onUnavailable !== undefined && typeof options.onUnavailable !== 'function') {
+    throw new TypeError(`nest-redis-lua: ${where}: option "rateLimit.onUnavailable" must be a function`);
+  }
+}
+
+/** Throws unless `value` is `open`, `closed` or undefined. */
+export function assertFailMode(value: unknown, option: string, where: string): void {
+  if (value !== undefined && value !== 'open' && value !== 'closed') {
+    throw new TypeError(`nest-redis-lua: ${where}: option "${option}" must be "open" or "closed", got ${describeValue(value)}`);
+  }
+}
+
+/** A value for an error message. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'number' || value === undefined) return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,202 @@
+import { Controller, Get, Module, UseGuards, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import {
+  RateLimit,
+  RateLimitGuard,
+  RateLimiterService,
+  RateLimitUnavailableError,
+  RedisLuaModule,
+  type RateLimitFailMode,
+  type RateLimitUnavailableEvent,
+  type RedisLuaModuleOptions,
+} from 'nest-redis-lua';
+import { RedisClusterHarness, RedisServer } from '../harness/redis-server';
+
+const TIMEOUT_MS = 250;
+
+@Controller('limited')
+@UseGuards(RateLimitGuard)
+class LimitedController {
+  @Get()
+  @RateLimit({ limit: 100, windowMs: 60_000 })
+  get(): { ok: true } {
+    return { ok: true };
+  }
+}
+
+@Controller('closed')
+@UseGuards(RateLimitGuard)
+class ClosedController {
+  @Get()
+  @RateLimit({ limit: 100, windowMs: 60_000, failMode: 'closed' })
+  get(): { ok: true } {
+    return { ok: true };
+  }
+}
+
+async function app(connection: Pick<RedisLuaModuleOptions, 'url' | 'cluster'>, failMode: RateLimitFailMode, events: RateLimitUnavailableEvent[]): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      RedisLuaModule.forRoot({
+        ...connection,
+        keyPrefix: `fail${process.pid}`,
+        rateLimit: { failMode, timeoutMs: TIMEOUT_MS, onUnavailable: (e) => events.push(e) },
+      }),
+    ],
+    controllers: [LimitedController, ClosedController],
+  }).compile();
+  const nest = moduleRef.createNestApplication({ logger: false });
+  await nest.init();
+  return nest;
+}
+
+/** Time one request; the status and how long it took. */
+async function timed(server: unknown, path: string): Promise<{ status: number; ms: number }> {
+  const started = performance.now();
+  const res = await request(server as Parameters<typeof request>[0]).get(path);
+  return { status: res.status, ms: performance.now() - started };
+}
+
+describe('rate limit fail modes', () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(reason);
+  };
+  beforeAll(() => process.on('unhandledRejection', onUnhandled));
+  afterAll(() => process.off('unhandledRejection', onUnhandled));
+
+  describe('standalone', () => {
+    let server: RedisServer;
+    beforeEach(async () => {
+      server = await RedisServer.start();
+    });
+    afterEach(async () => {
+      await server.destroy();
+    });
+
+    it.each<[RateLimitFailMode, number]>([
+      ['open', 200],
+      ['closed', 503],
+    ])('Redis stopped, failMode %s: answers %i within timeoutMs + 100 ms, reports it, no unhandled rejection', async (failMode, status) => {
+      const events: RateLimitUnavailableEvent[] = [];
+      const nest = await app({ url: server.url }, failMode, events);
+      const http = nest.getHttpServer();
+      expect((await timed(http, '/limited')).status).toBe(200);
+      await server.stop();
+      for (let i = 0; i < 3; i++) {
+        const res = await timed(http, '/limited');
+        expect(res.status).toBe(status);
+        expect(res.ms).toBeLessThan(TIMEOUT_MS + 100);
+      }
+      // A route's own failMode wins over the module's.
+      expect((await timed(http, '/closed')).status).toBe(503);
+      expect(events.length).toBeGreaterThanOrEqual(4);
+      expect(events[0]).toMatchObject({ failMode });
+      await nest.close();
+      expect(unhandled).toEqual([]);
+    });
+
+    it.each<[RateLimitFailMode, number]>([
+      ['open', 200],
+      ['closed', 503],
+    ])('Redis paused (connected, silent), failMode %s: answers %i after timeoutMs, and the late reply is harmless', async (failMode, status) => {
+      const events: RateLimitUnavailableEvent[] = [];
+      const nest = await app({ url: server.url }, failMode, events);
+      const http = nest.getHttpServer();
+      expect((await timed(http, '/limited')).status).toBe(200);
+      server.pause();
+      const res = await timed(http, '/limited');
+      server.resume();
+      expect(res.status).toBe(status);
+      expect(res.ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
+      expect(res.ms).toBeLessThan(TIMEOUT_MS + 100);
+      expect(events[0].error.message).toMatch(/did not answer within 250 ms/);
+      // Redis answers again: the limiter works again.
+      expect((await timed(http, '/limited')).status).toBe(200);
+      await nest.close();
+      expect(unhandled).toEqual([]);
+    });
+
+    it('the service throws RateLimitUnavailableError in closed mode and returns a degraded admission in open mode', async () => {
+      const events: RateLimitUnavailableEvent[] = [];
+      const nest = await app({ url: server.url }, 'open', events);
+      const limiter = nest.get(RateLimiterService);
+      await server.stop();
+      const rule = { limit: 1, windowMs: 1000 };
+      expect(await limiter.consume('k', rule)).toMatchObject({ allowed: true, degraded: true });
+      await expect(limiter.consume('k', rule, { failMode: 'closed' })).rejects.toThrow(RateLimitUnavailableError);
+      await nest.close();
+      expect(unhandled).toEqual([]);
+    });
+  });
+
+  describe('cluster', () => {
+    let cluster: RedisClusterHarness;
+    beforeAll(async () => {
+      cluster = await RedisClusterHarness.start({ masters: 3 });
+    }, 60_000);
+    afterAll(async () => {
+      await cluster.destroy();
+    });
+
+    it.each<[RateLimitFailMode, number]>([
+      ['open', 200],
+      ['closed', 503],
+    ])('every master paused, failMode %s: answers %i within timeoutMs + 100 ms', async (failMode, status) => {
+      const events: RateLimitUnavailableEvent[] = [];
+      const nest = await app({ cluster: { nodes: cluster.nodes } }, failMode, events);
+      const http = nest.getHttpServer();
+      expect((await timed(http, '/limited')).status).toBe(200);
+      cluster.servers.forEach((s) => s.pause());
+      let res: { status: number; ms: number };
+      try {
+        res = await timed(http, '/limited');
+      } finally {
+        cluster.servers.forEach((s) => s.resume());
+      }
+      expect(res.status).toBe(status);
+      expect(res.ms).toBeLessThan(TIMEOUT_MS + 100);
+      expect(events).toHaveLength(1);
+      expect((await timed(http, '/limited')).status).toBe(200);
+      await nest.close();
+      expect(unhandled).toEqual([]);
+    });
+  });
+});
+
+describe('rate limit options are checked early', () => {
+  it('@RateLimit throws at decoration, naming the option and Controller.method', () => {
+    const decorate = (options: Parameters<typeof RateLimit>[0]): void => {
+      class UsersController {
+        find(): void {}
+      }
+      const descriptor = Object.getOwnPropertyDescriptor(UsersController.prototype, 'find')!;
+      RateLimit(options)(UsersController.prototype, 'find', descriptor);
+    };
+    expect(() => decorate({ limit: 0, windowMs: 1000 })).toThrow(/@RateLimit on UsersController\.find: option "limit" must be an integer between 1 and 1000000, got 0/);
+    expect(() => decorate({ limit: -5, windowMs: 1000 })).toThrow(/option "limit"/);
+    expect(() => decorate({ limit: 1.5, windowMs: 1000 })).toThrow(/option "limit".*got 1\.5/);
+    expect(() => decorate({ limit: 10, windowMs: 0.5 })).toThrow(/UsersController\.find: option "windowMs"/);
+    expect(() => decorate({ limit: 10, windowMs: 1000, algorithm: 'leaky-bucket' as never })).toThrow(
+      /UsersController\.find: option "algorithm" must be one of sliding-log, sliding-window, token-bucket, fixed-window, got "leaky-bucket"/,
+    );
+    expect(() => decorate([{ limit: 10, windowMs: 1000 }, { limit: 10, windowMs: -1 }])).toThrow(/option "rules\[1\]\.windowMs"/);
+    expect(() => decorate({ limit: 10, windowMs: 1000, failMode: 'sometimes' as never })).toThrow(/option "failMode"/);
+    expect(() => decorate({ limit: 10, windowMs: 1000, cost: 0 })).toThrow(/option "cost"/);
+    expect(() => {
+      @RateLimit({ limit: 10, windowMs: 1000, algorithm: 'nope' as never })
+      class AdminController {}
+      return AdminController;
+    }).toThrow(/@RateLimit on AdminController: option "algorithm"/);
+  });
+
+  it('forRoot({ rateLimit }) fails at boot, naming the option', async () => {
+    @Module({ imports: [RedisLuaModule.forRoot({ url: 'redis://127.0.0.1:1', lazyConnect: true, rateLimit: { limit: 10, windowMs: 0 } })] })
+    class BadModule {}
+    await expect(NestFactory.createApplicationContext(BadModule, { logger: false, abortOnError: false })).rejects.toThrow(
+      /option "rateLimit\.windowMs" must be an integer/,
+    );
+  });
+});

@@ -1,0 +1,182 @@
+import { join } from 'node:path';
+import {
+  RateLimitInputError,
+  RateLimiterService,
+  RedisLuaModule,
+  type RateLimitAlgorithm,
+  type RateLimitModuleOptions,
+  type RateLimitRule,
+} from 'nest-redis-lua';
+import { runTsChild } from '../harness/child-process';
+import { describeTopologies, type TopologyContext } from '../harness/topologies';
+
+const ALGORITHMS: RateLimitAlgorithm[] = ['sliding-log', 'sliding-window', 'token-bucket', 'fixed-window'];
+const HOUR = 3_600_000;
+const CLOCK_CHILD = join(__dirname, 'fixtures', 'clock-skewed-consumer.ts');
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function limiter(t: TopologyContext, prefix: string, rateLimit: RateLimitModuleOptions = {}): Promise<RateLimiterService> {
+  const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix, rateLimit })]);
+  return app.get(RateLimiterService);
+}
+
+describeTopologies('RateLimiterService', (t) => {
+  it('admits exactly the limit of 1000 concurrent hits from 4 clients, for every algorithm and for mixed rules', async () => {
+    const prefix = t.prefix();
+    // Four applications: four ioredis clients (four connections, or four cluster clients).
+    const services = await Promise.all([0, 1, 2, 3].map(() => limiter(t, prefix, { localCacheSize: 0 })));
+    const cases: Array<[string, RateLimitRule[]]> = [
+      ...ALGORITHMS.map((algorithm): [string, RateLimitRule[]] => [algorithm, [{ limit: 100, windowMs: HOUR, algorithm }]]),
+      ['mixed', [{ limit: 100, windowMs: HOUR, algorithm: 'token-bucket' }, { limit: 150, windowMs: HOUR, algorithm: 'sliding-log' }]],
+    ];
+    for (const [name, rules] of cases) {
+      const key = `exact-${name}`;
+      const results = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => services[i % 4].consume(key, rules)),
+      );
+      const allowed = results.filter((r) => r.allowed);
+      expect({ name, allowed: allowed.length }).toEqual({ name, allowed: 100 });
+      expect(results.every((r) => r.degraded === undefined)).toBe(true);
+      // Remaining counts down exactly once per admitted hit.
+      expect(allowed.map((r) => r.remaining).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      const denied = results.find((r) => !r.allowed)!;
+      expect(denied.retryAfterMs).toBeGreaterThan(0);
+      expect(denied.limit).toBe(100);
+    }
+  });
+
+  it('sliding log: hits spread over a short window free their slots one by one; denied retries are not counted', async () => {
+    const service = await limiter(t, t.prefix(), { localCacheSize: 0 });
+    const rule: RateLimitRule = { limit: 3, windowMs: 400 };
+    expect((await service.consume('spread', rule)).allowed).toBe(true);
+    await sleep(120);
+    expect((await service.consume('spread', rule)).allowed).toBe(true);
+    await sleep(120);
+    expect((await service.consume('spread', rule)).remaining).toBe(0);
+
+    // The retrying client is denied many times; none of that counts.
+    let denied = await service.consume('spread', rule);
+    expect(denied.allowed).toBe(false);
+    expect(denied.retryAfterMs).toBeGreaterThan(0);
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(400 - 240);
+    for (let i = 0; i < 20; i++) denied = await service.consume('spread', rule);
+    expect(denied.allowed).toBe(false);
+
+    // Exactly when the oldest hit expires, one slot is free again, and only one.
+    await sleep(denied.retryAfterMs + 2);
+    const admitted = await service.consume('spread', rule);
+    expect(admitted).toMatchObject({ allowed: true, remaining: 0 });
+    const next = await service.consume('spread', rule);
+    expect(next.allowed).toBe(false);
+    // The next slot is the second hit's, ~120 ms after the first one's.
+    expect(next.retryAfterMs).toBeGreaterThan(40);
+    expect(next.retryAfterMs).toBeLessThanOrEqual(125);
+  });
+
+  it.each(ALGORITHMS)('%s: a denied hit is admitted after retryAfterMs, and denied hits are not counted', async (algorithm) => {
+    const service = await limiter(t, t.prefix(), { localCacheSize: 0 });
+    const rule: RateLimitRule = { limit: 2, windowMs: 300, algorithm };
+    expect((await service.consume('k', rule)).allowed).toBe(true);
+    expect((await service.consume('k', rule)).allowed).toBe(true);
+    let denied = await service.consume('k', rule);
+    for (let i = 0; i < 10; i++) denied = await service.consume('k', rule);
+    expect(denied.allowed).toBe(false);
+    expect(denied.retryAfterMs).toBeGreaterThan(0);
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(600);
+    await sleep(denied.retryAfterMs + 2);
+    expect((await service.consume('k', rule)).allowed).toBe(true);
+  });
+
+  it('two rules: a hit that would break either records nothing in either (all or nothing)', async () => {
+    const service = await limiter(t, t.prefix());
+    const perSecond: RateLimitRule = { limit: 3, windowMs: HOUR / 2, name: 'burst' };
+    const perHour: RateLimitRule = { limit: 10, windowMs: HOUR, name: 'hourly', algorithm: 'token-bucket' };
+    const both = [perSecond, perHour];
+    for (let i = 0; i < 3; i++) expect((await service.consume('two', both)).allowed).toBe(true);
+    const denied = await service.consume('two', both);
+    expect(denied).toMatchObject({ allowed: false, limit: 3, remaining: 0, rule: { name: 'burst' } });
+    // The hourly rule did not count the denied hit.
+    expect(await service.peek('two', perHour)).toMatchObject({ allowed: true, remaining: 7 });
+
+    // The other way round: cost 8 breaks the hourly rule (7 left), so the roomy rule records nothing either.
+    await service.reset('two', perSecond);
+    const heavy = await service.consume('two', [perHour, { limit: 100, windowMs: HOUR }], { cost: 8 });
+    expect(heavy).toMatchObject({ allowed: false, rule: { name: 'hourly' } });
+    expect(await service.peek('two', { limit: 100, windowMs: HOUR })).toMatchObject({ remaining: 100 });
+    // When admitted, the result describes the rule with the fewest units left.
+    expect(await service.consume('two', both)).toMatchObject({ allowed: true, remaining: 2, rule: { name: 'burst' } });
+  });
+
+  it('cost takes several units; peek records nothing; reset forgets', async () => {
+    const service = await limiter(t, t.prefix());
+    for (const algorithm of ALGORITHMS) {
+      const rule: RateLimitRule = { limit: 10, windowMs: HOUR, algorithm };
+      expect(await service.consume(`cost-${algorithm}`, rule, { cost: 4 })).toMatchObject({ allowed: true, remaining: 6 });
+      expect(await service.consume(`cost-${algorithm}`, rule, { cost: 4 })).toMatchObject({ allowed: true, remaining: 2 });
+      expect(await service.consume(`cost-${algorithm}`, rule, { cost: 4 })).toMatchObject({ allowed: false });
+      expect(await service.peek(`cost-${algorithm}`, rule, { cost: 2 })).toMatchObject({ allowed: true, remaining: 2 });
+      expect(await service.consume(`cost-${algorithm}`, rule, { cost: 2 })).toMatchObject({ allowed: true, remaining: 0 });
+      await service.reset(`cost-${algorithm}`, rule);
+      expect(await service.peek(`cost-${algorithm}`, rule)).toMatchObject({ allowed: true, remaining: 10 });
+    }
+  });
+
+  it('a process-local cache answers a denied key until it may pass, without Redis', async () => {
+    const service = await limiter(t, t.prefix());
+    const rule: RateLimitRule = { limit: 1, windowMs: HOUR };
+    await service.consume('cached', rule);
+    const first = await service.consume('cached', rule);
+    expect(first.allowed).toBe(false);
+    // Another process resets the key in Redis: this process keeps denying from its cache.
+    const other = await limiter(t, (service as unknown as { keys: { prefix: string } }).keys.prefix, { localCacheSize: 0 });
+    await other.reset('cached', rule);
+    expect((await service.consume('cached', rule)).allowed).toBe(false);
+    expect((await other.consume('cached', rule)).allowed).toBe(true);
+    // Its own reset clears its cache.
+    await service.reset('cached', rule);
+    expect((await service.consume('cached', rule)).allowed).toBe(true);
+  });
+
+  it('identifiers with { } : * unicode or 10 kB never share a bucket', async () => {
+    const service = await limiter(t, t.prefix());
+    const long = 'x'.repeat(10_240);
+    const ids = [
+      'a', 'a:b', 'a%3Ab', 'a}', '{a}', '{a', '}{', '*', 'a*', ':', '::', '%', '#', '',
+      'héllo', 'hello', '日本語', '🔥', 'a\nGET /x', long, `${long}y`, `y${long}`,
+    ].filter((id) => id !== '');
+    const rule: RateLimitRule = { limit: 1, windowMs: HOUR };
+    const first = await Promise.all(ids.map((id) => service.consume(id, rule)));
+    expect(first.map((r) => r.allowed)).toEqual(ids.map(() => true));
+    const second = await Promise.all(ids.map((id) => service.consume(id, rule)));
+    expect(second.map((r) => r.allowed)).toEqual(ids.map(() => false));
+  });
+
+  it('two instances whose clocks differ by 30 s enforce one shared limit exactly (time comes from Redis)', async () => {
+    const prefix = t.prefix();
+    const service = await limiter(t, prefix);
+    const rule: RateLimitRule = { limit: 100, windowMs: 20_000 };
+    const mine = await Promise.all(Array.from({ length: 60 }, () => service.consume('clock', rule)));
+    expect(mine.filter((r) => r.allowed)).toHaveLength(60);
+    // A second instance in another process, its Date.now() 30 s ahead. A limiter trusting client clocks
+    // would see our hits as older than its window and admit 60 more.
+    const child = await runTsChild(CLOCK_CHILD, [JSON.stringify({ ...t.connection(), keyPrefix: prefix }), 'clock', '60', JSON.stringify(rule)], 25_000);
+    expect(child.stderr).toBe('');
+    expect(JSON.parse(child.stdout.trim())).toEqual({ skewMs: 30_000, allowed: 40 });
+    expect((await service.consume('clock', rule)).allowed).toBe(false);
+  });
+
+  it('rejects bad input with a typed error before touching Redis', async () => {
+    const service = await limiter(t, t.prefix());
+    const rule: RateLimitRule = { limit: 5, windowMs: 1000 };
+    await expect(service.consume('', rule)).rejects.toThrow(RateLimitInputError);
+    await expect(service.consume('k', rule, { cost: 0 })).rejects.toThrow(/cost must be an integer between 1 and the smallest limit \(5\), got 0/);
+    await expect(service.consume('k', rule, { cost: 6 })).rejects.toThrow(RateLimitInputError);
+    await expect(service.consume('k', { limit: Number.NaN, windowMs: 1000 })).rejects.toThrow(/"limit" must be an integer/);
+    await expect(service.consume('k', { limit: 5, windowMs: 0.5 })).rejects.toThrow(/"windowMs" must be an integer/);
+    await expect(service.consume('k', { limit: 5, windowMs: 1000, algorithm: 'leaky' as RateLimitAlgorithm })).rejects.toThrow(/"algorithm" must be one of/);
+    await expect(service.consume('k', [rule, { ...rule }])).rejects.toThrow(/two rules are the same/);
+    await expect(service.consume('k', [])).rejects.toThrow(/at least one rate-limit rule/);
+    expect(await service.peek('k', rule)).toMatchObject({ remaining: 5 });
+  });
+});
