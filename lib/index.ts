@@ -15,3 +15,19 @@ export type { LuaScriptDefinition } from './scripts/script-definition.interface'
 export { InjectScript, getScriptToken } from './scripts/script.decorators';
 export { KeyBuilder, encodeKeyPart, type KeyPart } from './scripts/key-builder';
 export type { SourceLine } from './scripts/script-source';
+
+// Locks
+export { LockService } from './lock/lock.service';
+export { Lock } from './lock/lock';
+export { LockInterceptor } from './lock/lock.interceptor';
+export { WithLock, CurrentLock } from './lock/lock.decorator';
+export { LockLostError, LockTimeoutError } from './lock/lock.errors';
+export {
+  DEFAULT_LOCK_TTL_MS,
+  DEFAULT_LOCK_WAIT_MS,
+  type AcquireLockOptions,
+  type LockModuleOptions,
+  type LockResource,
+  type TryAcquireLockOptions,
+  type WithLockOptions,
+} from './lock/lock.options';

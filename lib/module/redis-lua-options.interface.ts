@@ -1,4 +1,5 @@
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import type { LockModuleOptions } from '../lock/lock.options';
 
 /** A Redis Cluster to connect to: seed nodes and ioredis `ClusterOptions`. */
 export interface RedisLuaClusterConnection {
@@ -36,6 +37,8 @@ export interface RedisLuaModuleOptions {
   lazyConnect?: boolean;
   /** How long boot waits for Redis before failing (default 10000 ms). */
   bootTimeoutMs?: number;
+  /** Defaults of every lock (`LockService`, `@WithLock`): `ttlMs` (30000), `waitMs` (5000). Validated at boot. */
+  lock?: LockModuleOptions;
 }
 
 /** Defaults applied to the options a user gives. */

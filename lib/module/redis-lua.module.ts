@@ -6,6 +6,7 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
+import { LockService } from '../lock/lock.service';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import type { LuaScriptDefinition } from '../scripts/script-definition.interface';
@@ -38,6 +39,7 @@ const SHARED_PROVIDERS: Provider[] = [
   },
   LuaScriptEngine,
   RedisLuaSubscriber,
+  LockService,
 ];
 
 /**
