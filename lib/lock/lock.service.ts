@@ -58,7 +58,7 @@ export class LockService implements OnModuleDestroy {
     @Inject(REDIS_LUA_OPTIONS) options: RedisLuaModuleOptions,
     subscriber: RedisLuaSubscriber,
   ) {
-    validateLockOptions(options.lock, 'RedisLuaModule.forRoot({ lock })');
+    // options.lock was validated with the connection options, before the connection opened.
     this.defaults = Object.freeze({
       ttlMs: options.lock?.ttlMs ?? DEFAULT_LOCK_TTL_MS,
       waitMs: options.lock?.waitMs ?? DEFAULT_LOCK_WAIT_MS,

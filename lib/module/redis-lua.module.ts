@@ -6,6 +6,7 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
+import { validateLockOptions } from '../lock/lock.options';
 import { LockService } from '../lock/lock.service';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
@@ -87,6 +88,8 @@ export class RedisLuaFeatureModule {}
 function validateOptions(options: RedisLuaModuleOptions): void {
   validateConnectionOptions(options);
   if (options.keyPrefix !== undefined) validateKeyPrefix(options.keyPrefix);
+  // Before the connection opens: a boot failure after it would leave it open.
+  validateLockOptions(options.lock, 'RedisLuaModule.forRoot({ lock })');
   if (
     options.bootTimeoutMs !== undefined &&
     (!Number.isFinite(options.bootTimeoutMs) || options.bootTimeoutMs <= 0)
