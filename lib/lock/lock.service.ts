@@ -89,7 +89,15 @@ export class LockService implements OnModuleDestroy {
     const ttlMs = options.ttlMs ?? this.defaults.ttlMs;
     const waitMs = options.waitMs ?? this.defaults.waitMs;
     const autoExtend = options.autoExtend ?? true;
-    const signal = options.signal ? AbortSignal.any([options.signal, this.closing.signal]) : this.closing.signal;
+    const { signal, dispose } = this.waitSignal(options.signal);
+    try {
+      return await this.acquireUntil(resource, ttlMs, waitMs, autoExtend, signal);
+    } finally {
+      dispose();
+    }
+  }
+
+  private async acquireUntil(resource: string, ttlMs: number, waitMs: number, autoExtend: boolean, signal: AbortSignal): Promise<Lock> {
     signal.throwIfAborted();
     const deadline = performance.now() + waitMs;
 
@@ -205,6 +213,24 @@ export class LockService implements OnModuleDestroy {
     }
     this.held.add(lock);
     return { lock };
+  }
+
+  /**
+   * Aborts when the caller's signal or the service's shutdown signal does. (Not `AbortSignal.any`,
+   * whose dependents some Node.js 20 releases keep alive as long as the long-lived source.)
+   */
+  private waitSignal(caller: AbortSignal | undefined): { signal: AbortSignal; dispose: () => void } {
+    if (!caller) return { signal: this.closing.signal, dispose: () => undefined };
+    const controller = new AbortController();
+    const sources = [caller, this.closing.signal];
+    const onAbort = function (this: AbortSignal): void {
+      controller.abort(this.reason);
+    };
+    for (const source of sources) {
+      if (source.aborted) controller.abort(source.reason);
+      else source.addEventListener('abort', onAbort, { once: true });
+    }
+    return { signal: controller.signal, dispose: () => sources.forEach((source) => source.removeEventListener('abort', onAbort)) };
   }
 
   private timeout(resource: string, waitMs: number, pttl: number): LockTimeoutError {
