@@ -12,6 +12,7 @@ export { RedisLuaHealthIndicator, type RedisLuaHealthDetails, type RedisLuaHealt
 export { LuaScript, type ScriptArg } from './scripts/lua-script';
 export { LuaScriptEngine } from './scripts/lua-script.engine';
 export { LuaScriptError } from './scripts/lua-script.errors';
+export { RedisLuaInputError } from './module/redis-lua.errors';
 export type { LuaScriptDefinition } from './scripts/script-definition.interface';
 export { InjectScript, getScriptToken } from './scripts/script.decorators';
 export { KeyBuilder, encodeKeyPart, type KeyPart } from './scripts/key-builder';
@@ -75,7 +76,7 @@ export { LockService } from './lock/lock.service';
 export { Lock } from './lock/lock';
 export { LockInterceptor } from './lock/lock.interceptor';
 export { WithLock, CurrentLock } from './lock/lock.decorator';
-export { LockLostError, LockTimeoutError } from './lock/lock.errors';
+export { LockInputError, LockLostError, LockTimeoutError } from './lock/lock.errors';
 export {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,

@@ -1,4 +1,9 @@
-/** Base class of the errors {@link CacheAsideService} raises itself (a loader's own error passes through unchanged). */
+import { RedisLuaInputError } from '../module/redis-lua.errors';
+
+/**
+ * Base class of the errors {@link CacheAsideService} raises itself at run time (a loader's own error
+ * passes through unchanged; bad arguments raise {@link CacheInputError}).
+ */
 export class CacheAsideError extends Error {
   override readonly name: string = 'CacheAsideError';
 
@@ -8,15 +13,17 @@ export class CacheAsideError extends Error {
 }
 
 /** Bad input to a {@link CacheAsideService} call: thrown before anything is read or written. */
-export class CacheInputError extends CacheAsideError {
+export class CacheInputError extends RedisLuaInputError {
   override readonly name = 'CacheInputError';
+  override readonly field: string;
 
   constructor(
     /** The argument or option at fault, e.g. `ttlMs`, `waitMs`. */
-    readonly field: string,
+    field: string,
     message: string,
   ) {
-    super(message);
+    super(`nest-redis-lua cache: ${message}`, field);
+    this.field = field;
   }
 }
 

@@ -1,15 +1,19 @@
+import { RedisLuaInputError } from '../module/redis-lua.errors';
+
 /**
  * Bad input to a {@link BoundedCounterService} call (an amount that is not a positive safe integer,
  * a bound that is not a safe integer, a wrong TTL, an empty key). Thrown before anything is written.
  */
-export class CounterInputError extends Error {
+export class CounterInputError extends RedisLuaInputError {
   override readonly name = 'CounterInputError';
+  override readonly field: string;
 
   constructor(
     /** The argument or option at fault, e.g. `amount`, `max`, `ttlMs`. */
-    readonly field: string,
+    field: string,
     message: string,
   ) {
-    super(`nest-redis-lua counter: ${message}`);
+    super(`nest-redis-lua counter: ${message}`, field);
+    this.field = field;
   }
 }

@@ -1,3 +1,5 @@
+import { RedisLuaInputError } from '../module/redis-lua.errors';
+
 /**
  * `acquire` gave up: the lock was still held after `waitMs`. `@WithLock` turns it into a 409 (or the
  * configured status) with a `Retry-After` header.
@@ -36,4 +38,9 @@ export class LockLostError extends Error {
   ) {
     super(`Lock on "${resource}" lost: ${message}`, options);
   }
+}
+
+/** Bad input to a {@link LockService} call (an empty resource, a malformed token), before any Redis call. */
+export class LockInputError extends RedisLuaInputError {
+  override readonly name = 'LockInputError';
 }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
@@ -7,7 +8,7 @@ import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { Lock, type LockBackend } from './lock';
-import { LockTimeoutError } from './lock.errors';
+import { LockInputError, LockTimeoutError } from './lock.errors';
 import {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
@@ -47,7 +48,8 @@ export class LockService implements OnModuleDestroy {
   private readonly extendScript: LuaScript<0 | 1>;
   private readonly held = new Set<Lock>();
   private readonly waiters: LockWaitQueues;
-  private readonly closing = new AbortController();
+  /** Aborted on shutdown; every waiter listens to it, so it may have any number of listeners. */
+  private readonly closing = withUnlimitedListeners(new AbortController());
   private readonly backend: LockBackend;
   /** The module-level defaults (`forRoot({ lock })` over the built-in ones). */
   readonly defaults: Readonly<Required<LockModuleOptions>>;
@@ -80,7 +82,7 @@ export class LockService implements OnModuleDestroy {
    * event-driven: a release anywhere wakes a waiter at once; a lock whose holder vanished is retried
    * when its TTL runs out.
    * @throws LockTimeoutError when the lock is still held after `waitMs` (0: one attempt).
-   * @throws TypeError on an empty resource or invalid options, before any Redis call.
+   * @throws LockInputError on an empty resource or invalid options, before any Redis call.
    * @throws the `signal`'s reason when it aborts while waiting.
    */
   async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
@@ -247,13 +249,19 @@ export class LockService implements OnModuleDestroy {
 
   private checkResource(resource: unknown): asserts resource is string {
     if (typeof resource !== 'string' || resource.length === 0) {
-      throw new TypeError(`nest-redis-lua: a lock resource must be a non-empty string, got ${JSON.stringify(resource)}`);
+      throw new LockInputError(`nest-redis-lua: a lock resource must be a non-empty string, got ${JSON.stringify(resource)}`, 'resource');
     }
   }
 
   private checkToken(token: unknown): void {
     if (typeof token !== 'string' || token.length === 0 || token.length > 256) {
-      throw new TypeError('nest-redis-lua: a lock token must be a non-empty string of at most 256 characters');
+      throw new LockInputError('nest-redis-lua: a lock token must be a non-empty string of at most 256 characters', 'token');
     }
   }
+}
+
+/** An AbortController whose signal does not warn (MaxListenersExceededWarning) past 10 listeners. */
+function withUnlimitedListeners(controller: AbortController): AbortController {
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

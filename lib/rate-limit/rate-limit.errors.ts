@@ -1,4 +1,5 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
+import { RedisLuaInputError } from '../module/redis-lua.errors';
 import type { RateLimitFailMode, RateLimitResult } from './rate-limit.options';
 
 /** Thrown by `consume` with `failMode: 'closed'` when Redis is down or slower than `timeoutMs`. */
@@ -16,7 +17,7 @@ export class RateLimitUnavailableError extends Error {
 }
 
 /** Bad input to a `RateLimiterService` call (an empty key, a cost that is not an integer, ...), before any Redis write. */
-export class RateLimitInputError extends TypeError {
+export class RateLimitInputError extends RedisLuaInputError {
   override readonly name = 'RateLimitInputError';
 }
 

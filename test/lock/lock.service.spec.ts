@@ -10,6 +10,7 @@ import {
   type RedisLuaModuleOptions,
 } from 'nest-redis-lua';
 import type { Cluster, Redis } from 'ioredis';
+import { bootError as bootErrorOf } from '../harness/boot';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
 import { deferred, subscribers, waitFor } from './lock-test-utils';
@@ -249,17 +250,8 @@ describeTopologies('LockService', (t) => {
 describe('LockService module options', () => {
   const { standalone } = harnessAddresses();
 
-  async function bootError(lock: unknown): Promise<Error | undefined> {
-    @Module({ imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}`, lock } as RedisLuaModuleOptions)] })
-    class AppModule {}
-    try {
-      const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
-      await app.close();
-      return undefined;
-    } catch (err) {
-      return err as Error;
-    }
-  }
+  const bootError = (lock: unknown) =>
+    bootErrorOf({ url: `redis://${standalone.host}:${standalone.port}`, lock } as RedisLuaModuleOptions);
 
   it('validates forRoot({ lock }) at boot, naming the option', async () => {
     expect((await bootError({ ttlMs: 0 }))?.message).toMatch(/forRoot\(\{ lock \}\): option "ttlMs" must be a positive integer/);

@@ -3,25 +3,13 @@ import { ConfigModule, ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import type { Cluster, Redis } from 'ioredis';
 import { InjectRedis, KeyBuilder, REDIS_LUA_KEYS, RedisLuaModule, type RedisLuaModuleOptions } from 'nest-redis-lua';
+import { bootError } from '../harness/boot';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
 
 @Injectable()
 class UsesRedis {
   constructor(@InjectRedis() readonly redis: Redis | Cluster) {}
-}
-
-/** Boots a real application (not a testing module) and returns the boot error, if any. */
-async function bootError(options: RedisLuaModuleOptions): Promise<Error | undefined> {
-  @Module({ imports: [RedisLuaModule.forRoot(options)] })
-  class AppModule {}
-  try {
-    const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
-    await app.close();
-    return undefined;
-  } catch (err) {
-    return err as Error;
-  }
 }
 
 describeTopologies('RedisLuaModule connection', (t) => {
