@@ -18,7 +18,7 @@ afterEach(async () => {
 /** The environment the sample reads, for one topology and a fresh prefix. */
 export function sampleEnv(t: TopologyContext, extra: Record<string, string> = {}): Record<string, string> {
   const { standalone, cluster } = harnessAddresses();
-  const connection =
+  const connection: Record<string, string> =
     t.topology === 'cluster'
       ? { REDIS_CLUSTER_NODES: cluster.map((node) => `${node.host}:${node.port}`).join(',') }
       : { REDIS_URL: `redis://${standalone.host}:${standalone.port}` };
