@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { harnessAddresses } from '../harness/harness-env';
 import { uniquePrefix } from '../harness/topologies';
-import { freePort, processExists, run, terminate, waitForOutput } from './processes';
+import { freePort } from '../harness/redis-server';
+import { processExists, run, terminate, waitForOutput } from './processes';
 
 const ROOT = join(__dirname, '..', '..');
 const MINUTES = 60_000;

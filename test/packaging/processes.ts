@@ -1,6 +1,5 @@
-/** Small helpers for the packaging tests: commands, free ports, and a child's startup line. */
+/** Small helpers for the packaging tests: commands and a child's startup line. */
 import { execFile, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 
 /** Runs a command to completion; rejects with its output when it fails. */
 export function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<string> {
@@ -14,18 +13,6 @@ export function run(command: string, args: string[], options: { cwd: string; env
         else resolve(stdout);
       },
     );
-  });
-}
-
-/** A loopback port nothing listens on (at the time of the call). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
   });
 }
 
