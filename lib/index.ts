@@ -70,3 +70,18 @@ export {
   type ResolvedRateLimitRule,
 } from './rate-limit/rate-limit.options';
 export { clientIdentity } from './rate-limit/client-ip';
+// Locks
+export { LockService } from './lock/lock.service';
+export { Lock } from './lock/lock';
+export { LockInterceptor } from './lock/lock.interceptor';
+export { WithLock, CurrentLock } from './lock/lock.decorator';
+export { LockLostError, LockTimeoutError } from './lock/lock.errors';
+export {
+  DEFAULT_LOCK_TTL_MS,
+  DEFAULT_LOCK_WAIT_MS,
+  type AcquireLockOptions,
+  type LockModuleOptions,
+  type LockResource,
+  type TryAcquireLockOptions,
+  type WithLockOptions,
+} from './lock/lock.options';

@@ -6,6 +6,7 @@ import { redisOptionsFromConfig } from './config/redis-options';
 import { GamesModule } from './games/games.module';
 import { HealthModule } from './health/health.module';
 import { HelloModule } from './hello/hello.module';
+import { InventoryModule } from './inventory/inventory.module';
 import { PagesModule } from './pages/pages.module';
 import { ProductsModule } from './products/products.module';
 
@@ -18,6 +19,7 @@ export { redisOptionsFromConfig };
     RedisLuaModule.forRootAsync({ inject: [ConfigService], useFactory: redisOptionsFromConfig }),
     HelloModule,
     AuthModule,
+    InventoryModule,
     GamesModule,
     ProductsModule,
     PagesModule,

@@ -1,5 +1,6 @@
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { RateLimitModuleOptions } from '../rate-limit/rate-limit.options';
+import type { LockModuleOptions } from '../lock/lock.options';
 
 /** A Redis Cluster to connect to: seed nodes and ioredis `ClusterOptions`. */
 export interface RedisLuaClusterConnection {
@@ -39,6 +40,8 @@ export interface RedisLuaModuleOptions {
   bootTimeoutMs?: number;
   /** Rate limiting: defaults of `RateLimiterService` and of every `@RateLimit` route (see the README). */
   rateLimit?: RateLimitModuleOptions;
+  /** Defaults of every lock (`LockService`, `@WithLock`): `ttlMs` (30000), `waitMs` (5000). Validated at boot. */
+  lock?: LockModuleOptions;
 }
 
 /** Defaults applied to the options a user gives. */

@@ -6,6 +6,8 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
+import { validateLockOptions } from '../lock/lock.options';
+import { LockService } from '../lock/lock.service';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import type { LuaScriptDefinition } from '../scripts/script-definition.interface';
@@ -49,6 +51,7 @@ const SHARED_PROVIDERS: Provider[] = [
   BoundedCounterService,
   CacheAsideService,
   RateLimiterService,
+  LockService,
 ];
 
 /**
@@ -97,6 +100,8 @@ function validateOptions(options: RedisLuaModuleOptions): void {
   validateConnectionOptions(options);
   if (options.keyPrefix !== undefined) validateKeyPrefix(options.keyPrefix);
   validateRateLimitModuleOptions(options.rateLimit);
+  // Before the connection opens: a boot failure after it would leave it open.
+  validateLockOptions(options.lock, 'RedisLuaModule.forRoot({ lock })');
   if (
     options.bootTimeoutMs !== undefined &&
     (!Number.isFinite(options.bootTimeoutMs) || options.bootTimeoutMs <= 0)

@@ -65,7 +65,7 @@ describe('npm pack', () => {
 
 describe('the tarball in a fresh Nest app', () => {
   it(
-    'installs with published dependencies only, compiles against the shipped .d.ts and works against Redis',
+    'installs with published dependencies only, compiles against the shipped .d.ts; rate limit and lock routes work against Redis',
     async () => {
       // A new app outside the repository: its own package.json, dependencies from the npm registry.
       const app = join(work, 'consumer-app');
@@ -89,6 +89,21 @@ describe('the tarball in a fresh Nest app', () => {
       const statuses: number[] = [];
       for (let i = 0; i < 4; i++) statuses.push((await fetch(`${base}/limited`)).status);
       expect(statuses).toEqual([200, 200, 200, 429]);
+
+      // A lock route: each run gets a larger fence; a run while another holds the lock gets 409.
+      const runJob = (id: string, holdMs = 0) => fetch(`${base}/jobs/${id}/run?holdMs=${holdMs}`, { method: 'POST' });
+      const first = await runJob('a');
+      const second = await runJob('a');
+      expect([first.status, second.status]).toEqual([201, 201]);
+      const [fenceA, fenceB] = [((await first.json()) as { fence: number }).fence, ((await second.json()) as { fence: number }).fence];
+      expect(fenceB).toBeGreaterThan(fenceA);
+      const holding = waitForOutput(child, /holding job b/);
+      const long = runJob('b', 1_500);
+      await holding;
+      const refused = await runJob('b');
+      expect(refused.status).toBe(409);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect((await long).status).toBe(201);
 
       // enableShutdownHooks closes the app, then re-raises the signal.
       expect(await terminate(child)).toEqual({ code: null, signal: 'SIGTERM' });

@@ -1,4 +1,4 @@
-import { RateLimiterService, RedisLuaHealthIndicator } from 'nest-redis-lua';
+import { LockService, RateLimiterService, RedisLuaHealthIndicator } from 'nest-redis-lua';
 import request from 'supertest';
 import { ProductCatalog } from '../../sample-app/products/product-catalog';
 import { describeTopologies } from '../harness/topologies';
@@ -49,6 +49,51 @@ describeTopologies('sample app', (t) => {
     const denied = await request(server).post('/login').send({ username: 'carol', password: 'x' }).expect(429);
     expect(denied.body.limit).toMatchObject({ name: 'per-hour', limit: 20 });
     expect((await limiter.peek(key, [hourly])).remaining).toBe(0);
+  });
+
+  it('POST /inventory/:sku/reserve: 100 concurrent reservations of 30 units never take the stock below 0', async () => {
+    const server = (await startSampleApp(t)).getHttpServer();
+    await request(server).put('/inventory/widget').send({ stock: 30 }).expect(200, { sku: 'widget', stock: 30, reserved: 0 });
+
+    const replies = await Promise.all(
+      Array.from({ length: 100 }, () => request(server).post('/inventory/widget/reserve').send({ quantity: 1 })),
+    );
+    const count = (status: number): number => replies.filter((r) => r.status === status).length;
+    const reserved = count(201);
+    expect(count(201) + count(409) + count(422)).toBe(100);
+    expect(reserved).toBeGreaterThan(0);
+    // A refusal for lack of stock means the stock had run out: all 30 were reserved.
+    if (count(422) > 0) expect(reserved).toBe(30);
+    const levels = (await request(server).get('/inventory/widget').expect(200)).body;
+    expect(levels).toEqual({ sku: 'widget', stock: 30 - reserved, reserved });
+    expect(levels.stock).toBeGreaterThanOrEqual(0);
+    // Each reservation ran under its own acquisition: distinct, increasing fences.
+    const fences = replies.filter((r) => r.status === 201).map((r) => r.body.fence as number);
+    expect(new Set(fences).size).toBe(reserved);
+    await request(server).post('/inventory/widget/reserve').send({ quantity: 1000 }).expect(422);
+    await request(server).post('/inventory/widget/reserve').send({ quantity: -1 }).expect(400);
+  });
+
+  it('POST /inventory/:sku/reserve: 409 with Retry-After while another holder keeps the SKU locked', async () => {
+    const app = await startSampleApp(t);
+    const server = app.getHttpServer();
+    await request(server).put('/inventory/gadget').send({ stock: 5 }).expect(200);
+
+    const held = await app.get(LockService).acquire('sku:gadget', { ttlMs: 30_000 });
+    try {
+      const refused = await request(server).post('/inventory/gadget/reserve').send({ quantity: 1 }).expect(409);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(refused.body).toMatchObject({ statusCode: 409, error: 'Conflict' });
+      // A waiting request gets the lock as soon as the holder releases it.
+      const waiting = request(server).post('/inventory/gadget/reserve').send({ quantity: 2 }).then((r) => r);
+      await held.release();
+      const reply = await waiting;
+      expect(reply.status).toBe(201);
+      expect(reply.body).toMatchObject({ sku: 'gadget', quantity: 2, remaining: 3 });
+      expect(reply.body.fence).toBeGreaterThan(held.fence);
+    } finally {
+      await held.release();
+    }
   });
 
   it('games: scores, leaderboard ranks (ties share a rank), a player page with neighbours and history', async () => {

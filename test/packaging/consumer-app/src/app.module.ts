@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { RedisLuaModule } from 'nest-redis-lua';
+import { JobsController } from './jobs.controller';
 import { LimitedController } from './limited.controller';
 
 /** A fresh app using nest-redis-lua as installed from its tarball. */
@@ -10,6 +11,6 @@ import { LimitedController } from './limited.controller';
       keyPrefix: process.env.REDIS_KEY_PREFIX ?? 'consumer',
     }),
   ],
-  controllers: [LimitedController],
+  controllers: [LimitedController, JobsController],
 })
 export class AppModule {}

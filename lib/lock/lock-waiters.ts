@@ -1,0 +1,92 @@
+import type { Logger } from '@nestjs/common';
+import type { RedisLuaSubscriber } from '../module/redis-subscriber';
+
+/** One `acquire` call waiting for a resource. @internal */
+export class LockWaiter {
+  /** A release notice arrived since the waiter's last attempt began. */
+  notified = false;
+  private wake?: () => void;
+
+  /** Resolves after `ms`, on a release notice, or when `signal` aborts, whichever comes first. */
+  wait(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.notified || signal.aborted) return resolve();
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+      this.wake = done;
+    });
+  }
+
+  notify(): void {
+    this.notified = true;
+    this.wake?.();
+  }
+}
+
+/**
+ * The waiters of one resource in this process, subscribed once to its release channel.
+ * A notice wakes one waiter (the oldest not yet woken), not all of them: the others would only find
+ * the lock taken again. A woken waiter that leaves without trying passes the notice on.
+ * @internal
+ */
+class WaitQueue {
+  readonly waiters: LockWaiter[] = [];
+  unsubscribe?: () => void;
+  ready!: Promise<void>;
+
+  notice(): void {
+    this.waiters.find((w) => !w.notified)?.notify();
+  }
+}
+
+/** Per-resource wait queues over the shared subscriber connection. @internal */
+export class LockWaitQueues {
+  private readonly queues = new Map<string, WaitQueue>();
+
+  constructor(
+    private readonly subscriber: RedisLuaSubscriber,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Adds a waiter for `channel`; resolves once the channel is subscribed (or the subscription failed:
+   * the waiter then relies on the holder's TTL alone).
+   */
+  async join(channel: string): Promise<LockWaiter> {
+    let queue = this.queues.get(channel);
+    if (!queue) {
+      const created = new WaitQueue();
+      created.ready = this.subscriber.subscribe(channel, () => created.notice()).then(
+        (unsubscribe) => {
+          created.unsubscribe = unsubscribe;
+          if (this.queues.get(channel) !== created) unsubscribe();
+        },
+        (err: Error) => this.logger.warn(`cannot subscribe to lock release notices on ${channel}: ${err.message}`),
+      );
+      this.queues.set(channel, created);
+      queue = created;
+    }
+    const waiter = new LockWaiter();
+    queue.waiters.push(waiter);
+    await queue.ready;
+    return waiter;
+  }
+
+  /** Removes a waiter; passes on a notice it did not act on; unsubscribes after the last one. */
+  leave(channel: string, waiter: LockWaiter, acquired: boolean): void {
+    const queue = this.queues.get(channel);
+    if (!queue) return;
+    const i = queue.waiters.indexOf(waiter);
+    if (i >= 0) queue.waiters.splice(i, 1);
+    if (waiter.notified && !acquired) queue.notice();
+    if (queue.waiters.length > 0) return;
+    this.queues.delete(channel);
+    queue.unsubscribe?.();
+  }
+}

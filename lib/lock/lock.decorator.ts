@@ -1,0 +1,44 @@
+import { createParamDecorator, SetMetadata, UseInterceptors, type ExecutionContext } from '@nestjs/common';
+import type { Lock } from './lock';
+import { compileLockResource, getRequestLock, WITH_LOCK_METADATA, type WithLockMetadata } from './lock-resource';
+import { LockInterceptor } from './lock.interceptor';
+import { validateWithLockOptions, type LockResource, type WithLockOptions } from './lock.options';
+
+/**
+ * Runs the handler holding the distributed lock on `resource`:
+ *
+ * ```ts
+ * @Post(':id/pay')
+ * @WithLock('order:{params.id}', { waitMs: 2000 })
+ * pay(@Param('id') id: string, @CurrentLock() lock: Lock) { ... }
+ * ```
+ *
+ * - `resource`: a template with `{params.x}`, `{query.x}`, `{body.x}`, `{headers.x}`, `{user.x}`
+ *   placeholders (a missing value answers 400), or a function of the ExecutionContext.
+ * - Still held after `waitMs` → 409 (or `conflictStatus`) with `Retry-After` and a JSON body.
+ * - Released when the handler's Observable completes, errors or is unsubscribed (client gone).
+ *
+ * Options are validated here, at decoration time: a wrong one fails when the class is loaded, with
+ * a message naming the handler.
+ */
+export function WithLock(resource: LockResource, options: WithLockOptions = {}): MethodDecorator {
+  return (target, key, descriptor) => {
+    const where = `@WithLock on ${(target as { constructor: { name: string } }).constructor.name}.${String(key)}`;
+    validateWithLockOptions(options, where);
+    const meta: WithLockMetadata = {
+      resource: compileLockResource(resource, where),
+      options: { ...options },
+      where: where.slice('@WithLock on '.length),
+    };
+    SetMetadata(WITH_LOCK_METADATA, meta)(target, key, descriptor);
+    UseInterceptors(LockInterceptor)(target, key, descriptor);
+  };
+}
+
+/**
+ * The {@link Lock} `@WithLock` took for this request (its `fence`, `signal`, `expiresAt`), or
+ * `undefined` on a handler without `@WithLock`.
+ */
+export const CurrentLock: () => ParameterDecorator = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): Lock | undefined => getRequestLock(context.switchToHttp().getRequest()),
+);

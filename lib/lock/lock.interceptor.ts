@@ -1,0 +1,141 @@
+import { STATUS_CODES } from 'node:http';
+import {
+  HttpException,
+  Injectable,
+  Logger,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { Observable, type Subscription } from 'rxjs';
+import type { Lock } from './lock';
+import { LockTimeoutError } from './lock.errors';
+import { resolveLockResource, setRequestLock, WITH_LOCK_METADATA, type WithLockMetadata } from './lock-resource';
+import { LockService } from './lock.service';
+
+/** Status nginx logs for a client that closed the connection before the response. */
+const CLIENT_CLOSED_REQUEST = 499;
+
+interface HeaderSetter {
+  header?: (name: string, value: string) => unknown;
+  setHeader?: (name: string, value: string) => unknown;
+}
+
+interface RawResponse {
+  writableFinished?: boolean;
+  once?: (event: 'close', listener: () => void) => unknown;
+  removeListener?: (event: 'close', listener: () => void) => unknown;
+}
+
+/**
+ * Applied by `@WithLock`: takes the route's lock before the handler runs and releases it when the
+ * handler's Observable completes, errors or is unsubscribed (a streaming response ends, or the
+ * client goes away). Contention past `waitMs` becomes a 409 (or `conflictStatus`) with
+ * `Retry-After`; errors of the handler pass through unchanged.
+ *
+ * Protected methods are the extension points (e.g. for GraphQL or microservice contexts).
+ */
+@Injectable()
+export class LockInterceptor implements NestInterceptor {
+  protected readonly logger = new Logger('RedisLua');
+
+  constructor(
+    protected readonly reflector: Reflector,
+    protected readonly locks: LockService,
+  ) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const meta = this.reflector.get<WithLockMetadata | undefined>(WITH_LOCK_METADATA, context.getHandler());
+    if (!meta) return next.handle();
+    return new Observable<unknown>((subscriber) => {
+      const abort = new AbortController();
+      let lock: Lock | undefined;
+      let inner: Subscription | undefined;
+      const release = async (): Promise<void> => {
+        const held = lock;
+        lock = undefined;
+        if (!held) return;
+        try {
+          await held.release();
+        } catch (err) {
+          this.logger.warn(`Lock on "${held.resource}" (${meta.where}): release failed, it expires by its TTL: ${(err as Error).message}`);
+        }
+      };
+
+      const run = async (): Promise<void> => {
+        const resource = await resolveLockResource(meta, context);
+        const stopWatching = this.onClientGone(context, () =>
+          abort.abort(new HttpException('Client closed request', CLIENT_CLOSED_REQUEST)),
+        );
+        try {
+          lock = await this.locks.acquire(resource, {
+            ttlMs: meta.options.ttlMs ?? this.locks.defaults.ttlMs,
+            waitMs: meta.options.waitMs ?? this.locks.defaults.waitMs,
+            autoExtend: meta.options.autoExtend,
+            signal: abort.signal,
+          });
+        } catch (err) {
+          throw err instanceof LockTimeoutError ? this.conflict(context, meta, err) : err;
+        } finally {
+          stopWatching();
+        }
+        if (subscriber.closed) return release();
+        setRequestLock(context.switchToHttp().getRequest(), lock);
+        inner = next.handle().subscribe({
+          next: (value) => subscriber.next(value),
+          // Release first, so that the next owner may start as soon as this response is out.
+          error: (err: unknown) => void release().then(() => subscriber.error(err)),
+          complete: () => void release().then(() => subscriber.complete()),
+        });
+      };
+      run().catch((err: unknown) => {
+        if (!subscriber.closed) subscriber.error(err);
+      });
+
+      return () => {
+        abort.abort(new HttpException('Client closed request', CLIENT_CLOSED_REQUEST));
+        inner?.unsubscribe();
+        void release();
+      };
+    });
+  }
+
+  /**
+   * The error sent when the lock stays held past `waitMs`: `conflictStatus` (default 409) with a
+   * JSON body, and a `Retry-After` header (seconds, at least 1) from the holder's remaining TTL.
+   */
+  protected conflict(context: ExecutionContext, meta: WithLockMetadata, err: LockTimeoutError): HttpException {
+    const status = meta.options.conflictStatus ?? 409;
+    const retryAfterMs = err.retryAfterMs ?? meta.options.ttlMs ?? this.locks.defaults.ttlMs;
+    const retryAfter = Math.max(1, Math.ceil(retryAfterMs / 1000));
+    if (context.getType() === 'http') {
+      const response = context.switchToHttp().getResponse<HeaderSetter>();
+      if (typeof response.header === 'function') response.header('Retry-After', String(retryAfter));
+      else response.setHeader?.('Retry-After', String(retryAfter));
+    }
+    return new HttpException(
+      {
+        statusCode: status,
+        error: STATUS_CODES[status] ?? 'Conflict',
+        message: 'The resource is locked by another request; retry later',
+        retryAfter,
+      },
+      status,
+      { cause: err },
+    );
+  }
+
+  /** Calls `gone` if the HTTP client disconnects; returns the function that stops watching. */
+  protected onClientGone(context: ExecutionContext, gone: () => void): () => void {
+    if (context.getType() !== 'http') return () => undefined;
+    const response = context.switchToHttp().getResponse<{ raw?: RawResponse } & RawResponse>();
+    const raw: RawResponse = response.raw ?? response;
+    if (typeof raw.once !== 'function') return () => undefined;
+    const listener = (): void => {
+      if (!raw.writableFinished) gone();
+    };
+    raw.once('close', listener);
+    return () => raw.removeListener?.('close', listener);
+  }
+}

@@ -1,0 +1,259 @@
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
+import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
+import { RedisLuaSubscriber } from '../module/redis-subscriber';
+import type { KeyBuilder } from '../scripts/key-builder';
+import type { LuaScript } from '../scripts/lua-script';
+import { LuaScriptEngine } from '../scripts/lua-script.engine';
+import { Lock, type LockBackend } from './lock';
+import { LockTimeoutError } from './lock.errors';
+import {
+  DEFAULT_LOCK_TTL_MS,
+  DEFAULT_LOCK_WAIT_MS,
+  validateLockOptions,
+  type AcquireLockOptions,
+  type LockModuleOptions,
+  type TryAcquireLockOptions,
+} from './lock.options';
+import { LockWaitQueues } from './lock-waiters';
+
+/** Key feature name of every lock key: `<prefix>:lock:{<resource>}[:fence]`. */
+const FEATURE = 'lock';
+/** The fence key outlives the latest acquisition by max(this, 2 × ttlMs). */
+const MIN_FENCE_KEY_TTL_MS = 60_000;
+
+type AcquireReply = [1, string] | [0, number];
+
+/** Result of one attempt: a lock, or the holder's PTTL. */
+type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: number };
+
+/**
+ * Distributed locks on named resources: owner-checked (random token), auto-renewed while held,
+ * fenced (a strictly increasing number per acquisition), and waking waiters on release through one
+ * shared pub/sub connection instead of polling.
+ *
+ * ```ts
+ * const total = await locks.withLock(`invoice:${id}`, async (lock) => {
+ *   await ledger.write(entry, { fence: lock.fence, signal: lock.signal });
+ * });
+ * ```
+ */
+@Injectable()
+export class LockService implements OnModuleDestroy {
+  private readonly log = new Logger('RedisLua');
+  private readonly acquireScript: LuaScript<AcquireReply>;
+  private readonly releaseScript: LuaScript<0 | 1>;
+  private readonly extendScript: LuaScript<0 | 1>;
+  private readonly held = new Set<Lock>();
+  private readonly waiters: LockWaitQueues;
+  private readonly closing = new AbortController();
+  private readonly backend: LockBackend;
+  /** The module-level defaults (`forRoot({ lock })` over the built-in ones). */
+  readonly defaults: Readonly<Required<LockModuleOptions>>;
+
+  constructor(
+    engine: LuaScriptEngine,
+    @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
+    @Inject(REDIS_LUA_OPTIONS) options: RedisLuaModuleOptions,
+    subscriber: RedisLuaSubscriber,
+  ) {
+    // options.lock was validated with the connection options, before the connection opened.
+    this.defaults = Object.freeze({
+      ttlMs: options.lock?.ttlMs ?? DEFAULT_LOCK_TTL_MS,
+      waitMs: options.lock?.waitMs ?? DEFAULT_LOCK_WAIT_MS,
+    });
+    this.acquireScript = engine.bundled<AcquireReply>('lock/acquire', 2);
+    this.releaseScript = engine.bundled<0 | 1>('lock/release', 1);
+    this.extendScript = engine.bundled<0 | 1>('lock/extend', 1);
+    this.waiters = new LockWaitQueues(subscriber, this.log);
+    this.backend = {
+      logger: this.log,
+      extend: (resource, token, ttlMs) => this.extend(resource, token, ttlMs),
+      release: (resource, token) => this.release(resource, token),
+      forget: (lock) => this.held.delete(lock),
+    };
+  }
+
+  /**
+   * Takes the lock on `resource`, waiting up to `waitMs` while another owner holds it. Waiting is
+   * event-driven: a release anywhere wakes a waiter at once; a lock whose holder vanished is retried
+   * when its TTL runs out.
+   * @throws LockTimeoutError when the lock is still held after `waitMs` (0: one attempt).
+   * @throws TypeError on an empty resource or invalid options, before any Redis call.
+   * @throws the `signal`'s reason when it aborts while waiting.
+   */
+  async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
+    this.checkResource(resource);
+    validateLockOptions(options, 'LockService.acquire');
+    const ttlMs = options.ttlMs ?? this.defaults.ttlMs;
+    const waitMs = options.waitMs ?? this.defaults.waitMs;
+    const autoExtend = options.autoExtend ?? true;
+    const { signal, dispose } = this.waitSignal(options.signal);
+    try {
+      return await this.acquireUntil(resource, ttlMs, waitMs, autoExtend, signal);
+    } finally {
+      dispose();
+    }
+  }
+
+  private async acquireUntil(resource: string, ttlMs: number, waitMs: number, autoExtend: boolean, signal: AbortSignal): Promise<Lock> {
+    signal.throwIfAborted();
+    const deadline = performance.now() + waitMs;
+
+    let attempt = await this.attempt(resource, ttlMs, autoExtend, signal);
+    if (attempt.lock) return attempt.lock;
+    if (waitMs === 0) throw this.timeout(resource, waitMs, attempt.pttl);
+
+    // Subscribe, then try again: a release between the first attempt and the subscription is
+    // caught by the second attempt, any later one by the notice.
+    const channel = this.channel(resource);
+    const waiter = await this.waiters.join(channel);
+    let acquired = false;
+    try {
+      for (;;) {
+        signal.throwIfAborted();
+        waiter.notified = false;
+        attempt = await this.attempt(resource, ttlMs, autoExtend, signal);
+        if (attempt.lock) {
+          acquired = true;
+          return attempt.lock;
+        }
+        const remaining = deadline - performance.now();
+        if (remaining <= 0) throw this.timeout(resource, waitMs, attempt.pttl);
+        if (waiter.notified) continue;
+        // No notice comes if the holder dies: retry when its TTL runs out (plus jitter, so that
+        // waiters of several processes do not all retry in the same millisecond).
+        const byTtl = attempt.pttl >= 0 ? attempt.pttl + 1 + Math.random() * Math.min(50, attempt.pttl / 10 + 1) : Infinity;
+        await waiter.wait(Math.ceil(Math.min(byTtl, remaining)), signal);
+      }
+    } finally {
+      this.waiters.leave(channel, waiter, acquired);
+    }
+  }
+
+  /** One attempt: the lock, or `null` if another owner holds it. */
+  async tryAcquire(resource: string, options: TryAcquireLockOptions = {}): Promise<Lock | null> {
+    this.checkResource(resource);
+    validateLockOptions(options, 'LockService.tryAcquire');
+    const attempt = await this.attempt(resource, options.ttlMs ?? this.defaults.ttlMs, options.autoExtend ?? true, this.closing.signal);
+    return attempt.lock ?? null;
+  }
+
+  /**
+   * Runs `fn` holding the lock on `resource` and releases it in every outcome. `fn` receives the
+   * {@link Lock} (its `fence`, and `signal`, aborted if the lock is lost). An error of `fn` is
+   * rethrown unchanged, never hidden by a failing release; a release that fails after `fn`
+   * succeeded is logged (the lock then expires by its TTL) and `fn`'s result is returned.
+   */
+  async withLock<T>(resource: string, fn: (lock: Lock) => T | Promise<T>, options: AcquireLockOptions = {}): Promise<T> {
+    const lock = await this.acquire(resource, options);
+    let result: T;
+    try {
+      result = await fn(lock);
+    } catch (err) {
+      await this.releaseQuietly(lock);
+      throw err;
+    }
+    await this.releaseQuietly(lock);
+    return result;
+  }
+
+  /**
+   * Releases the lock on `resource` if it is held with `token` (e.g. a token handed to another
+   * process) and wakes the waiters. Resolves `true` if it deleted the lock; a wrong token deletes nothing.
+   */
+  async release(resource: string, token: string): Promise<boolean> {
+    this.checkResource(resource);
+    this.checkToken(token);
+    return (await this.releaseScript.run([this.lockKey(resource)], [token, this.channel(resource)])) === 1;
+  }
+
+  /** Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token`. */
+  async extend(resource: string, token: string, ttlMs: number): Promise<boolean> {
+    this.checkResource(resource);
+    this.checkToken(token);
+    validateLockOptions({ ttlMs }, 'LockService.extend');
+    return (await this.extendScript.run([this.lockKey(resource)], [token, ttlMs])) === 1;
+  }
+
+  /** Redis key holding the lock of `resource` (its value is the holder's token). */
+  lockKey(resource: string): string {
+    return this.keys.key(FEATURE, [resource]);
+  }
+
+  /** Pub/sub channel on which releases of `resource` are announced. */
+  channel(resource: string): string {
+    return this.keys.key(FEATURE, [resource], 'released');
+  }
+
+  /**
+   * Stops waiting acquisitions and the renewal of held locks (they expire by their TTL; their
+   * `signal` aborts). Runs while Redis is still connected, before the module closes it.
+   */
+  onModuleDestroy(): void {
+    this.closing.abort(new Error('nest-redis-lua: LockService is shutting down'));
+    for (const lock of [...this.held]) lock.abandon('the application is shutting down; it is no longer renewed');
+  }
+
+  private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal: AbortSignal): Promise<Attempt> {
+    const token = randomBytes(18).toString('base64url');
+    const sentAt = Date.now();
+    const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
+    const reply = await this.acquireScript.run(
+      [this.lockKey(resource), this.keys.key(FEATURE, [resource], 'fence')],
+      [token, ttlMs, fenceTtl],
+    );
+    if (reply[0] !== 1) return { pttl: Number(reply[1]) };
+    const lock = new Lock(this.backend, resource, token, Number(reply[1]), sentAt, ttlMs, autoExtend);
+    if (signal.aborted) {
+      // Given up (shutdown, client gone) while the attempt was in flight: hand the lock back.
+      await this.releaseQuietly(lock);
+      signal.throwIfAborted();
+    }
+    this.held.add(lock);
+    return { lock };
+  }
+
+  /**
+   * Aborts when the caller's signal or the service's shutdown signal does. (Not `AbortSignal.any`,
+   * whose dependents some Node.js 20 releases keep alive as long as the long-lived source.)
+   */
+  private waitSignal(caller: AbortSignal | undefined): { signal: AbortSignal; dispose: () => void } {
+    if (!caller) return { signal: this.closing.signal, dispose: () => undefined };
+    const controller = new AbortController();
+    const sources = [caller, this.closing.signal];
+    const onAbort = function (this: AbortSignal): void {
+      controller.abort(this.reason);
+    };
+    for (const source of sources) {
+      if (source.aborted) controller.abort(source.reason);
+      else source.addEventListener('abort', onAbort, { once: true });
+    }
+    return { signal: controller.signal, dispose: () => sources.forEach((source) => source.removeEventListener('abort', onAbort)) };
+  }
+
+  private timeout(resource: string, waitMs: number, pttl: number): LockTimeoutError {
+    return new LockTimeoutError(resource, waitMs, pttl >= 0 ? pttl : undefined);
+  }
+
+  private async releaseQuietly(lock: Lock): Promise<void> {
+    try {
+      await lock.release();
+    } catch (err) {
+      this.log.warn(`Lock on "${lock.resource}": release failed, it expires by its TTL: ${(err as Error).message}`);
+    }
+  }
+
+  private checkResource(resource: unknown): asserts resource is string {
+    if (typeof resource !== 'string' || resource.length === 0) {
+      throw new TypeError(`nest-redis-lua: a lock resource must be a non-empty string, got ${JSON.stringify(resource)}`);
+    }
+  }
+
+  private checkToken(token: unknown): void {
+    if (typeof token !== 'string' || token.length === 0 || token.length > 256) {
+      throw new TypeError('nest-redis-lua: a lock token must be a non-empty string of at most 256 characters');
+    }
+  }
+}

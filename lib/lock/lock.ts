@@ -1,0 +1,193 @@
+import type { Logger } from '@nestjs/common';
+import { LockLostError } from './lock.errors';
+import { checkLockMs } from './lock.options';
+
+/** What a {@link Lock} needs from the service that made it. @internal */
+export interface LockBackend {
+  readonly logger: Logger;
+  extend(resource: string, token: string, ttlMs: number): Promise<boolean>;
+  release(resource: string, token: string): Promise<boolean>;
+  /** The lock is no longer held by this process (released or lost): stop tracking it. */
+  forget(lock: Lock): void;
+}
+
+type LockState = 'held' | 'released' | 'lost';
+
+/**
+ * A held lock on one resource. Get one from {@link LockService.acquire}, `tryAcquire`, `withLock`
+ * or, in a handler decorated with `@WithLock`, from `@CurrentLock()`.
+ *
+ * - `fence` strictly increases on every acquisition of the resource: pass it to the storage you
+ *   protect and have it reject writes carrying a smaller fence than it has seen (the only way to be
+ *   safe against a holder paused past its TTL).
+ * - While held, the lock is renewed every `ttlMs / 3` (unless `autoExtend: false`). If a renewal
+ *   finds it gone or taken, or it cannot be renewed before `expiresAt`, `signal` aborts with a
+ *   {@link LockLostError} and a warning is logged; nothing is ever thrown from a timer.
+ */
+export class Lock {
+  private readonly controller = new AbortController();
+  private state: LockState = 'held';
+  private expires: number;
+  private ttl: number;
+  private renewTimer?: NodeJS.Timeout;
+  private expiryTimer?: NodeJS.Timeout;
+  private lastRenewalError?: unknown;
+
+  /** @internal Locks are created by {@link LockService}. */
+  constructor(
+    private readonly backend: LockBackend,
+    /** The locked resource, as given to `acquire`. */
+    readonly resource: string,
+    /** The holder's random token (144 bits, base64url): what release and extend check. */
+    readonly token: string,
+    /** Fencing token: strictly increases on every acquisition of this resource. */
+    readonly fence: number,
+    /** Client time (ms since epoch) just before the acquiring call was sent. */
+    sentAt: number,
+    ttlMs: number,
+    private readonly autoExtend: boolean,
+  ) {
+    this.ttl = ttlMs;
+    this.expires = sentAt + ttlMs;
+    this.armExpiry();
+    if (autoExtend) this.scheduleRenewal(this.renewalDelay());
+  }
+
+  /** Aborted (with a {@link LockLostError} as `reason`) when the lock is lost while held. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /**
+   * Latest time (ms since epoch, client clock) the lock is known to last: the send time of the last
+   * successful acquire or renewal plus its TTL. Conservative: Redis keeps it at least this long.
+   */
+  get expiresAt(): number {
+    return this.expires;
+  }
+
+  /** The TTL the lock is renewed with, in ms. */
+  get ttlMs(): number {
+    return this.ttl;
+  }
+
+  /** True until the lock is released or lost. */
+  get held(): boolean {
+    return this.state === 'held';
+  }
+
+  /**
+   * Sets the lock's TTL to `ttlMs` from now (default: its current TTL); later automatic renewals
+   * use it too.
+   * @throws LockLostError when the lock is no longer held (its `signal` is aborted too).
+   */
+  async extend(ttlMs: number = this.ttl): Promise<void> {
+    checkLockMs(ttlMs, 'ttlMs', 1, 'Lock.extend');
+    if (this.state !== 'held') {
+      throw new LockLostError(this.resource, `cannot extend a lock that was ${this.state}`);
+    }
+    const sentAt = Date.now();
+    const ok = await this.backend.extend(this.resource, this.token, ttlMs);
+    if (this.state !== 'held') {
+      throw new LockLostError(this.resource, `cannot extend a lock that was ${this.state}`);
+    }
+    if (!ok) {
+      const reason = this.lose('it was deleted, expired or taken by another owner');
+      throw reason;
+    }
+    this.ttl = ttlMs;
+    this.renewed(sentAt);
+  }
+
+  /**
+   * Releases the lock if this holder still has it (token checked in Redis) and wakes the waiters.
+   * Stops the renewals first. Resolves `true` if it deleted the lock, `false` if it was no longer
+   * held with this token (already released, expired, or taken). Calling it again resolves `false`.
+   */
+  async release(): Promise<boolean> {
+    if (this.state === 'released') return false;
+    this.state = 'released';
+    this.stopTimers();
+    this.backend.forget(this);
+    return this.backend.release(this.resource, this.token);
+  }
+
+  /**
+   * Stops renewing without releasing (the service is shutting down): the lock expires by its TTL.
+   * @internal
+   */
+  abandon(why: string): void {
+    this.lose(why);
+  }
+
+  private renewalDelay(): number {
+    return Math.max(1, Math.floor(this.ttl / 3));
+  }
+
+  private scheduleRenewal(delay: number): void {
+    clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => void this.renew(), delay);
+    this.renewTimer.unref();
+  }
+
+  /** One watchdog round; never rejects. */
+  private async renew(): Promise<void> {
+    if (this.state !== 'held') return;
+    const sentAt = Date.now();
+    let ok: boolean;
+    try {
+      ok = await this.backend.extend(this.resource, this.token, this.ttl);
+    } catch (err) {
+      if (this.state !== 'held') return;
+      // Redis unreachable or slow: try again soon; the expiry timer declares the lock lost if
+      // no renewal succeeds before expiresAt.
+      this.lastRenewalError = err;
+      this.backend.logger.debug(`Lock on "${this.resource}": renewal failed: ${(err as Error).message}`);
+      this.scheduleRenewal(Math.max(10, Math.floor(this.ttl / 10)));
+      return;
+    }
+    if (this.state !== 'held') return;
+    if (!ok) {
+      this.lose('renewal found it deleted, expired or taken by another owner');
+      return;
+    }
+    this.renewed(sentAt);
+    this.scheduleRenewal(this.renewalDelay());
+  }
+
+  private renewed(sentAt: number): void {
+    this.lastRenewalError = undefined;
+    this.expires = sentAt + this.ttl;
+    this.armExpiry();
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(() => {
+      const why = this.autoExtend
+        ? 'it could not be renewed before it expired' +
+          (this.lastRenewalError ? ` (${(this.lastRenewalError as Error).message})` : ' (Redis did not answer)')
+        : 'it expired (autoExtend is off)';
+      this.lose(why, this.lastRenewalError);
+    }, Math.max(0, this.expires - Date.now()));
+    this.expiryTimer.unref();
+  }
+
+  private lose(why: string, cause?: unknown): LockLostError {
+    const reason = new LockLostError(this.resource, why, cause === undefined ? undefined : { cause });
+    if (this.state !== 'held') return reason;
+    this.state = 'lost';
+    this.stopTimers();
+    this.backend.forget(this);
+    this.backend.logger.warn(reason.message);
+    this.controller.abort(reason);
+    return reason;
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+    this.renewTimer = undefined;
+    this.expiryTimer = undefined;
+  }
+}
