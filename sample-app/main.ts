@@ -3,14 +3,35 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
 
-/** Starts the sample app on PORT (default 3000) and prints a few requests to try. */
-export async function bootstrap(port = Number(process.env.PORT ?? 3000)): Promise<() => Promise<void>> {
+/** Requests to try, printed at startup. */
+export function tryLines(base: string): string[] {
+  const json = `-H 'content-type: application/json'`;
+  return [
+    `curl ${base}/hello                                   # 5 per 10 s per IP, then 429`,
+    `curl -X POST ${base}/login ${json} -d '{"username":"alice","password":"wonderland"}'   # 5/min + 20/hour per IP+user`,
+    `curl -X PUT ${base}/inventory/widget ${json} -d '{"stock":3}'`,
+    `curl -X POST ${base}/inventory/widget/reserve ${json} -d '{"quantity":1}'   # under a lock; never below 0`,
+    `curl -X POST ${base}/games/tetris/scores ${json} -d '{"player":"ada","score":4200}'`,
+    `curl '${base}/games/tetris/leaderboard?top=10'`,
+    `curl ${base}/games/tetris/players/ada`,
+    `curl ${base}/products/42                             # slow the first time, then cached`,
+    `curl -X POST ${base}/pages/home/views                # a custom Lua script (forFeature)`,
+    `curl ${base}/health`,
+  ];
+}
+
+/**
+ * Starts the sample app on PORT (default 3000) and prints the URL and a few requests to try.
+ * With `shutdownHooks` (the default) Nest closes the app on SIGINT/SIGTERM; `run-sample` handles the
+ * signals itself, because it also has a redis-server to stop.
+ */
+export async function bootstrap(port = Number(process.env.PORT ?? 3000), { shutdownHooks = true } = {}): Promise<() => Promise<void>> {
   const app = await NestFactory.create(AppModule);
-  app.enableShutdownHooks();
+  if (shutdownHooks) app.enableShutdownHooks();
   await app.listen(port, '127.0.0.1');
   const base = `http://127.0.0.1:${port}`;
   new Logger('Sample').log(
-    [`nest-redis-lua sample app listening on ${base}`, 'Try:', `  curl -X POST ${base}/pages/home/views`].join('\n'),
+    [`nest-redis-lua sample app listening on ${base}`, 'Try:', ...tryLines(base).map((line) => `  ${line}`)].join('\n'),
   );
   return () => app.close();
 }

@@ -37,7 +37,7 @@ function freePort(): Promise<number> {
 }
 
 /** Starts `redis-server` on a free loopback port, keeping nothing on disk. */
-async function startPrivateRedis(): Promise<{ url: string; stop: () => void }> {
+async function startPrivateRedis(): Promise<{ url: string; pid: number | undefined; stop: () => Promise<void> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'nrl-sample-redis-'));
   const child: ChildProcess = spawn(
@@ -45,6 +45,7 @@ async function startPrivateRedis(): Promise<{ url: string; stop: () => void }> {
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     let output = '';
     child.once('error', (err) =>
@@ -59,37 +60,64 @@ async function startPrivateRedis(): Promise<{ url: string; stop: () => void }> {
   child.stdout?.resume();
   return {
     url: `redis://127.0.0.1:${port}`,
-    stop: () => {
-      child.kill('SIGTERM');
+    pid: child.pid,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
 async function main(): Promise<void> {
-  let stopRedis: (() => void) | undefined;
+  let redis: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
   if (!process.env.REDIS_URL && !process.env.REDIS_CLUSTER_NODES) {
     const fallback = new URL(process.env.SAMPLE_DEFAULT_REDIS ?? 'redis://127.0.0.1:6379');
     if (await redisAnswers(fallback.hostname, Number(fallback.port || 6379))) {
       process.env.REDIS_URL = fallback.toString();
     } else {
-      const redis = await startPrivateRedis();
-      stopRedis = redis.stop;
+      redis = await startPrivateRedis();
       process.env.REDIS_URL = redis.url;
-      console.log(`Nothing answers at ${fallback.host}: started a private redis-server at ${redis.url} (stopped on exit).`);
+      console.log(
+        `Nothing answers at ${fallback.host}: started a private redis-server (pid ${redis.pid}) at ${redis.url}; it stops when the app exits.`,
+      );
     }
   }
+  // Last resort: never leave the child behind, even on an unexpected exit.
+  process.once('exit', () => {
+    if (redis?.pid) {
+      try {
+        process.kill(redis.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  });
   let close: (() => Promise<void>) | undefined;
-  const shutdown = async (): Promise<void> => {
-    await close?.();
-    stopRedis?.();
-  };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown());
-  process.once('exit', () => stopRedis?.());
+  let closing: Promise<void> | undefined;
+  const shutdown = (): Promise<void> =>
+    (closing ??= (async () => {
+      try {
+        await close?.();
+      } finally {
+        await redis?.stop();
+      }
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      shutdown().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          console.error(err);
+          process.exit(1);
+        },
+      );
+    });
+  }
   try {
-    close = await bootstrap();
+    close = await bootstrap(undefined, { shutdownHooks: false });
   } catch (err) {
-    stopRedis?.();
+    await redis?.stop();
     throw err;
   }
 }

@@ -1,9 +1,18 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+/**
+ * The published artefacts, end to end. These tests share `dist/` (npm pack and build:sample both
+ * rebuild it), so they live in one file and run one after another.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { harnessAddresses } from '../harness/harness-env';
+import { uniquePrefix } from '../harness/topologies';
+import { freePort } from '../harness/redis-server';
+import { processExists, run, terminate, waitForOutput } from './processes';
 
 const ROOT = join(__dirname, '..', '..');
+const MINUTES = 60_000;
 
 function luaFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -13,29 +22,122 @@ function luaFiles(dir: string): string[] {
   });
 }
 
-describe('npm pack', () => {
-  const work = mkdtempSync(join(tmpdir(), 'nrl-pack-'));
-  afterAll(() => rmSync(work, { recursive: true, force: true }));
+/** The environment of a child process, without any Redis settings of the caller's shell. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_KEY_PREFIX', 'SAMPLE_DEFAULT_REDIS', 'PORT']) delete env[name];
+  return { ...env, ...extra };
+}
 
-  it('ships dist/ (JS + declarations) and every lua/ file, and the runtime finds lua/ in the installed package', () => {
-    const output = execFileSync('npm', ['pack', '--json', '--pack-destination', work], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const [pack] = JSON.parse(output.slice(output.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
-    const files = pack.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts']));
-    expect(files.filter((f) => !/^(dist|lua)\//.test(f)).sort()).toEqual(['LICENSE', 'README.md', 'package.json']);
+const work = mkdtempSync(join(tmpdir(), 'nrl-pack-'));
+const children: ChildProcess[] = [];
+let tarball = '';
+let packedFiles: string[] = [];
+
+beforeAll(async () => {
+  const output = await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: ROOT });
+  const [pack] = JSON.parse(output.slice(output.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  tarball = join(work, pack.filename);
+  packedFiles = pack.files.map((f) => f.path);
+}, 3 * MINUTES);
+
+afterAll(async () => {
+  await Promise.all(children.map((child) => terminate(child)));
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('npm pack', () => {
+  it('ships dist/ (JS + declarations) and every lua/ file, and the runtime finds lua/ in the installed package', async () => {
+    expect(packedFiles).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts']));
+    expect(packedFiles.filter((f) => !/^(dist|lua)\//.test(f)).sort()).toEqual(['LICENSE', 'README.md', 'package.json']);
     const repoLua = luaFiles(join(ROOT, 'lua')).map((f) => relative(ROOT, f));
-    expect(files.filter((f) => f.startsWith('lua/')).sort()).toEqual(repoLua.sort());
+    expect(packedFiles.filter((f) => f.startsWith('lua/')).sort()).toEqual(repoLua.sort());
 
     // Unpack as an installed dependency and ask the built runtime where it reads the scripts from.
-    const installed = join(work, 'app', 'node_modules', 'nest-redis-lua');
+    const installed = join(work, 'unpacked', 'node_modules', 'nest-redis-lua');
     mkdirSync(installed, { recursive: true });
-    execFileSync('tar', ['-xzf', join(work, pack.filename), '-C', installed, '--strip-components=1']);
+    await run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1'], { cwd: work });
     const runtime = require(join(installed, 'dist', 'scripts', 'script-source.js')) as { BUNDLED_LUA_DIR: string };
     expect(runtime.BUNDLED_LUA_DIR).toBe(join(installed, 'lua'));
     for (const file of repoLua) expect(existsSync(join(installed, file))).toBe(true);
   });
+});
+
+describe('the tarball in a fresh Nest app', () => {
+  it(
+    'installs with published dependencies only, compiles against the shipped .d.ts; rate limit and lock routes work against Redis',
+    async () => {
+      // A new app outside the repository: its own package.json, dependencies from the npm registry.
+      const app = join(work, 'consumer-app');
+      cpSync(join(__dirname, 'consumer-app'), app, { recursive: true });
+      const manifest = join(app, 'package.json');
+      writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('file:TARBALL', `file:${tarball}`));
+      await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: app, env: cleanEnv({}) });
+      await run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: app });
+
+      const { standalone } = harnessAddresses();
+      const port = await freePort();
+      const child = spawn(process.execPath, ['dist/main.js'], {
+        cwd: app,
+        env: cleanEnv({ REDIS_URL: `redis://${standalone.host}:${standalone.port}`, REDIS_KEY_PREFIX: uniquePrefix(), PORT: String(port) }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      await waitForOutput(child, /consumer listening on/);
+      const base = `http://127.0.0.1:${port}`;
+
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await fetch(`${base}/limited`)).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+
+      // A lock route: each run gets a larger fence; a run while another holds the lock gets 409.
+      const runJob = (id: string, holdMs = 0) => fetch(`${base}/jobs/${id}/run?holdMs=${holdMs}`, { method: 'POST' });
+      const first = await runJob('a');
+      const second = await runJob('a');
+      expect([first.status, second.status]).toEqual([201, 201]);
+      const [fenceA, fenceB] = [((await first.json()) as { fence: number }).fence, ((await second.json()) as { fence: number }).fence];
+      expect(fenceB).toBeGreaterThan(fenceA);
+      const holding = waitForOutput(child, /holding job b/);
+      const long = runJob('b', 1_500);
+      await holding;
+      const refused = await runJob('b');
+      expect(refused.status).toBe(409);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect((await long).status).toBe(201);
+
+      // enableShutdownHooks closes the app, then re-raises the signal.
+      expect(await terminate(child)).toEqual({ code: null, signal: 'SIGTERM' });
+    },
+    6 * MINUTES,
+  );
+});
+
+describe('npm run sample with nothing on the default Redis address', () => {
+  it(
+    'starts a private redis-server, serves /hello, and stops the redis-server on SIGTERM',
+    async () => {
+      await run('npm', ['run', 'build:sample'], { cwd: ROOT });
+      const [unusedRedisPort, port] = [await freePort(), await freePort()];
+      const child = spawn(process.execPath, ['dist-sample/run-sample.js'], {
+        cwd: ROOT,
+        env: cleanEnv({ SAMPLE_DEFAULT_REDIS: `redis://127.0.0.1:${unusedRedisPort}`, PORT: String(port) }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      const output = await waitForOutput(child, /listening on http:\/\/127\.0\.0\.1:\d+/);
+      const started = /started a private redis-server \(pid (\d+)\) at redis:\/\/127\.0\.0\.1:(\d+)/.exec(output);
+      expect(started).not.toBeNull();
+      const redisPid = Number(started![1]);
+      expect(output).toContain(`curl http://127.0.0.1:${port}/hello`);
+
+      const hello = await fetch(`http://127.0.0.1:${port}/hello`);
+      expect(hello.status).toBe(200);
+      expect(await hello.json()).toEqual({ message: 'Hello from nest-redis-lua' });
+      expect(processExists(redisPid)).toBe(true);
+
+      expect(await terminate(child)).toEqual({ code: 0, signal: null });
+      expect(processExists(redisPid)).toBe(false);
+    },
+    4 * MINUTES,
+  );
 });
