@@ -6,6 +6,7 @@ import {
   type OnApplicationShutdown,
   type Provider,
 } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { validateLockOptions } from '../lock/lock.options';
 import { LockService } from '../lock/lock.service';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
@@ -23,6 +24,7 @@ import { BoundedCounterService } from '../counter/counter.service';
 import { CacheAsideService } from '../cache/cache.service';
 import { RateLimiterService } from '../rate-limit/rate-limit.service';
 import { validateRateLimitModuleOptions } from '../rate-limit/rate-limit.options';
+import { RateLimitRouteExplorer } from '../rate-limit/rate-limit.explorer';
 
 const connectionProvider: Provider = {
   provide: REDIS_LUA_CONNECTION,
@@ -66,7 +68,8 @@ const SHARED_PROVIDERS: Provider[] = [
  * application shuts down; a `client` the application passed in is left open.
  */
 @Module({
-  providers: SHARED_PROVIDERS,
+  imports: [DiscoveryModule],
+  providers: [...SHARED_PROVIDERS, RateLimitRouteExplorer],
   exports: SHARED_PROVIDERS,
 })
 export class RedisLuaModule extends ConfigurableModuleClass implements OnApplicationShutdown {

@@ -12,6 +12,7 @@ import {
   type RateLimitUnavailableEvent,
   type RedisLuaModuleOptions,
 } from 'nest-redis-lua';
+import { harnessAddresses } from '../harness/harness-env';
 import { RedisClusterHarness, RedisServer } from '../harness/redis-server';
 
 const TIMEOUT_MS = 250;
@@ -198,5 +199,32 @@ describe('rate limit options are checked early', () => {
     await expect(NestFactory.createApplicationContext(BadModule, { logger: false, abortOnError: false })).rejects.toThrow(
       /option "rateLimit\.windowMs" must be an integer/,
     );
+  });
+  it('a route whose rule has no limit or window and no forRoot default fails boot, naming the route', async () => {
+    @Controller('orphan')
+    class OrphanController {
+      @Get()
+      @UseGuards(RateLimitGuard)
+      @RateLimit({ windowMs: 1000 })
+      list(): string {
+        return 'ok';
+      }
+    }
+    const { standalone } = harnessAddresses();
+    @Module({ imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}` })], controllers: [OrphanController] })
+    class OrphanModule {}
+    const orphan = await NestFactory.create(OrphanModule, { logger: false, abortOnError: false });
+    await expect(orphan.init()).rejects.toThrow(
+      /@RateLimit on OrphanController\.list: option "limit" is missing and forRoot\(\{ rateLimit \}\) has no default/,
+    );
+
+    @Module({
+      imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}`, rateLimit: { limit: 5 } })],
+      controllers: [OrphanController],
+    })
+    class DefaultedModule {}
+    const app = await NestFactory.create(DefaultedModule, { logger: false, abortOnError: false });
+    await app.init();
+    await app.close();
   });
 });

@@ -1,0 +1,60 @@
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import type { RedisConnection } from '../module/redis-connection';
+import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
+import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
+import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.decorator';
+
+/**
+ * Checks every `@RateLimit` route of the application at boot: a rule without a `limit` or `windowMs`
+ * needs a default in `forRoot({ rateLimit })`, otherwise boot fails with an error naming the route
+ * and the option (instead of the route failing on its first request). Values given in `@RateLimit`
+ * itself were already checked when the class was declared.
+ */
+@Injectable()
+export class RateLimitRouteExplorer implements OnModuleInit {
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly reflector: Reflector,
+    @Inject(REDIS_LUA_OPTIONS) private readonly options: RedisLuaModuleOptions,
+    @Inject(REDIS_LUA_CONNECTION) private readonly connection: RedisConnection,
+  ) {}
+
+  onModuleInit(): void {
+    try {
+      this.checkRoutes();
+    } catch (err) {
+      // Boot fails: no shutdown hook will run, so close the connection the module opened.
+      if (this.connection.owned) this.connection.client.disconnect();
+      throw err;
+    }
+  }
+
+  private checkRoutes(): void {
+    const defaults = this.options.rateLimit ?? {};
+    for (const wrapper of this.discovery.getControllers()) {
+      const { metatype, instance } = wrapper;
+      if (typeof metatype !== 'function' || !instance) continue;
+      const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
+      for (const name of this.scanner.getAllMethodNames(prototype)) {
+        const handler = prototype[name] as (...args: unknown[]) => unknown;
+        const targets = [handler, metatype];
+        if (this.reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets)) continue;
+        const route = this.reflector.getAllAndOverride<RateLimitMetadata | undefined>(RATE_LIMIT_METADATA, targets);
+        if (!route) continue;
+        route.rules.forEach((rule, i) => {
+          const missing = rule.limit === undefined && defaults.limit === undefined ? 'limit'
+            : rule.windowMs === undefined && defaults.windowMs === undefined ? 'windowMs'
+            : undefined;
+          if (missing) {
+            const at = route.rules.length === 1 ? '' : `rules[${i}].`;
+            throw new Error(
+              `nest-redis-lua: @RateLimit on ${metatype.name}.${name}: option "${at}${missing}" is missing and forRoot({ rateLimit }) has no default`,
+            );
+          }
+        });
+      }
+    }
+  }
+}
