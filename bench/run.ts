@@ -15,6 +15,7 @@ import { benchRedis } from './harness/clients';
 import type { Workload } from './harness/measure';
 import { markdownTable, writeResults, type SuiteResult } from './harness/report';
 import { limiterSuite } from './suites/limiter-suite';
+import { memorySuite } from './suites/memory';
 
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
   };
   try {
     await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS));
+    await run('memory', () => memorySuite(app, admin));
   } finally {
     await app.close();
     await redis.closeAll();

@@ -2,13 +2,24 @@
 -- sliding-log ('l'): a sorted set of the hits of the last window; score = the hit's Redis time in
 -- integer microseconds. Denied hits are not logged.
 --
--- Members are short integers, t mod (window + limit), so that they stay small (a 32-bit listpack
--- integer, a <= 14-byte string in a skiplist) instead of the 16-digit time. Every live entry has a
+-- Members are t mod (window + limit) instead of the 16-digit time: an integer (a small listpack
+-- integer) while the set is a listpack (limit <= 128), 6 raw little-endian bytes (an 8-byte
+-- allocation instead of 32) once it is a skiplist. Every live entry has a
 -- score in (now - window, now + cost), a span shorter than window + limit, so the residues of
 -- live entries are distinct and the new ones collide with none of them. When the clock has gone
 -- back, or hits of several units overlap, ZADD NX reports a collision: the missing units are then
 -- logged after the newest entry with the full score as member (>= 1e15, so it cannot equal a short
 -- member), which is unique too. The count is always exact: one member per admitted unit.
+local function rl_log_member(x, limit)
+  if limit <= 128 then return x end
+  local b1 = x % 256; x = (x - b1) / 256
+  local b2 = x % 256; x = (x - b2) / 256
+  local b3 = x % 256; x = (x - b3) / 256
+  local b4 = x % 256; x = (x - b4) / 256
+  local b5 = x % 256
+  return string.char(b1, b2, b3, b4, b5, ((x - b5) / 256) % 256)
+end
+
 RL['l'] = {
   check = function(key, limit, window, cost)
     local now = rl_now()
@@ -31,12 +42,12 @@ RL['l'] = {
     local last = now + cost - 1
     local added
     if cost == 1 then
-      added = redis.call('ZADD', key, 'NX', now, now % m)
+      added = redis.call('ZADD', key, 'NX', now, rl_log_member(now % m, limit))
     else
       local args = { 'NX' }
       for j = 0, cost - 1 do
         args[2 * j + 2] = now + j
-        args[2 * j + 3] = (now + j) % m
+        args[2 * j + 3] = rl_log_member((now + j) % m, limit)
       end
       added = redis.call('ZADD', key, unpack(args))
     end
