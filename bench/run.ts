@@ -4,7 +4,7 @@
  *
  * Environment: BENCH_OPS (operations per round, default 20000), BENCH_ROUNDS (default 5),
  * BENCH_SUITES (comma-separated suite ids to run, default all: limiter,leaderboard,memory,http,lock),
- * BENCH_HTTP_SECONDS (seconds per HTTP round, default 3), BENCH_NO_WRITE=1 (print only).
+ * BENCH_HTTP_SECONDS (seconds per HTTP scenario and round, default 3), BENCH_HTTP_ROUNDS (default 3), BENCH_NO_WRITE=1 (print only).
  */
 import 'reflect-metadata';
 import { cpus } from 'node:os';
@@ -16,6 +16,11 @@ import type { Workload } from './harness/measure';
 import { markdownTable, writeResults, type SuiteResult } from './harness/report';
 import { limiterSuite } from './suites/limiter-suite';
 import { memorySuite } from './suites/memory';
+import { leaderboardSuite } from './suites/leaderboard';
+import { httpSuite } from './suites/http';
+
+const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
+const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
 
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -42,7 +47,9 @@ async function main(): Promise<void> {
   };
   try {
     await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS));
+    await run('leaderboard', () => leaderboardSuite(app, admin, WORKLOAD, ROUNDS));
     await run('memory', () => memorySuite(app, admin));
+    await run('http', () => httpSuite(server.port, HTTP_SECONDS, HTTP_ROUNDS));
   } finally {
     await app.close();
     await redis.closeAll();
@@ -57,7 +64,10 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+main().then(
+  () => process.exit(),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
