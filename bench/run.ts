@@ -3,57 +3,71 @@
  * tables and writes bench/results/latest.{json,md} and chart.svg.
  *
  * Environment: BENCH_OPS (operations per round, default 20000), BENCH_ROUNDS (default 5),
- * BENCH_SUITES (comma-separated suite ids to run, default all).
+ * BENCH_SUITES (comma-separated suite ids to run, default all: limiter,leaderboard,memory,http,lock),
+ * BENCH_HTTP_SECONDS (seconds per HTTP scenario and round, default 3), BENCH_HTTP_ROUNDS (default 3), BENCH_NO_WRITE=1 (print only).
  */
 import 'reflect-metadata';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { RedisServer } from '../test/harness/redis-server';
+import { libraryContext } from './harness/app';
 import { benchRedis } from './harness/clients';
-import { interleave, type Workload } from './harness/measure';
+import type { Workload } from './harness/measure';
 import { markdownTable, writeResults, type SuiteResult } from './harness/report';
-import { peerLimiters } from './suites/limiter';
+import { limiterSuite } from './suites/limiter-suite';
+import { memorySuite } from './suites/memory';
+import { leaderboardSuite } from './suites/leaderboard';
+import { httpSuite } from './suites/http';
+
+const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
+const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
 
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WORKLOAD: Workload = { ops: OPS, concurrency: 64, keys: 1000 };
+const SELECTED = (process.env.BENCH_SUITES ?? 'limiter,leaderboard,memory,http,lock').split(',').map((s) => s.trim());
 
 async function main(): Promise<void> {
+  let redisVersion = 'unknown';
   const server = await RedisServer.start();
   const redis = benchRedis(server.port, {});
   const admin = redis.client();
+  const app = await libraryContext(server.port);
+  redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? redisVersion;
   const suites: SuiteResult[] = [];
+  const run = async (id: string, body: () => Promise<SuiteResult | SuiteResult[]>): Promise<void> => {
+    if (!SELECTED.includes(id)) return;
+    const started = Date.now();
+    const result = await body();
+    for (const suite of Array.isArray(result) ? result : [result]) {
+      suites.push(suite);
+      console.log(markdownTable(suite));
+    }
+    console.log(`(${id}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+  };
   try {
-    const rows = await interleave(peerLimiters(redis), WORKLOAD, ROUNDS, admin);
-    const suite: SuiteResult = {
-      id: 'limiter',
-      title: 'Limiter consume (library level)',
-      setup: `${WORKLOAD.concurrency} in flight, ${WORKLOAD.keys} keys, ${OPS} ops × ${ROUNDS} interleaved rounds`,
-      columns: [
-        { key: 'opsPerSec', label: 'ops/s' },
-        { key: 'cpuUsPerOp', label: 'client CPU µs/op', digits: 1 },
-        { key: 'redisUsPerOp', label: 'Redis µs/op', digits: 1 },
-      ],
-      rows: rows.map((r) => ({ name: r.name, values: { opsPerSec: r.opsPerSec, cpuUsPerOp: r.cpuUsPerOp, redisUsPerOp: r.redisUsPerOp } })),
-      targets: [],
-      chartKey: 'opsPerSec',
-      chartLabel: 'ops/s',
-    };
-    suites.push(suite);
-    console.log(markdownTable(suite));
+    await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS));
+    await run('leaderboard', () => leaderboardSuite(app, admin, WORKLOAD, ROUNDS));
+    await run('memory', () => memorySuite(app, admin));
+    await run('http', () => httpSuite(server.port, HTTP_SECONDS, HTTP_ROUNDS));
   } finally {
+    await app.close();
     await redis.closeAll();
     await server.destroy();
   }
+  if (process.env.BENCH_NO_WRITE) return;
   writeResults(join(__dirname, 'results'), suites, {
     date: new Date().toISOString(),
     node: process.version,
     cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
-    redis: 'redis-server 7 (private, loopback)',
+    redis: `redis-server ${redisVersion} (private, loopback)`,
   });
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+main().then(
+  () => process.exit(),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

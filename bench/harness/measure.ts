@@ -14,6 +14,8 @@ export interface Contender {
   op(key: number, i: number): Promise<unknown>;
   /** Called once after the last round. */
   teardown?(): Promise<void>;
+  /** Commands this contender sends outside scripts/transactions while it also runs scripts (lowercase). */
+  directCommands?: readonly string[];
 }
 
 export interface Workload {
@@ -26,24 +28,47 @@ export interface Sample {
   opsPerSec: number;
   /** Client (this process) CPU time per operation, µs: process.cpuUsage() over the run ÷ ops. */
   cpuUsPerOp: number;
-  /** Redis CPU time per operation, µs: INFO commandstats usec over the run ÷ ops. */
+  /** Redis time per operation, µs: INFO commandstats usec of top-level commands over the run ÷ ops. */
   redisUsPerOp: number;
+  /** Redis process CPU per operation, µs (INFO cpu; includes socket I/O and parsing). */
+  redisCpuUsPerOp: number;
 }
 
-/** Sum of `usec` over every command in INFO commandstats, except the measuring commands themselves. */
-async function redisUsec(admin: Redis): Promise<number> {
+/**
+ * Commands whose `usec` in INFO commandstats already includes the commands they run: a script's
+ * inner commands (and a transaction's) are counted twice in commandstats, once on their own line
+ * and once inside the EVALSHA / EXEC line.
+ */
+const CONTAINERS = /^(eval|evalsha|eval_ro|evalsha_ro|fcall|fcall_ro|exec)$/;
+
+/**
+ * Redis time spent on the contender's commands, µs: the `usec` of top-level commands in INFO
+ * commandstats (scripts and transactions when there are any, plus the commands named in
+ * `direct`; otherwise every command), leaving out the measuring commands themselves.
+ */
+async function redisUsec(admin: Redis, direct: readonly string[] = []): Promise<number> {
   const info = await admin.info('commandstats');
-  let total = 0;
+  const stats: Array<[string, number]> = [];
   for (const line of info.split('\n')) {
     const match = /^cmdstat_([^:]+):calls=\d+,usec=(\d+),/.exec(line.trim());
-    if (match && !/^(info|config\|resetstat|config)$/.test(match[1])) total += Number(match[2]);
+    if (match && !/^(info|config\|resetstat|config)$/.test(match[1])) stats.push([match[1], Number(match[2])]);
   }
-  return total;
+  const scripted = stats.some(([name]) => CONTAINERS.test(name));
+  return stats.reduce((sum, [name, usec]) => (!scripted || CONTAINERS.test(name) || direct.includes(name) ? sum + usec : sum), 0);
+}
+
+/** Redis process CPU (user + system) in µs, from INFO cpu: includes reading and writing sockets. */
+async function redisCpuUs(admin: Redis): Promise<number> {
+  const info = await admin.info('cpu');
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
+  return (user + sys) * 1e6;
 }
 
 /** Runs `workload.ops` operations of `contender`, keeping `concurrency` in flight. */
 export async function measure(contender: Contender, workload: Workload, admin: Redis): Promise<Sample> {
   await admin.config('RESETSTAT');
+  const redisCpuBefore = await redisCpuUs(admin);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < workload.ops) {
@@ -56,11 +81,13 @@ export async function measure(contender: Contender, workload: Workload, admin: R
   await Promise.all(Array.from({ length: workload.concurrency }, worker));
   const elapsedNs = Number(process.hrtime.bigint() - started);
   const cpu = process.cpuUsage(cpuBefore);
-  const usec = await redisUsec(admin);
+  const redisCpu = (await redisCpuUs(admin)) - redisCpuBefore;
+  const usec = await redisUsec(admin, contender.directCommands);
   return {
     opsPerSec: workload.ops / (elapsedNs / 1e9),
     cpuUsPerOp: (cpu.user + cpu.system) / workload.ops,
     redisUsPerOp: usec / workload.ops,
+    redisCpuUsPerOp: redisCpu / workload.ops,
   };
 }
 
@@ -75,6 +102,7 @@ export interface Row {
   opsPerSec: number;
   cpuUsPerOp: number;
   redisUsPerOp: number;
+  redisCpuUsPerOp: number;
   samples: Sample[];
 }
 
@@ -106,6 +134,7 @@ export async function interleave(
       opsPerSec: median(s.map((x) => x.opsPerSec)),
       cpuUsPerOp: median(s.map((x) => x.cpuUsPerOp)),
       redisUsPerOp: median(s.map((x) => x.redisUsPerOp)),
+      redisCpuUsPerOp: median(s.map((x) => x.redisCpuUsPerOp)),
       samples: s,
     };
   });

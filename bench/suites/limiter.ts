@@ -1,9 +1,14 @@
 /**
  * Limiter consume: nest-redis-lua (each algorithm) vs rate-limiter-flexible, @nest-lab/throttler-storage-redis
- * and the `return 1` ceiling, same Redis, same client settings, same concurrency and key spread.
+ * and the `return 1` ceiling, same Redis, same concurrency and key spread. Plus two Redis-side
+ * references: the seed guide's sorted-set script and the bare minimum a sliding log must do
+ * (ZREMRANGEBYSCORE + ZCARD + ZADD + PEXPIRE), which bound what the sliding log can cost in Redis.
  */
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
+import type { INestApplicationContext } from '@nestjs/common';
+import type { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { RateLimiterService, type RateLimitAlgorithm } from '../../lib';
 import type { BenchRedis } from '../harness/clients';
 import { ceilingScript } from '../harness/clients';
 import type { Contender } from '../harness/measure';
@@ -11,6 +16,48 @@ import type { Contender } from '../harness/measure';
 /** Limits high enough that every call is allowed: the common, admitted path is what is measured. */
 export const LIMIT = 1_000_000;
 export const WINDOW_MS = 60_000;
+/** Sliding log: a limit that keeps each key's log in the compact (listpack) encoding during the run. */
+export const LOG_LIMIT = 100;
+
+export const ALGORITHMS: readonly RateLimitAlgorithm[] = ['sliding-log', 'sliding-window', 'token-bucket', 'fixed-window'];
+
+export const ourName = (algorithm: string): string => `nest-redis-lua ${algorithm}`;
+export const FLEXIBLE = 'rate-limiter-flexible consume';
+export const NEST_LAB = '@nest-lab/throttler-storage-redis increment';
+export const CEILING = 'ceiling: `return 1` script (same client)';
+export const SEED = 'reference: seed sorted-set script';
+export const MINIMAL_LOG = 'reference: bare ZREMRANGEBYSCORE+ZCARD+ZADD+PEXPIRE';
+
+/**
+ * Key names for a sliding log of limit LOG_LIMIT: a new generation of names every 50 000 calls, so
+ * no key sees more than ~50 hits (1000 keys) and every call is admitted, with a realistic log size.
+ */
+export function rotatingKeys(prefix: string, keys = 1000): (k: number) => string {
+  let calls = 0;
+  return (k) => `${prefix}${k}:${Math.floor(calls++ / (keys * 50))}`;
+}
+
+/**
+ * Our limiter, one row per algorithm. The sliding log keeps a log per key: with a limit of 100 and
+ * a long window a key would fill and be denied, so its keys rotate (each key sees < 100 hits).
+ */
+export function ourLimiters(app: INestApplicationContext): Contender[] {
+  const limiter = app.get(RateLimiterService);
+  return ALGORITHMS.map((algorithm) => {
+    const rule = algorithm === 'sliding-log' ? { limit: LOG_LIMIT, windowMs: WINDOW_MS, algorithm } : { limit: LIMIT, windowMs: WINDOW_MS, algorithm };
+    const logKey = rotatingKeys('k');
+    return {
+      name: ourName(algorithm),
+      op: (k: number) => limiter.consume(algorithm === 'sliding-log' ? logKey(k) : `k${k}`, rule),
+    };
+  });
+}
+
+/** The ceiling script on the library's own client (same settings as our rows). */
+export function ceilingOn(client: Redis): Contender {
+  const ceiling = ceilingScript(client);
+  return { name: CEILING, op: (k) => ceiling(`bench-ceiling-${k}`) };
+}
 
 export function peerLimiters(redis: BenchRedis): Contender[] {
   const flexible = new RateLimiterRedis({
@@ -20,10 +67,49 @@ export function peerLimiters(redis: BenchRedis): Contender[] {
     keyPrefix: 'bench-rlf',
   });
   const nestLab = new ThrottlerStorageRedisService(redis.client());
-  const ceiling = ceilingScript(redis.client());
   return [
-    { name: 'rate-limiter-flexible consume', op: (k) => flexible.consume(`k${k}`) },
-    { name: '@nest-lab/throttler-storage-redis increment', op: (k) => nestLab.increment(`k${k}`, WINDOW_MS, LIMIT, 0, 'default') },
-    { name: 'ceiling: ioredis `return 1` script', op: (k) => ceiling(`bench-ceiling-${k}`) },
+    { name: FLEXIBLE, op: (k) => flexible.consume(`k${k}`) },
+    { name: NEST_LAB, op: (k) => nestLab.increment(`k${k}`, WINDOW_MS, LIMIT, 0, 'default') },
+  ];
+}
+
+const SEED_LUA = `
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local current_time = tonumber(ARGV[3])
+local window_start = current_time - window
+redis.call('ZREMRANGEBYSCORE', key, '-inf', window_start)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, current_time, current_time .. math.random())
+  redis.call('EXPIRE', key, window)
+  return {1, limit - count - 1}
+else
+  return {0, 0}
+end`;
+
+const MINIMAL_LOG_LUA = `
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000000)
+redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], now, now)
+redis.call('PEXPIRE', KEYS[1], 60000)
+return 1`;
+
+/** Redis-side references for the sliding log (same key rotation as ours). */
+export function referenceScripts(client: Redis): Contender[] {
+  client.defineCommand('benchSeed', { numberOfKeys: 1, lua: SEED_LUA });
+  client.defineCommand('benchMinimalLog', { numberOfKeys: 1, lua: MINIMAL_LOG_LUA });
+  const c = client as unknown as {
+    benchSeed(key: string, limit: number, window: number, now: number): Promise<unknown>;
+    benchMinimalLog(key: string): Promise<unknown>;
+  };
+  const seedKey = rotatingKeys('bench-seed-');
+  const minimalKey = rotatingKeys('bench-min-');
+  return [
+    { name: SEED, op: (k) => c.benchSeed(seedKey(k), LOG_LIMIT, WINDOW_MS / 1000, Date.now() / 1000) },
+    { name: MINIMAL_LOG, op: (k) => c.benchMinimalLog(minimalKey(k)) },
   ];
 }

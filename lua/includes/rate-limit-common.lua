@@ -1,22 +1,27 @@
 --[[
-  Shared by the rate-limit scripts: the algorithm table and number formatting.
+  Shared by the rate-limit scripts: the algorithm table and the clock.
 
-  Every algorithm is a function (key, limit, window, now, cost) -> ok, avail, retry, reset, record
-    key     the rule's key (KEYS[i])
-    limit   integer >= 1
-    window  the window in microseconds
-    now     Redis TIME in microseconds
-    cost    units this hit takes (1 <= cost <= limit, checked by the caller)
-  returning
-    ok      true if `cost` units are available now
-    avail   units available now, before this hit
-    retry   microseconds until `cost` units are available (0 when ok)
-    reset   microseconds until the quota is fully restored, if nothing is recorded
-    record  function() that records the hit and returns `reset` after recording
+  Every algorithm RL[code] is a table of three functions; window is in microseconds, now is Redis
+  TIME in microseconds (rl_now(), read once per call and only by algorithms that need it), cost is
+  the units this hit takes (1 <= cost <= limit, checked by the client):
+    check(key, limit, window, cost) -> ok, avail, retry, s
+      ok     true if `cost` units are available now
+      avail  units available now, before this hit
+      retry  microseconds until `cost` units are available (0 when ok)
+      s      state handed back to record/reset (nothing is allocated for it)
+    record(key, limit, window, cost, s) -> reset: records the hit; microseconds until the quota is
+      fully restored afterwards
+    reset(key, limit, window, s) -> microseconds until the quota is fully restored, recording nothing
+  No tables or closures are created per call on the admitted path: the hot path is the commands.
 ]]
 local RL = {}
+local rl_time
 
--- Integers above 1e14 would be written as 1.7e+15 by tostring: format them in full.
-local function rl_int(n)
-  return string.format('%.0f', n)
+-- Redis TIME in microseconds, read at most once per script call.
+local function rl_now()
+  if not rl_time then
+    local t = redis.call('TIME')
+    rl_time = t[1] * 1000000 + t[2]
+  end
+  return rl_time
 end

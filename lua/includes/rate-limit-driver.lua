@@ -1,31 +1,43 @@
 --- @include "rate-limit-common"
 -- Checks every rule, then records the hit in all of them or in none (all-or-nothing), and returns
 -- the result of the tightest rule: when denied, the denying rule that frees last; when admitted,
--- the rule with the fewest units left.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- the rule with the fewest units left. One rule (the common case) takes a direct path.
 local consume = ARGV[1] == 'c'
 local cost = tonumber(ARGV[2])
-local rules = {}
-local allowed = true
-for i = 1, #KEYS do
-  local a = 3 + (i - 1) * 3
-  local algorithm = RL[ARGV[a]]
-  if not algorithm then
-    return redis.error_reply('ERR nest-redis-lua: unknown rate-limit algorithm code ' .. tostring(ARGV[a]))
+local n = #KEYS
+for i = 1, n do
+  if not RL[ARGV[3 * i]] then
+    return redis.error_reply('ERR nest-redis-lua: unknown rate-limit algorithm code ' .. tostring(ARGV[3 * i]))
   end
-  local ok, avail, retry, reset, record =
-    algorithm(KEYS[i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]) * 1000, now, cost)
-  rules[i] = { ok = ok, avail = avail, retry = retry, reset = reset, record = record }
-  if not ok then allowed = false end
+end
+
+if n == 1 then
+  local a = RL[ARGV[3]]
+  local key, limit, window = KEYS[1], tonumber(ARGV[4]), ARGV[5] * 1000
+  local ok, avail, retry, s = a.check(key, limit, window, cost)
+  if ok and consume then
+    return { 1, 1, avail - cost, math.ceil(a.record(key, limit, window, cost, s) / 1000), 0 }
+  end
+  return { ok and 1 or 0, 1, avail, math.ceil(a.reset(key, limit, window, s) / 1000), math.ceil(retry / 1000) }
+end
+
+local oks, avails, retries, states = {}, {}, {}, {}
+local allowed = true
+for i = 1, n do
+  local a = 3 * i
+  oks[i], avails[i], retries[i], states[i] = RL[ARGV[a]].check(KEYS[i], tonumber(ARGV[a + 1]), ARGV[a + 2] * 1000, cost)
+  if not oks[i] then allowed = false end
 end
 local pick, remaining, reset, retry = 0, 0, 0, 0
-for i = 1, #KEYS do
-  local r = rules[i]
-  local left, until_reset = r.avail, r.reset
+for i = 1, n do
+  local a = 3 * i
+  local algorithm, limit, window = RL[ARGV[a]], tonumber(ARGV[a + 1]), ARGV[a + 2] * 1000
+  local left, until_reset = avails[i], 0
   if allowed and consume then
-    until_reset = r.record()
+    until_reset = algorithm.record(KEYS[i], limit, window, cost, states[i])
     left = left - cost
+  elseif allowed or not oks[i] then
+    until_reset = algorithm.reset(KEYS[i], limit, window, states[i])
   end
   local better
   if pick == 0 then
@@ -33,10 +45,10 @@ for i = 1, #KEYS do
   elseif allowed then
     better = left < remaining or (left == remaining and until_reset > reset)
   else
-    better = (not r.ok) and r.retry > retry
+    better = (not oks[i]) and retries[i] > retry
   end
-  if better and (allowed or not r.ok) then
-    pick, remaining, reset, retry = i, left, until_reset, r.retry
+  if better and (allowed or not oks[i]) then
+    pick, remaining, reset, retry = i, left, until_reset, retries[i]
   end
 end
 return { allowed and 1 or 0, pick, remaining, math.ceil(reset / 1000), math.ceil(retry / 1000) }

@@ -1,40 +1,81 @@
 --- @include "rate-limit-common"
--- sliding-log ('l'): a sorted set of the hits of the last window. Member = score = the hit's time in
--- integer microseconds, made unique by bumping to (newest + 1) when the clock has not moved past the
--- newest entry; integer members keep the set in compact listpack encoding. Denied hits are not logged.
-RL['l'] = function(key, limit, window, now, cost)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', rl_int(now - window))
-  local count = redis.call('ZCARD', key)
-  local avail = limit - count
-  if avail < 0 then avail = 0 end
-  local newest
-  local reset = 0
-  if count > 0 then
-    newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
-    reset = newest + window - now
-  end
-  local ok = count + cost <= limit
-  local retry = 0
-  if not ok then
+-- sliding-log ('l'): a sorted set of the hits of the last window; score = the hit's Redis time in
+-- integer microseconds. Denied hits are not logged.
+--
+-- Members are t mod (window + limit) instead of the 16-digit time: an integer (a small listpack
+-- integer) while the set is a listpack (limit <= 128), 6 raw little-endian bytes (an 8-byte
+-- allocation instead of 32) once it is a skiplist. Every live entry has a
+-- score in (now - window, now + cost), a span shorter than window + limit, so the residues of
+-- live entries are distinct and the new ones collide with none of them. When the clock has gone
+-- back, or hits of several units overlap, ZADD NX reports a collision: the missing units are then
+-- logged after the newest entry with the full score as member (>= 1e15, so it cannot equal a short
+-- member), which is unique too. The count is always exact: one member per admitted unit.
+local function rl_log_member(x, limit)
+  if limit <= 128 then return x end
+  local b1 = x % 256; x = (x - b1) / 256
+  local b2 = x % 256; x = (x - b2) / 256
+  local b3 = x % 256; x = (x - b3) / 256
+  local b4 = x % 256; x = (x - b4) / 256
+  local b5 = x % 256
+  return string.char(b1, b2, b3, b4, b5, ((x - b5) / 256) % 256)
+end
+
+RL['l'] = {
+  check = function(key, limit, window, cost)
+    local now = rl_now()
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local count = redis.call('ZCARD', key)
+    local avail = limit - count
+    if avail < 0 then avail = 0 end
+    if count + cost <= limit then return true, avail, 0, count end
     -- The (count + cost - limit) oldest entries must expire; the last of them decides.
     local i = count + cost - limit - 1
     local entry = redis.call('ZRANGE', key, i, i, 'WITHSCORES')
-    retry = window
+    local retry = window
     if entry[2] then retry = tonumber(entry[2]) + window - now end
-  end
-  local function record()
-    local t = now
-    if newest and t <= newest then t = newest + 1 end
-    local args = {}
-    for j = 0, cost - 1 do
-      local s = rl_int(t + j)
-      args[#args + 1] = s
-      args[#args + 1] = s
+    return false, avail, retry, count
+  end,
+
+  record = function(key, limit, window, cost, count)
+    local now = rl_now()
+    local m = window + limit
+    local last = now + cost - 1
+    local added
+    if cost == 1 then
+      added = redis.call('ZADD', key, 'NX', now, rl_log_member(now % m, limit))
+    else
+      local args = { 'NX' }
+      for j = 0, cost - 1 do
+        args[2 * j + 2] = now + j
+        args[2 * j + 3] = rl_log_member((now + j) % m, limit)
+      end
+      added = redis.call('ZADD', key, unpack(args))
     end
-    redis.call('ZADD', key, unpack(args))
-    local after = t + cost - 1 + window - now
-    redis.call('PEXPIRE', key, math.ceil(after / 1000))
+    if added < cost then
+      -- Collisions (rare): log the missing units after the newest entry, with full-score members.
+      local newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+      local args = { 'NX' }
+      for j = 1, cost - added do
+        args[2 * j] = newest + j
+        args[2 * j + 1] = string.format('%.0f', newest + j)
+      end
+      redis.call('ZADD', key, unpack(args))
+      if newest + cost - added > last then last = newest + cost - added end
+    end
+    local after = last + window - now
+    if count == 0 then
+      -- A new key (an empty set does not exist), without a TTL yet.
+      redis.call('PEXPIRE', key, math.ceil(after / 1000))
+    else
+      -- GT: never shorten the life of entries logged further ahead (clock gone back).
+      redis.call('PEXPIRE', key, math.ceil(after / 1000), 'GT')
+    end
     return after
-  end
-  return ok, avail, retry, reset, record
-end
+  end,
+
+  reset = function(key, limit, window, count)
+    if count == 0 then return 0 end
+    local newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+    return newest + window - rl_now()
+  end,
+}

@@ -1,26 +1,32 @@
 --- @include "rate-limit-common"
--- sliding-window ('s'): two-bucket weighted counter in one hash {w = bucket index, c = count in
--- bucket w, p = count in bucket w - 1}. Estimate = p * (window - elapsed) / window + c, computed
--- scaled by `window` so that every comparison is exact integer arithmetic.
-RL['s'] = function(key, limit, window, now, cost)
-  local idx = math.floor(now / window)
-  local elapsed = now - idx * window
-  local rest = window - elapsed
-  local v = redis.call('HMGET', key, 'w', 'c', 'p')
-  local w = tonumber(v[1])
-  local cur, prev = 0, 0
-  if w == idx then
-    cur = tonumber(v[2]) or 0
-    prev = tonumber(v[3]) or 0
-  elseif w == idx - 1 then
-    prev = tonumber(v[2]) or 0
-  end
-  local used = prev * rest + cur * window
-  local avail = math.floor((limit * window - used) / window)
-  if avail < 0 then avail = 0 end
-  local ok = used + cost * window <= limit * window
-  local retry = 0
-  if not ok then
+-- sliding-window ('s'): two-bucket weighted counter in one string "w c p" (w = bucket index,
+-- c = count in bucket w, p = count in bucket w - 1), written with SET PX in one command.
+-- Estimate = p * (window - elapsed) / window + c, computed scaled by `window` so that every
+-- comparison is exact integer arithmetic. State between check and record: cur, prev (packed).
+RL['s'] = {
+  check = function(key, limit, window, cost)
+    local now = rl_now()
+    local idx = math.floor(now / window)
+    local elapsed = now - idx * window
+    local rest = window - elapsed
+    local cur, prev = 0, 0
+    local v = redis.call('GET', key)
+    if v then
+      local w, c, p = string.match(v, '^(%d+) (%d+) (%d+)$')
+      w = tonumber(w)
+      if w == idx then
+        cur, prev = tonumber(c), tonumber(p)
+      elseif w == idx - 1 then
+        prev = tonumber(c)
+      end
+    end
+    local used = prev * rest + cur * window
+    local avail = math.floor((limit * window - used) / window)
+    if avail < 0 then avail = 0 end
+    -- cur <= limit <= 1e6: the pair fits one exact number.
+    local s = cur * 2097152 + prev
+    if used + cost * window <= limit * window then return true, avail, 0, s end
+    local retry
     if cur + cost <= limit then
       -- Later in this bucket, once prev's weight has dropped enough (prev > 0 here).
       retry = window - math.floor((limit - cur - cost) * window / prev) - elapsed
@@ -28,13 +34,23 @@ RL['s'] = function(key, limit, window, now, cost)
       -- In the next bucket, where today's count becomes the weighted one (cur > 0 here).
       retry = rest + window - math.floor((limit - cost) * window / cur)
     end
-  end
-  local reset = 0
-  if cur > 0 then reset = rest + window elseif prev > 0 then reset = rest end
-  local function record()
-    redis.call('HSET', key, 'w', rl_int(idx), 'c', cur + cost, 'p', prev)
-    redis.call('PEXPIRE', key, math.ceil((rest + window) / 1000))
+    return false, avail, retry, s
+  end,
+
+  record = function(key, limit, window, cost, s)
+    local now = rl_now()
+    local idx = math.floor(now / window)
+    local rest = window - (now - idx * window)
+    local cur, prev = math.floor(s / 2097152), s % 2097152
+    redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', math.ceil((rest + window) / 1000))
     return rest + window
-  end
-  return ok, avail, retry, reset, record
-end
+  end,
+
+  reset = function(key, limit, window, s)
+    local now = rl_now()
+    local rest = window - (now - math.floor(now / window) * window)
+    if s >= 2097152 then return rest + window end
+    if s > 0 then return rest end
+    return 0
+  end,
+}

@@ -2,20 +2,28 @@
 -- token-bucket ('t'): GCRA. One string key holds the theoretical arrival time (TAT, microseconds).
 -- Emission interval T = ceil(window / limit) us, burst = limit: a hit is admitted when
 -- TAT' = max(TAT, now) + cost * T is at most limit * T ahead of now. Integer arithmetic only.
-RL['t'] = function(key, limit, window, now, cost)
-  local interval = math.ceil(window / limit)
-  local tolerance = interval * limit
-  local tat = tonumber(redis.call('GET', key)) or now
-  if tat < now then tat = now end
-  local after = tat + cost * interval
-  local avail = math.floor((tolerance - (tat - now)) / interval)
-  if avail < 0 then avail = 0 end
-  local ok = after - now <= tolerance
-  local retry = 0
-  if not ok then retry = after - tolerance - now end
-  local function record()
-    redis.call('SET', key, rl_int(after), 'PX', math.ceil((after - now) / 1000))
-    return after - now
-  end
-  return ok, avail, retry, tat - now, record
-end
+RL['t'] = {
+  check = function(key, limit, window, cost)
+    local now = rl_now()
+    local interval = math.ceil(window / limit)
+    local tat = tonumber(redis.call('GET', key)) or now
+    if tat < now then tat = now end
+    local ahead = tat - now + cost * interval
+    local avail = math.floor((interval * limit - (tat - now)) / interval)
+    if avail < 0 then avail = 0 end
+    if ahead <= interval * limit then return true, avail, 0, tat end
+    return false, avail, ahead - interval * limit, tat
+  end,
+
+  record = function(key, limit, window, cost, tat)
+    local now = rl_now()
+    local after = tat - now + cost * math.ceil(window / limit)
+    -- A number argument reaches Redis as %.17g: exact for integers below 2^53.
+    redis.call('SET', key, now + after, 'PX', math.ceil(after / 1000))
+    return after
+  end,
+
+  reset = function(key, limit, window, tat)
+    return tat - rl_now()
+  end,
+}

@@ -10,6 +10,27 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
+  One rule (the common case) is served by straight-line code before the shared functions are even
+  defined: no closures or tables are created per call on that path, only the reply.
 ]]
+if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 'f' then
+  -- One rule: count first, undo when over the limit (net effect: denied hits are not counted).
+  local key, cost, limit = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+  local count = redis.call('INCRBY', key, cost)
+  if count == cost then
+    redis.call('PEXPIRE', key, ARGV[5])
+    return { 1, 1, limit - cost, tonumber(ARGV[5]), 0 }
+  end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    ttl = tonumber(ARGV[5])
+    redis.call('PEXPIRE', key, ttl)
+  end
+  if count <= limit then return { 1, 1, limit - count, ttl, 0 } end
+  redis.call('DECRBY', key, cost)
+  local avail = limit - count + cost
+  if avail < 0 then avail = 0 end
+  return { 0, 1, avail, ttl, ttl }
+end
 --- @include "../includes/rate-limit-fixed-window"
 --- @include "../includes/rate-limit-driver"

@@ -1,0 +1,54 @@
+/** The limiter suite: rows, medians and the issue's targets for consume. */
+import type { Redis } from 'ioredis';
+import type { INestApplicationContext } from '@nestjs/common';
+import type { BenchRedis } from '../harness/clients';
+import { interleave, type Row, type Workload } from '../harness/measure';
+import { limitCheck, ratioCheck, type SuiteResult, type TargetCheck } from '../harness/report';
+import { ALGORITHMS, CEILING, FLEXIBLE, NEST_LAB, ceilingOn, ourLimiters, ourName, peerLimiters, referenceScripts } from './limiter';
+import { LuaScriptEngine } from '../../lib';
+
+export const LIBRARY_COLUMNS = [
+  { key: 'opsPerSec', label: 'ops/s' },
+  { key: 'cpuUsPerOp', label: 'client CPU µs/op', digits: 1 },
+  { key: 'redisUsPerOp', label: 'Redis µs/op', digits: 1 },
+  { key: 'redisCpuUsPerOp', label: 'Redis process CPU µs/op', digits: 1 },
+];
+
+export function rowValues(r: Row): Record<string, number> {
+  return { opsPerSec: r.opsPerSec, cpuUsPerOp: r.cpuUsPerOp, redisUsPerOp: r.redisUsPerOp, redisCpuUsPerOp: r.redisCpuUsPerOp };
+}
+
+export async function limiterSuite(app: INestApplicationContext, redis: BenchRedis, admin: Redis, workload: Workload, rounds: number): Promise<SuiteResult> {
+  const ours = app.get(LuaScriptEngine).client as Redis;
+  const contenders = [...ourLimiters(app), ...peerLimiters(redis), ceilingOn(ours), ...referenceScripts(redis.client())];
+  const rows = await interleave(contenders, workload, rounds, admin);
+  const by = (name: string): Row => rows.find((r) => r.name === name)!;
+  const peers = [by(FLEXIBLE), by(NEST_LAB)];
+  const bestPeerOps = Math.max(...peers.map((p) => p.opsPerSec));
+  const bestPeerCpu = Math.min(...peers.map((p) => p.cpuUsPerOp));
+  const ceiling = by(CEILING);
+  const log = by(ourName('sliding-log'));
+  const targets: TargetCheck[] = [
+    ratioCheck('sliding-log ops/s ÷ best peer', log.opsPerSec / bestPeerOps, 1.2),
+    ratioCheck('sliding-log ops/s ÷ `return 1` ceiling', log.opsPerSec / ceiling.opsPerSec, 0.85),
+    limitCheck('sliding-log client CPU ÷ best peer', log.cpuUsPerOp / bestPeerCpu, 0.6),
+    limitCheck('sliding-log Redis µs per call', log.redisUsPerOp, 9),
+  ];
+  for (const algorithm of ALGORITHMS.slice(1)) {
+    const row = by(ourName(algorithm));
+    targets.push(
+      ratioCheck(`${algorithm} ops/s ÷ best peer`, row.opsPerSec / bestPeerOps, 1.3),
+      limitCheck(`${algorithm} Redis µs per call`, row.redisUsPerOp, 5),
+    );
+  }
+  return {
+    id: 'limiter',
+    title: 'Limiter consume (library level)',
+    setup: `${workload.concurrency} in flight, ${workload.keys} keys, ${workload.ops} ops × ${rounds} interleaved rounds; sliding log at limit 100 (keys rotate so every call is admitted), others at limit 1,000,000; peers on a default ioredis client`,
+    columns: LIBRARY_COLUMNS,
+    rows: rows.map((r) => ({ name: r.name, values: rowValues(r) })),
+    targets,
+    chartKey: 'opsPerSec',
+    chartLabel: 'ops/s',
+  };
+}
