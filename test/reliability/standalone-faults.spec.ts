@@ -8,7 +8,7 @@ import { Test } from '@nestjs/testing';
 import { RedisServer, freePort } from '../harness/redis-server';
 import { recordScenario } from '../harness/scenario-summary';
 import { FEATURES, featureApp, featureOps, newTally, USER_SCRIPT, type Feature, type FeatureTally } from './fixtures/features';
-import { errorsOf, recordAll, underLoad } from './fixtures/scenario';
+import { recordAll, underLoad } from './fixtures/scenario';
 
 jest.setTimeout(60_000);
 
