@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
@@ -58,6 +59,9 @@ export class LockService implements OnModuleDestroy {
     @Inject(REDIS_LUA_OPTIONS) options: RedisLuaModuleOptions,
     subscriber: RedisLuaSubscriber,
   ) {
+    // Every concurrent waiter with its own signal listens to the shutdown signal until it is done:
+    // many waiters are normal, not a leak (Node warns above 10 listeners).
+    setMaxListeners(0, this.closing.signal);
     // options.lock was validated with the connection options, before the connection opened.
     this.defaults = Object.freeze({
       ttlMs: options.lock?.ttlMs ?? DEFAULT_LOCK_TTL_MS,
