@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
