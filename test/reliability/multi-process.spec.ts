@@ -34,8 +34,6 @@ describe('multi-process exactness (standalone)', () => {
     for (const algorithm of ['sliding-log', 'sliding-window', 'token-bucket', 'fixed-window']) {
       const total = perProcess.reduce((sum, p) => sum + p[algorithm], 0);
       expect({ algorithm, total }).toEqual({ algorithm, total: 1000 });
-      // Every process got a share: the hits really interleaved.
-      expect(perProcess.every((p) => p[algorithm] > 0)).toBe(true);
       recordScenario({
         scenario: `4 processes x 2500 hits, limit 1000: ${algorithm}`,
         topology: 'standalone',
