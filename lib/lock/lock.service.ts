@@ -60,6 +60,9 @@ export class LockService implements OnModuleDestroy {
     @Inject(REDIS_LUA_OPTIONS) options: RedisLuaModuleOptions,
     subscriber: RedisLuaSubscriber,
   ) {
+    // Every concurrent waiter with its own signal listens to the shutdown signal until it is done:
+    // many waiters are normal, not a leak (Node warns above 10 listeners).
+    setMaxListeners(0, this.closing.signal);
     // options.lock was validated with the connection options, before the connection opened.
     this.defaults = Object.freeze({
       ttlMs: options.lock?.ttlMs ?? DEFAULT_LOCK_TTL_MS,

@@ -7,11 +7,18 @@ const CONNECTION_KINDS = ['url', 'redis', 'cluster', 'client'] as const;
  * Defaults for the connections the module opens itself (a user's own options win):
  * - a command written but unanswered when a connection drops is NOT sent again on reconnect,
  *   because a resent script would run twice (a rate-limit hit counted twice, a counter bumped twice);
+ * - such a command is rejected when the connection closes (`maxRetriesPerRequest: 0`): without it,
+ *   ioredis drops it on reconnect and its promise never settles. Commands queued while Redis is
+ *   unreachable are rejected at each failed reconnection attempt instead of after 20 of them (more than
+ *   a minute), so a call fails fast during an outage and never runs long after its caller gave up;
+ * - no command waits longer than `commandTimeout` (5 s) for a reply (a frozen or overloaded server);
  * - `disconnect()` on a socket that already died (Redis unreachable at boot) does not hold the process
  *   open for ioredis's default 2 s.
  */
 const OWNED_CONNECTION_DEFAULTS: RedisOptions = {
   autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: 5_000,
   disconnectTimeout: 250,
   connectionName: 'nest-redis-lua',
 };

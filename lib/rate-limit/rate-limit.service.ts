@@ -12,6 +12,7 @@ import {
   DEFAULT_RATE_LIMIT_TIMEOUT_MS,
   RATE_LIMIT_ALGORITHMS,
   assertFailMode,
+  assertPositiveInteger,
   resolveRules,
   type RateLimitAlgorithm,
   type RateLimitFailMode,
@@ -109,8 +110,14 @@ export class RateLimiterService {
       throw new RateLimitInputError(`nest-redis-lua: rate-limit cost must be an integer between 1 and the smallest limit (${smallest}), got ${cost}`);
     }
     const failMode = options.failMode ?? this.options.failMode ?? 'open';
-    assertFailMode(failMode, 'failMode', 'rate limit');
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_RATE_LIMIT_TIMEOUT_MS;
+    // Per-call options, checked before any Redis call (a NaN timeout would decide at once).
+    try {
+      assertFailMode(failMode, 'failMode', `RateLimiterService.${op === 'c' ? 'consume' : 'peek'}`);
+      assertPositiveInteger(timeoutMs, 'timeoutMs', `RateLimiterService.${op === 'c' ? 'consume' : 'peek'}`, 60_000);
+    } catch (err) {
+      throw new RateLimitInputError((err as Error).message);
+    }
 
     const redisKeys = resolved.map((rule) => this.ruleKey(key, rule));
     const cacheKey = `${redisKeys.join(' ')} ${cost}`;

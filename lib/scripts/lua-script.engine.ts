@@ -92,9 +92,11 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   /** The servers that must hold the scripts: the client itself, or each cluster master once ready. */
   async scriptNodes(): Promise<Redis[]> {
     const { client } = this;
-    if (!isCluster(client)) return [client];
+    // Wait for the connection (a server still starting): commands sent before it is up would be
+    // rejected at the first refused attempt (maxRetriesPerRequest: 0), not after bootTimeoutMs.
+    if (client.status === 'wait') client.connect().catch(() => undefined); // ioredis lazyConnect: its errors come as events
     if (client.status !== 'ready') await waitForReady(client);
-    return client.nodes('master');
+    return isCluster(client) ? client.nodes('master') : [client];
   }
 
   private add<TReply>(name: string, read: () => ScriptSource, numberOfKeys?: number): LuaScript<TReply> {
@@ -128,7 +130,7 @@ function validateDefinition(definition: LuaScriptDefinition): void {
   }
 }
 
-function waitForReady(cluster: Cluster): Promise<void> {
+function waitForReady(cluster: Redis | Cluster): Promise<void> {
   return new Promise((resolve, reject) => {
     const onReady = (): void => {
       cluster.off('end', onEnd);
@@ -136,7 +138,7 @@ function waitForReady(cluster: Cluster): Promise<void> {
     };
     const onEnd = (): void => {
       cluster.off('ready', onReady);
-      reject(new Error('the cluster connection ended before it was ready'));
+      reject(new Error('the connection ended before it was ready'));
     };
     cluster.once('ready', onReady);
     cluster.once('end', onEnd);
