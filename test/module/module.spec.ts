@@ -54,6 +54,29 @@ describeTopologies('RedisLuaModule connection', (t) => {
   });
 });
 
+describe('RedisLuaModule.forRootAsync with useClass', () => {
+  const { standalone } = harnessAddresses();
+
+  @Injectable()
+  class RedisLuaConfig {
+    create(): RedisLuaModuleOptions {
+      return { url: `redis://${standalone.host}:${standalone.port}`, keyPrefix: 'from-class' };
+    }
+  }
+
+  it('builds the options with a factory class', async () => {
+    @Module({ imports: [RedisLuaModule.forRootAsync({ useClass: RedisLuaConfig })], providers: [UsesRedis] })
+    class AppModule {}
+    const app = await NestFactory.createApplicationContext(AppModule, { logger: false });
+    try {
+      expect(app.get<KeyBuilder>(REDIS_LUA_KEYS).prefix).toBe('from-class');
+      expect(await app.get(UsesRedis).redis.ping()).toBe('PONG');
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('RedisLuaModule options', () => {
   const { standalone } = harnessAddresses();
 

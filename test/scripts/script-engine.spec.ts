@@ -1,4 +1,4 @@
-import { Injectable, Module } from '@nestjs/common';
+import { Injectable, Logger, Module } from '@nestjs/common';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
@@ -110,5 +110,20 @@ describeTopologies('script engine', (t) => {
     expect(results).toEqual(counters.map(() => 1));
     const redis = t.client();
     for (const key of counters) expect(await redis.get(key)).toBe('1');
+  });
+  it('with debug: true logs every call (script name, keys, duration) through Nest\'s Logger', async () => {
+    const logged: string[] = [];
+    const spy = jest.spyOn(Logger.prototype, 'log').mockImplementation(function (this: Logger, message: unknown) {
+      if ((this as unknown as { context?: string }).context === 'RedisLua') logged.push(String(message));
+    });
+    try {
+      const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), debug: true }), BankModule]);
+      const keys = app.get<KeyBuilder>(REDIS_LUA_KEYS);
+      const key = keys.key('test', ['debug']);
+      await app.get(Bank).countCalls.run([key]);
+      expect(logged).toEqual([expect.stringMatching(new RegExp(`^count-calls keys=\\[${JSON.stringify(key).replace(/[{}[\]]/g, '\\$&')}\\] \\d+\\.\\d{2}ms$`))]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
