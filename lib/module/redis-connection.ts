@@ -1,4 +1,4 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisLuaModuleOptions } from './redis-lua-options.interface';
 
 const CONNECTION_KINDS = ['url', 'redis', 'cluster', 'client'] as const;
@@ -31,6 +31,19 @@ const OWNED_CONNECTION_DEFAULTS: RedisOptions = {
  * commands before QUIT when an application enables it.
  */
 const OWNED_STANDALONE_DEFAULTS: RedisOptions = OWNED_CONNECTION_DEFAULTS;
+
+/**
+ * Cluster connections: a command whose node connection closes while it is in flight (a master killed
+ * or failed over) is rejected, not sent again after `retryDelayOnFailover` (ioredis's default, 100 ms):
+ * the script may have run on the old master, and a resend would run it twice. The slot map is
+ * refreshed on every node error instead (see createConnection).
+ */
+const OWNED_CLUSTER_DEFAULTS: ClusterOptions = {
+  retryDelayOnFailover: 0,
+  // The slot map is also re-read every second (ioredis's default is 5 s), so calls find a promoted
+  // replica within about a second of the promotion.
+  slotsRefreshInterval: 1_000,
+};
 
 /** The module's Redis client and whether the module opened it (and so must close it). */
 export interface RedisConnection {
@@ -69,9 +82,14 @@ export function createConnection(options: RedisLuaModuleOptions): RedisConnectio
   if (options.cluster) {
     const { nodes, options: clusterOptions } = options.cluster;
     const client = new Cluster(nodes, {
+      ...OWNED_CLUSTER_DEFAULTS,
       ...clusterOptions,
       redisOptions: { ...OWNED_CONNECTION_DEFAULTS, ...clusterOptions?.redisOptions },
     });
+    // With retryDelayOnFailover 0, nothing else refreshes the slot map soon after a master dies (only the
+    // periodic slotsRefreshInterval): ask for it on every node error, so calls reach the new master as
+    // soon as the cluster has promoted it (ioredis coalesces concurrent refreshes).
+    client.on('node error', () => client.refreshSlotsCache());
     return { client, owned: true, description: `cluster ${JSON.stringify(nodes)}` };
   }
   if (options.redis) {
