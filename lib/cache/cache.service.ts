@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import type { Cluster, Redis } from 'ioredis';
 import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
 import { RedisLuaSubscriber } from '../module/redis-subscriber';
 import type { KeyBuilder } from '../scripts/key-builder';
@@ -49,10 +48,10 @@ interface Load<T> {
 @Injectable()
 export class CacheAsideService implements OnModuleDestroy {
   private readonly logger = new Logger('RedisLua');
-  private readonly client: Redis | Cluster;
   private readonly attemptScript: LuaScript<AttemptReply>;
   private readonly storeScript: LuaScript<0 | 1>;
   private readonly releaseScript: LuaScript<0 | 1>;
+  private readonly invalidateScript: LuaScript<0 | 1>;
   private readonly waiting = new Set<CacheWakeup>();
   private closing = false;
 
@@ -61,10 +60,10 @@ export class CacheAsideService implements OnModuleDestroy {
     @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
     private readonly subscriber: RedisLuaSubscriber,
   ) {
-    this.client = engine.client;
     this.attemptScript = engine.bundled('cache/get-or-lock', 2);
     this.storeScript = engine.bundled('cache/store', 2);
     this.releaseScript = engine.bundled('cache/release', 1);
+    this.invalidateScript = engine.bundled('cache/invalidate', 2);
   }
 
   /**
@@ -124,9 +123,14 @@ export class CacheAsideService implements OnModuleDestroy {
     }
   }
 
-  /** Deletes the cached value of `key`. True if there was one. */
+  /**
+   * Deletes the cached value of `key` and cancels a load in progress: a loader that started before
+   * the invalidation (and may have read old data) does not store its value; waiting callers load
+   * again. True if there was a value or a load to cancel.
+   */
   async invalidate(key: string): Promise<boolean> {
-    return (await this.client.del(this.cacheKeys(key).value)) === 1;
+    const keys = this.cacheKeys(key);
+    return (await this.invalidateScript.run([keys.value, keys.lock], [keys.channel])) === 1;
   }
 
   /** Wakes every waiting caller (they fail with a {@link CacheAsideError}) while Redis is still connected. */

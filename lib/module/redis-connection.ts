@@ -40,6 +40,10 @@ const OWNED_STANDALONE_DEFAULTS: RedisOptions = OWNED_CONNECTION_DEFAULTS;
  */
 const OWNED_CLUSTER_DEFAULTS: ClusterOptions = {
   retryDelayOnFailover: 0,
+  // When no node is reachable the Cluster client queues commands itself, where the per-node
+  // commandTimeout and maxRetriesPerRequest do not apply: a call would wait the whole outage and run
+  // long after its caller gave up. Fail it at once instead (boot waits for the cluster to be ready).
+  enableOfflineQueue: false,
   // The slot map is also re-read every second (ioredis's default is 5 s), so calls find a promoted
   // replica within about a second of the promotion.
   slotsRefreshInterval: 1_000,

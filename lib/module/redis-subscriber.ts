@@ -63,9 +63,20 @@ export class RedisLuaSubscriber implements OnApplicationShutdown {
   private open(): Redis | Cluster {
     if (this.connection) return this.connection;
     const { client } = this.main;
-    const connection: Redis | Cluster = isCluster(client) ? client.duplicate() : client.duplicate();
+    // The module's own clusters run without an offline queue; the subscriber keeps one, so that its
+    // first SUBSCRIBE waits for the new connection to be ready instead of failing.
+    const connection: Redis | Cluster = isCluster(client)
+      ? client.duplicate(undefined, { enableOfflineQueue: true })
+      : client.duplicate();
     connection.on('message', (channel: string, message: string) => {
-      this.listeners.get(channel)?.forEach((listener) => listener(message));
+      this.listeners.get(channel)?.forEach((listener) => {
+        // A throwing listener must not escape into the socket's data handler (an uncaught exception).
+        try {
+          listener(message);
+        } catch (err) {
+          this.logger.error(`a listener of channel "${channel}" threw: ${(err as Error).message}`);
+        }
+      });
     });
     connection.on('error', (err: Error) => this.logger.debug(`subscriber connection: ${err.message}`));
     this.connection = connection;

@@ -60,6 +60,21 @@ end
 
 if max_entries > 0 then
   local excess = redis.call('ZCARD', scores_key) - max_entries
+  if excess > 0 and not previous then
+    -- A newcomer enters a full board only if it beats the worst entry: one that merely ties it does
+    -- not push out a member already on the board (ZREMRANGEBYRANK alone would break the tie by name).
+    local worst
+    if order == 'desc' then
+      worst = redis.call('ZRANGE', scores_key, 0, 0, 'WITHSCORES')
+    else
+      worst = redis.call('ZRANGE', scores_key, -1, -1, 'WITHSCORES')
+    end
+    local mine = tonumber(redis.call('ZSCORE', scores_key, member))
+    if not better(mine, tonumber(worst[2])) then
+      redis.call('ZREM', scores_key, member)
+      excess = excess - 1
+    end
+  end
   if excess > 0 then
     -- the worst entries: the lowest scores on a desc board, the highest on an asc board
     if order == 'desc' then

@@ -50,6 +50,27 @@ describeTopologies('CacheAsideService', (t) => {
     expect(await cache.getOrLoad('user:1', 60_000, loader)).toEqual({ n: 2, at: 'db' });
   });
 
+  it('invalidate during a load: the loader that read old data does not store it, a waiter loads the new data', async () => {
+    const { services: [a, b] } = await twoInstances();
+    let db = 'v1';
+    const readOld = gate();
+    const proceed = gate();
+    const slow = a.getOrLoad('product:9', 60_000, async () => {
+      const snapshot = db; // reads v1 ...
+      readOld.open();
+      await proceed.promise; // ... and is slow to return it
+      return snapshot;
+    });
+    await readOld.promise;
+    const waiter = b.getOrLoad('product:9', 60_000, async () => db, { waitMs: 10_000 });
+    db = 'v2';
+    expect(await a.invalidate('product:9')).toBe(true); // cancels the load in progress
+    proceed.open();
+    expect(await slow).toBe('v1'); // its own caller still gets what it loaded
+    expect(await waiter).toBe('v2'); // woken by the invalidation, loads again
+    expect(await a.getOrLoad('product:9', 60_000, async () => 'v3')).toBe('v2');
+  });
+
   it('50 concurrent misses over two instances: the loader runs exactly once and all 50 get its value', async () => {
     const { services } = await twoInstances();
     const started = gate();

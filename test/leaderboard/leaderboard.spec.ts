@@ -51,6 +51,20 @@ describeTopologies('LeaderboardService', (t) => {
     expect((await boards.history('b1', 'd')).map((h) => h.score)).toEqual([70]);
   });
 
+  it('a full board: a newcomer that only ties the worst entry stays off (the incumbent keeps its place), whatever its name', async () => {
+    for (const [member, score] of [['alice', 100], ['bob', 90], ['zoe', 80]] as const) {
+      await boards.submit('ties', member, score, { maxEntries: 3 });
+    }
+    expect((await boards.submit('ties', 'zz', 80, { maxEntries: 3 })).rank).toBeNull();
+    expect((await boards.submit('ties', 'carl', 80, { maxEntries: 3 })).rank).toBeNull();
+    expect(ranks(await boards.top('ties', 10))).toEqual([['alice', 100, 1], ['bob', 90, 2], ['zoe', 80, 3]]);
+    await boards.configure('ties-asc', { order: 'asc', maxEntries: 2 });
+    await boards.submit('ties-asc', 'm', 10);
+    await boards.submit('ties-asc', 'n', 20);
+    expect((await boards.submit('ties-asc', 'a', 20)).rank).toBeNull();
+    expect(ranks(await boards.top('ties-asc', 10))).toEqual([['m', 10, 1], ['n', 20, 2]]);
+  });
+
   it('maxEntries on an asc board (configured) trims the highest scores', async () => {
     await boards.configure('laps', { order: 'asc', maxEntries: 2 });
     await boards.submit('laps', 'x', 61.5);

@@ -1,0 +1,54 @@
+/**
+ * Every node of a private cluster down at once: calls fail fast with a clear error instead of waiting
+ * in the Cluster client's offline queue for the whole outage and running long after the caller gave up.
+ */
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { BoundedCounterService, LockService, RateLimiterService, RedisLuaModule } from 'nest-redis-lua';
+import { RedisClusterHarness } from '../harness/redis-server';
+
+jest.setTimeout(60_000);
+
+describe('cluster with every node down', () => {
+  let cluster: RedisClusterHarness;
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    cluster = await RedisClusterHarness.start({ masters: 3 });
+    const moduleRef = await Test.createTestingModule({
+      imports: [RedisLuaModule.forRoot({ cluster: { nodes: cluster.nodes }, keyPrefix: 'outage' })],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+  }, 60_000);
+  afterAll(async () => {
+    await app?.close();
+    await cluster?.destroy();
+  });
+
+  it('fails calls at once with a clear error and decides rate limits by failMode', async () => {
+    const counter = app.get(BoundedCounterService);
+    expect((await counter.increment('stock', 1, 100)).value).toBe(1);
+    await Promise.all(cluster.servers.map((s) => s.stop()));
+
+    const timed = async (call: () => Promise<unknown>): Promise<{ ms: number; error?: Error; value?: unknown }> => {
+      const started = performance.now();
+      try {
+        return { ms: performance.now() - started, value: await call() };
+      } catch (error) {
+        return { ms: performance.now() - started, error: error as Error };
+      }
+    };
+    const increment = await timed(() => counter.increment('stock', 1, 100));
+    expect(increment.error?.message).toMatch(/Connection is closed|isn't ready|Too many Cluster redirections|max retries/i);
+    expect(increment.ms).toBeLessThan(1_500);
+
+    const lock = await timed(() => app.get(LockService).acquire('r', { waitMs: 1_000 }));
+    expect(lock.error).toBeDefined();
+    expect(lock.ms).toBeLessThan(2_500);
+
+    const limited = await timed(() => app.get(RateLimiterService).consume('u', { limit: 5, windowMs: 1_000 }));
+    expect(limited.value).toMatchObject({ allowed: true, degraded: true });
+    expect(limited.ms).toBeLessThan(500);
+  });
+});
