@@ -1,6 +1,5 @@
 // Module
 export { RedisLuaModule, RedisLuaFeatureModule } from './module/redis-lua.module';
-export { ASYNC_OPTIONS_TYPE, OPTIONS_TYPE } from './module/redis-lua.module-definition';
 export type { RedisLuaClusterConnection, RedisLuaModuleOptions } from './module/redis-lua-options.interface';
 export { REDIS_LUA_CLIENT, REDIS_LUA_CONNECTION, REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from './module/redis-lua.constants';
 export { InjectRedis } from './module/redis-lua.decorators';
