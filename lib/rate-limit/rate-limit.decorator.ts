@@ -5,6 +5,7 @@ import {
   assertAlgorithm,
   assertFailMode,
   assertPositiveInteger,
+  assertRuleName,
   type RateLimitRouteOptions,
   type RateLimitRouteRule,
 } from './rate-limit.options';
@@ -71,6 +72,7 @@ function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[],
     if (rule.limit !== undefined && typeof rule.limit !== 'function') assertPositiveInteger(rule.limit, `${at}limit`, where, MAX_RATE_LIMIT);
     if (rule.windowMs !== undefined) assertPositiveInteger(rule.windowMs, `${at}windowMs`, where, MAX_WINDOW_MS);
     assertAlgorithm(rule.algorithm, `${at}algorithm`, where);
+    assertRuleName(rule.name, `${at}name`, where);
   });
   if (key !== undefined && typeof key !== 'function') throw new TypeError(`nest-redis-lua: ${where}: option "key" must be a function of the execution context`);
   if (cost !== undefined && typeof cost !== 'function') assertPositiveInteger(cost, 'cost', where, MAX_RATE_LIMIT);

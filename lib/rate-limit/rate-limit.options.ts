@@ -157,6 +157,15 @@ export function assertAlgorithm(value: unknown, option: string, where: string): 
   }
 }
 
+/** Throws unless `name` is undefined or 1-64 characters of letters, digits, `_`, `.` or `-` (it goes into headers). */
+export function assertRuleName(name: unknown, option: string, where: string): void {
+  if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(name))) {
+    throw new TypeError(
+      `nest-redis-lua: ${where}: option "${option}" must be 1-64 characters of letters, digits, "_", "." or "-", got ${describeValue(name)}`,
+    );
+  }
+}
+
 /** Checks and completes rules (a call to the service, or a route once its limits are known). */
 export function resolveRules(
   rules: RateLimitRule | readonly RateLimitRule[],
@@ -173,15 +182,18 @@ export function resolveRules(
     assertPositiveInteger(rule.limit, `${at}limit`, where, MAX_RATE_LIMIT);
     assertPositiveInteger(rule.windowMs, `${at}windowMs`, where, MAX_WINDOW_MS);
     assertAlgorithm(rule.algorithm, `${at}algorithm`, where);
-    if (rule.name !== undefined && (typeof rule.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(rule.name))) {
+    assertRuleName(rule.name, `${at}name`, where);
+    const algorithm = rule.algorithm ?? defaults.algorithm ?? DEFAULT_RATE_LIMIT_ALGORITHM;
+    if (algorithm === 'token-bucket' && rule.limit > rule.windowMs * 1000) {
+      // The bucket's emission interval is a whole number of microseconds.
       throw new TypeError(
-        `nest-redis-lua: ${where}: option "${at}name" must be 1-64 characters of letters, digits, "_", "." or "-", got ${describeValue(rule.name)}`,
+        `nest-redis-lua: ${where}: option "${at}limit" of a token-bucket rule can be at most 1000 per ms of its window (${rule.windowMs * 1000}), got ${rule.limit}`,
       );
     }
     return {
       limit: rule.limit,
       windowMs: rule.windowMs,
-      algorithm: rule.algorithm ?? defaults.algorithm ?? DEFAULT_RATE_LIMIT_ALGORITHM,
+      algorithm,
       name: rule.name ?? (list.length === 1 ? 'default' : `rule${i + 1}`),
     };
   });

@@ -227,4 +227,47 @@ describe('rate limit options are checked early', () => {
     await app.init();
     await app.close();
   });
+  it('checks names at decoration, and duplicate rules or a cost above the limit at boot, naming the route', async () => {
+    const decorate = (options: Parameters<typeof RateLimit>[0]): void => {
+      class ReportsController {
+        export(): void {}
+      }
+      RateLimit(options)(ReportsController.prototype, 'export', Object.getOwnPropertyDescriptor(ReportsController.prototype, 'export')!);
+    };
+    expect(() => decorate({ limit: 5, windowMs: 1000, name: 'bad name!' })).toThrow(/ReportsController\.export: option "name" must be 1-64 characters/);
+
+    const { standalone } = harnessAddresses();
+    const bootWith = async (options: Parameters<typeof RateLimit>[0]): Promise<Error | undefined> => {
+      @Controller('reports')
+      class ReportsController {
+        @Get()
+        @UseGuards(RateLimitGuard)
+        @RateLimit(options)
+        list(): string {
+          return 'ok';
+        }
+      }
+      @Module({ imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}` })], controllers: [ReportsController] })
+      class ReportsModule {}
+      const app = await NestFactory.create(ReportsModule, { logger: false, abortOnError: false });
+      try {
+        await app.init();
+        return undefined;
+      } catch (err) {
+        return err as Error;
+      } finally {
+        await app.close();
+      }
+    };
+    expect((await bootWith([{ limit: 5, windowMs: 1000 }, { limit: 5, windowMs: 1000 }]))?.message).toMatch(
+      /@RateLimit on ReportsController\.list: two rules are the same/,
+    );
+    expect((await bootWith({ limit: 5, windowMs: 1000, cost: 10 }))?.message).toMatch(
+      /@RateLimit on ReportsController\.list: option "cost" \(10\) is above the smallest limit \(5\)/,
+    );
+    expect((await bootWith({ limit: 5000, windowMs: 1, algorithm: 'token-bucket' }))?.message).toMatch(
+      /option "limit" of a token-bucket rule can be at most 1000 per ms/,
+    );
+    expect(await bootWith({ limit: 5, windowMs: 1000, cost: 5 })).toBeUndefined();
+  });
 });
