@@ -18,6 +18,7 @@ import { limiterSuite } from './suites/limiter-suite';
 import { memorySuite } from './suites/memory';
 import { leaderboardSuite } from './suites/leaderboard';
 import { httpSuite } from './suites/http';
+import { lockSuite } from './suites/lock';
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
 const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
   try {
     await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS));
     await run('leaderboard', () => leaderboardSuite(app, admin, WORKLOAD, ROUNDS));
+    await run('lock', () => lockSuite(app, redis, admin, WORKLOAD, ROUNDS));
     await run('memory', () => memorySuite(app, admin));
     await run('http', () => httpSuite(server.port, HTTP_SECONDS, HTTP_ROUNDS));
   } finally {
