@@ -8,12 +8,15 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { Mutex } from 'redis-semaphore';
-import Redlock from 'redlock';
 import { LockService } from '../../lib';
 import type { BenchRedis } from '../harness/clients';
 import { interleave, median, type Contender, type Row, type Workload } from '../harness/measure';
 import { limitCheck, ratioCheck, type SuiteResult, type TargetCheck } from '../harness/report';
 import { LIBRARY_COLUMNS, rowValues } from './limiter-suite';
+// redlock's package.json "exports" has no "types" entry, so node16 resolution finds no declarations.
+import type RedlockClass from '../../node_modules/redlock/dist/index.js';
+
+const Redlock = (require('redlock') as { default: typeof RedlockClass }).default;
 
 const OURS_PLAIN = 'nest-redis-lua tryAcquire+release (autoExtend off)';
 const OURS_DEFAULT = 'nest-redis-lua tryAcquire+release (defaults: autoExtend on)';
