@@ -22,12 +22,16 @@ const OURS_PLAIN = 'nest-redis-lua tryAcquire+release (autoExtend off)';
 const OURS_DEFAULT = 'nest-redis-lua tryAcquire+release (defaults: autoExtend on)';
 const SEMAPHORE = 'redis-semaphore Mutex acquire+release';
 const REDLOCK = 'redlock 5.0.0-beta.2 acquire+release';
+const BARE = 'reference: bare SET NX PX + compare-and-delete script (default client)';
+const CAD_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 const TTL_MS = 10_000;
 
 function contenders(app: INestApplicationContext, redis: BenchRedis): Contender[] {
   const locks = app.get(LockService);
   const semaphoreClient = redis.client();
   const redlock = new Redlock([redis.client()]);
+  const bare = redis.client() as Redis & { benchCad(key: string, token: string): Promise<number> };
+  bare.defineCommand('benchCad', { numberOfKeys: 1, lua: CAD_LUA });
   const ours = (name: string, autoExtend: boolean | undefined): Contender => ({
     name,
     op: async (k) => {
@@ -51,6 +55,16 @@ function contenders(app: INestApplicationContext, redis: BenchRedis): Contender[
       op: async (k) => {
         const lock = await redlock.acquire([`bench-redlock-r${k}`], TTL_MS);
         await lock.release();
+      },
+    },
+    {
+      // The least two round trips can cost: what any acquire+release is bounded by on this machine.
+      name: BARE,
+      directCommands: ['set'],
+      op: async (k) => {
+        const key = `bench-bare-r${k}`;
+        const token = `t${k}-${Math.random()}`;
+        if ((await bare.set(key, token, 'PX', TTL_MS, 'NX')) === 'OK') await bare.benchCad(key, token);
       },
     },
   ];
@@ -150,7 +164,7 @@ export async function lockSuite(app: INestApplicationContext, redis: BenchRedis,
     {
       id: 'lock',
       title: 'Lock acquire+release, uncontended (library level)',
-      setup: `${workload.concurrency} in flight, ${workload.keys} resources, ${workload.ops} acquire+release pairs × ${rounds} interleaved rounds; one op = acquire + release; TTL 10 s; peers on a default ioredis client with their default options`,
+      setup: `${workload.concurrency} in flight, ${workload.keys} resources, ${workload.ops} acquire+release pairs × ${rounds} interleaved rounds; one op = acquire + release; TTL 10 s; peers on a default ioredis client with their default options; ours also hands out a fencing token (acquire) and publishes a release notice (release)`,
       columns: LIBRARY_COLUMNS,
       rows: rows.map((r) => ({ name: r.name, values: rowValues(r) })),
       targets,
