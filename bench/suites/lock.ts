@@ -122,6 +122,16 @@ export async function lockSuite(app: INestApplicationContext, redis: BenchRedis,
     }
   }
 
+  const bare = by(BARE);
+  for (const peer of peers) {
+    const peerLabel = peer.name.split(' ')[0];
+    targets.push({
+      ...limitCheck(`floor: bare SET NX PX + compare-and-delete client CPU ÷ ${peerLabel} (reference)`, bare.cpuUsPerOp / peer.cpuUsPerOp, 0.7),
+      target: '(≤ 0.7 needs ours below this)',
+      reference: true,
+    });
+  }
+
   const locks = app.get(LockService);
   const semaphoreClient = redis.client();
   const redlock = new Redlock([redis.client()]);

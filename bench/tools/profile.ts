@@ -1,6 +1,6 @@
 /**
  * A bench-like loop for profiling one contender in isolation:
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|lock|lock-plain|ceiling> [ops]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|evalsha|evalsha-ceiling|ceiling|lock|lock-plain> [ops]
  * Prints ops/s and client CPU µs/op; summarise the profile with bench/tools/profile-summary.ts.
  */
 import 'reflect-metadata';
@@ -18,10 +18,14 @@ async function main(): Promise<void> {
   const limiter = app.get(RateLimiterService);
   const locks = app.get(LockService);
   const ceiling = ceilingScript(app.get(LuaScriptEngine).client as Redis);
+  const fixedSha = (limiter as unknown as { scripts: Record<string, { sha: string }> }).scripts['fixed-window'].sha;
+  const ceilingSha = (await (app.get(LuaScriptEngine).client as Redis).script('LOAD', 'return 1')) as string;
   const rule = { limit: 1_000_000, windowMs: 60_000, algorithm: 'fixed-window' as const };
   const op: (k: number) => Promise<unknown> =
     what === 'limiter' ? (k) => limiter.consume(`k${k}`, rule)
     : what === 'ceiling' ? (k) => ceiling(`c${k}`)
+    : what === 'evalsha' ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(fixedSha, 1, `bench:rl:{k${k}}:f:60000:1000000`, 'c', 1, 'f', 1_000_000, 60_000)
+    : what === 'evalsha-ceiling' ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(ceilingSha, 1, `c${k}`)
     : async (k) => {
         const lock = await locks.tryAcquire(`r${k}`, { ttlMs: 10_000, autoExtend: what === 'lock' ? undefined : false });
         if (lock) await lock.release();

@@ -153,26 +153,36 @@ export class RateLimiterService {
     await this.engine.client.del(...redisKeys);
   }
 
-  private async check(
+  /**
+   * One check. Not an `async` function: the common path allocates the EVALSHA promise, its `then`
+   * and the returned promise, nothing more (each layer of async/await cost measurable client CPU).
+   * Never throws synchronously: every error is a rejection.
+   */
+  private check(
     op: 'c' | 'p',
     key: string,
     rules: RateLimitRule | readonly RateLimitRule[],
     options: ConsumeOptions | undefined,
   ): Promise<RateLimitResult> {
-    const plan = this.plan(key, rules, op === 'c' ? 'consume' : 'peek');
-    const cost = options?.cost ?? 1;
-    if (cost !== 1 && (!Number.isInteger(cost) || cost < 1 || cost > plan.smallestLimit)) {
-      throw new RateLimitInputError(`nest-redis-lua: rate-limit cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${cost}`);
-    }
+    let plan: RulePlan;
     let failMode = this.defaultFailMode;
     let timeoutMs = this.defaultTimeoutMs;
-    if (options?.failMode !== undefined || options?.timeoutMs !== undefined) {
-      failMode = options.failMode ?? failMode;
-      timeoutMs = options.timeoutMs ?? timeoutMs;
-      // Per-call options, checked before any Redis call (a NaN timeout would decide at once).
-      this.checkCallOptions(failMode, timeoutMs, op);
-    } else if (this.defaultsError !== undefined) {
-      throw new RateLimitInputError(this.defaultsError);
+    const cost = options?.cost ?? 1;
+    try {
+      plan = this.plan(key, rules, op === 'c' ? 'consume' : 'peek');
+      if (cost !== 1 && (!Number.isInteger(cost) || cost < 1 || cost > plan.smallestLimit)) {
+        throw new RateLimitInputError(`nest-redis-lua: rate-limit cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${cost}`);
+      }
+      if (options?.failMode !== undefined || options?.timeoutMs !== undefined) {
+        failMode = options.failMode ?? failMode;
+        timeoutMs = options.timeoutMs ?? timeoutMs;
+        // Per-call options, checked before any Redis call (a NaN timeout would decide at once).
+        this.checkCallOptions(failMode, timeoutMs, op);
+      } else if (this.defaultsError !== undefined) {
+        throw new RateLimitInputError(this.defaultsError);
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
 
     const { keyOf } = plan;
@@ -182,19 +192,57 @@ export class RateLimiterService {
     if (this.denied.size > 0) {
       cacheKey = `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
       const cached = this.denied.get(cacheKey);
-      if (cached) return { ...cached.value, retryAfterMs: Math.ceil(cached.leftMs) };
+      if (cached) return Promise.resolve({ ...cached.value, retryAfterMs: Math.ceil(cached.leftMs) });
     }
 
-    const args: Array<string | number> = [op, cost, ...plan.ruleArgs];
-    const sentAt = performance.now();
-    let reply: ScriptReply;
-    try {
-      reply = await this.runWithin(plan.script, redisKeys, args, timeoutMs, sentAt);
-    } catch (err) {
-      if (err instanceof LuaScriptError) throw err;
-      return this.unavailable(err as Error, key, failMode, plan.rules[0]);
+    const { status } = this.engine.client;
+    // 'wait': a lazyConnect client that connects on its first command.
+    if (status !== 'ready' && status !== 'wait') {
+      return this.settleUnavailable(new Error(`Redis connection is ${status}`), key, failMode, plan);
     }
-    this.outage = false;
+    const sentAt = performance.now();
+    const running = plan.script.run(redisKeys, [op, cost, ...plan.ruleArgs]);
+    return new Promise<RateLimitResult>((resolve, reject) => {
+      // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
+      const call: PendingCall = {
+        deadline: sentAt + timeoutMs,
+        settled: false,
+        expire: () =>
+          resolve(this.settleUnavailable(new Error(`Redis did not answer within ${timeoutMs} ms (option "timeoutMs")`), key, failMode, plan)),
+      };
+      this.deadlines.watch(timeoutMs, call);
+      // A late reply or failure, after the timeout decided, is ignored here: never an unhandled rejection.
+      running.then(
+        (reply) => {
+          if (call.settled) return;
+          call.settled = true;
+          this.outage = false;
+          try {
+            resolve(this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        (err: unknown) => {
+          if (call.settled) return;
+          call.settled = true;
+          if (err instanceof LuaScriptError) reject(err);
+          else resolve(this.settleUnavailable(err as Error, key, failMode, plan));
+        },
+      );
+    });
+  }
+
+  /** The result of a reply; a denied consume is remembered in the deny cache until it may pass. */
+  private result(
+    reply: ScriptReply,
+    plan: RulePlan,
+    op: 'c' | 'p',
+    sentAt: number,
+    redisKeys: readonly string[],
+    cost: number,
+    cacheKey: string | undefined,
+  ): RateLimitResult {
     const rule = plan.rules[reply[1] - 1];
     const result: RateLimitResult = {
       allowed: reply[0] === 1,
@@ -205,10 +253,19 @@ export class RateLimiterService {
       rule: { limit: rule.limit, windowMs: rule.windowMs, algorithm: rule.algorithm, name: rule.name },
     };
     if (!result.allowed && op === 'c') {
-      cacheKey ??= `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
-      this.denied.set(cacheKey, sentAt + result.retryAfterMs - performance.now(), result);
+      const denyKey = cacheKey ?? `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
+      this.denied.set(denyKey, sentAt + result.retryAfterMs - performance.now(), result);
     }
     return result;
+  }
+
+  /** The fail mode's answer when Redis could not decide: a degraded result, or a rejection (`closed`). */
+  private settleUnavailable(error: Error, key: string, failMode: RateLimitFailMode, plan: RulePlan): Promise<RateLimitResult> {
+    try {
+      return Promise.resolve(this.unavailable(error, key, failMode, plan.rules[0]));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Throws {@link RateLimitInputError} unless a call's fail mode and timeout are valid. */
@@ -219,44 +276,6 @@ export class RateLimiterService {
     } catch (err) {
       throw new RateLimitInputError((err as Error).message);
     }
-  }
-
-  /**
-   * The script's reply, or a rejection once `timeoutMs` passed since `sentAt`; fails at once when the
-   * client is not connected. The timeouts of all calls share one timer per timeout value.
-   */
-  private runWithin(
-    script: LuaScript<ScriptReply>,
-    keys: string[],
-    args: Array<string | number>,
-    timeoutMs: number,
-    sentAt: number,
-  ): Promise<ScriptReply> {
-    const { status } = this.engine.client;
-    // 'wait': a lazyConnect client that connects on its first command.
-    if (status !== 'ready' && status !== 'wait') {
-      return Promise.reject(new Error(`Redis connection is ${status}`));
-    }
-    const running = script.run(keys, args);
-    return new Promise<ScriptReply>((resolve, reject) => {
-      const call: PendingCall = {
-        deadline: sentAt + timeoutMs,
-        settled: false,
-        expire: () => reject(new Error(`Redis did not answer within ${timeoutMs} ms (option "timeoutMs")`)),
-      };
-      this.deadlines.watch(timeoutMs, call);
-      // A late failure, after the timeout decided, is settled here: never an unhandled rejection.
-      running.then(
-        (reply) => {
-          call.settled = true;
-          resolve(reply);
-        },
-        (err: unknown) => {
-          call.settled = true;
-          reject(err);
-        },
-      );
-    });
   }
 
   private unavailable(error: Error, key: string, failMode: RateLimitFailMode, rule: ResolvedRateLimitRule): RateLimitResult {
