@@ -71,6 +71,8 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     run++;
     return Array.from({ length: 100 }, (_, i) => ({ method: 'GET' as const, path, headers: { 'x-user': `r${run}-u${i}` } }));
   };
+  /** The flooder's own req/s in the flood scenarios (429s on the guarded route, 200s on the open one). */
+  const floodRps = new Map<string, number[]>([['limited', []], ['open', []]]);
   const flood = (path: string): Promise<number> => cannon(`${url}${path}`, seconds, FLOODER);
   const scenarios: Array<{ name: string; run: () => Promise<number> }> = [
     { name: 'Express, unguarded route', run: () => cannon(`${url}/open`, seconds, users('/open')) },
@@ -80,14 +82,16 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
       name: 'nest-redis-lua @RateLimit route while one user floods it (blocked, 429)',
       run: async () => {
         // Half the connections: one user over its limit, answered 429; the other half: normal users.
-        const [served] = await Promise.all([cannon(`${url}/limited`, seconds, users('/limited')), flood('/limited')]);
+        const [served, flooded] = await Promise.all([cannon(`${url}/limited`, seconds, users('/limited')), flood('/limited')]);
+        floodRps.get('limited')!.push(flooded);
         return served;
       },
     },
     {
       name: 'Express, unguarded route while the same flood hits it (served)',
       run: async () => {
-        const [served] = await Promise.all([cannon(`${url}/open`, seconds, users('/open')), flood('/open')]);
+        const [served, flooded] = await Promise.all([cannon(`${url}/open`, seconds, users('/open')), flood('/open')]);
+        floodRps.get('open')!.push(flooded);
         return served;
       },
     },
@@ -105,12 +109,15 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
       }
     }
     const value = (i: number): number => median(samples.get(scenarios[i].name)!);
-    const rows = scenarios.map((s, i) => ({ name: s.name, values: { rps: value(i) } }));
+    const rows = scenarios.map((s, i) => ({ name: s.name, values: { rps: value(i), flood: i === 3 ? median(floodRps.get('limited')!) : i === 4 ? median(floodRps.get('open')!) : Number.NaN } }));
     return {
       id: 'http',
       title: 'HTTP (Express, autocannon on loopback)',
       setup: `32 connections per load generator, ${seconds} s × ${rounds} interleaved rounds; req/s of the measured route (normal users: 100 fresh users per run; flood rows: 32 more connections of one user over its limit on the same route)`,
-      columns: [{ key: 'rps', label: 'req/s' }],
+      columns: [
+        { key: 'rps', label: 'req/s' },
+        { key: 'flood', label: "flooder's own req/s" },
+      ],
       rows,
       targets: [
         ratioCheck('@RateLimit route ÷ unguarded route', value(1) / value(0), 0.9),
