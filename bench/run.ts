@@ -18,6 +18,7 @@ import { limiterSuite } from './suites/limiter-suite';
 import { memorySuite } from './suites/memory';
 import { leaderboardSuite } from './suites/leaderboard';
 import { httpSuite } from './suites/http';
+import { lockSuite } from './suites/lock';
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
 const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
@@ -33,6 +34,8 @@ async function main(): Promise<void> {
   const redis = benchRedis(server.port, {});
   const admin = redis.client();
   const app = await libraryContext(server.port);
+  // The same module on a connection with ioredis auto-pipelining, for the limiter rows that compare it.
+  const pipelinedApp = await libraryContext(server.port, { redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } });
   redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? redisVersion;
   const suites: SuiteResult[] = [];
   const run = async (id: string, body: () => Promise<SuiteResult | SuiteResult[]>): Promise<void> => {
@@ -46,12 +49,14 @@ async function main(): Promise<void> {
     console.log(`(${id}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
   };
   try {
-    await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS));
+    await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS, pipelinedApp));
     await run('leaderboard', () => leaderboardSuite(app, admin, WORKLOAD, ROUNDS));
+    await run('lock', () => lockSuite(app, redis, admin, WORKLOAD, ROUNDS));
     await run('memory', () => memorySuite(app, admin));
     await run('http', () => httpSuite(server.port, HTTP_SECONDS, HTTP_ROUNDS));
   } finally {
     await app.close();
+    await pipelinedApp.close();
     await redis.closeAll();
     await server.destroy();
   }

@@ -28,6 +28,8 @@ export interface Sample {
   opsPerSec: number;
   /** Client (this process) CPU time per operation, µs: process.cpuUsage() over the run ÷ ops. */
   cpuUsPerOp: number;
+  /** The user-space part of cpuUsPerOp (JavaScript, ioredis, V8; the rest is kernel time: socket syscalls). */
+  userUsPerOp: number;
   /** Redis time per operation, µs: INFO commandstats usec of top-level commands over the run ÷ ops. */
   redisUsPerOp: number;
   /** Redis process CPU per operation, µs (INFO cpu; includes socket I/O and parsing). */
@@ -86,6 +88,7 @@ export async function measure(contender: Contender, workload: Workload, admin: R
   return {
     opsPerSec: workload.ops / (elapsedNs / 1e9),
     cpuUsPerOp: (cpu.user + cpu.system) / workload.ops,
+    userUsPerOp: cpu.user / workload.ops,
     redisUsPerOp: usec / workload.ops,
     redisCpuUsPerOp: redisCpu / workload.ops,
   };
@@ -101,6 +104,7 @@ export interface Row {
   name: string;
   opsPerSec: number;
   cpuUsPerOp: number;
+  userUsPerOp: number;
   redisUsPerOp: number;
   redisCpuUsPerOp: number;
   samples: Sample[];
@@ -133,6 +137,7 @@ export async function interleave(
       name: c.name,
       opsPerSec: median(s.map((x) => x.opsPerSec)),
       cpuUsPerOp: median(s.map((x) => x.cpuUsPerOp)),
+      userUsPerOp: median(s.map((x) => x.userUsPerOp)),
       redisUsPerOp: median(s.map((x) => x.redisUsPerOp)),
       redisCpuUsPerOp: median(s.map((x) => x.redisCpuUsPerOp)),
       samples: s,

@@ -20,6 +20,8 @@ export interface TargetCheck {
   /** How it is judged, e.g. "≥ 1.2". */
   target: string;
   met: boolean;
+  /** A reference figure printed with the targets (e.g. a floor no implementation can go below), not judged. */
+  reference?: boolean;
 }
 
 export interface SuiteResult {
@@ -52,7 +54,7 @@ export function markdownTable(suite: SuiteResult): string {
     (row) => `| ${[row.name, ...suite.columns.map((c) => fmt(row.values[c.key], c.digits))].join(' | ')} |`,
   );
   const targets = suite.targets.map(
-    (t) => `| ${t.description} | ${fmt(t.measured, 2)} | ${t.target} | ${t.met ? 'met' : '**missed**'} |`,
+    (t) => `| ${t.description} | ${fmt(t.measured, 2)} | ${t.target} | ${t.reference ? 'reference' : t.met ? 'met' : '**missed**'} |`,
   );
   return [
     `### ${suite.title}`,

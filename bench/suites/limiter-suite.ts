@@ -7,20 +7,39 @@ import { limitCheck, ratioCheck, type SuiteResult, type TargetCheck } from '../h
 import { ALGORITHMS, CEILING, FLEXIBLE, NEST_LAB, ceilingOn, ourLimiters, ourName, peerLimiters, referenceScripts } from './limiter';
 import { LuaScriptEngine } from '../../lib';
 
+/** Suffix of the rows measured on a connection with `enableAutoPipelining: true`. */
+export const AUTO_PIPELINED = '[auto-pipelining]';
+
 export const LIBRARY_COLUMNS = [
   { key: 'opsPerSec', label: 'ops/s' },
   { key: 'cpuUsPerOp', label: 'client CPU µs/op', digits: 1 },
+  { key: 'userUsPerOp', label: 'of which user-space', digits: 1 },
   { key: 'redisUsPerOp', label: 'Redis µs/op', digits: 1 },
   { key: 'redisCpuUsPerOp', label: 'Redis process CPU µs/op', digits: 1 },
 ];
 
 export function rowValues(r: Row): Record<string, number> {
-  return { opsPerSec: r.opsPerSec, cpuUsPerOp: r.cpuUsPerOp, redisUsPerOp: r.redisUsPerOp, redisCpuUsPerOp: r.redisCpuUsPerOp };
+  return { opsPerSec: r.opsPerSec, cpuUsPerOp: r.cpuUsPerOp, userUsPerOp: r.userUsPerOp, redisUsPerOp: r.redisUsPerOp, redisCpuUsPerOp: r.redisCpuUsPerOp };
 }
 
-export async function limiterSuite(app: INestApplicationContext, redis: BenchRedis, admin: Redis, workload: Workload, rounds: number): Promise<SuiteResult> {
+export async function limiterSuite(
+  app: INestApplicationContext,
+  redis: BenchRedis,
+  admin: Redis,
+  workload: Workload,
+  rounds: number,
+  /** The same module on a connection with ioredis `enableAutoPipelining` (rows for comparison). */
+  pipelinedApp?: INestApplicationContext,
+): Promise<SuiteResult> {
   const ours = app.get(LuaScriptEngine).client as Redis;
   const contenders = [...ourLimiters(app), ...peerLimiters(redis), ceilingOn(ours), ...referenceScripts(redis.client())];
+  if (pipelinedApp) {
+    const [log] = ourLimiters(pipelinedApp);
+    contenders.push(
+      { ...log, name: `${log.name} ${AUTO_PIPELINED}` },
+      { ...ceilingOn(pipelinedApp.get(LuaScriptEngine).client as Redis), name: `${CEILING} ${AUTO_PIPELINED}` },
+    );
+  }
   const rows = await interleave(contenders, workload, rounds, admin);
   const by = (name: string): Row => rows.find((r) => r.name === name)!;
   const peers = [by(FLEXIBLE), by(NEST_LAB)];
@@ -33,6 +52,8 @@ export async function limiterSuite(app: INestApplicationContext, redis: BenchRed
     ratioCheck('sliding-log ops/s ÷ `return 1` ceiling', log.opsPerSec / ceiling.opsPerSec, 0.85),
     limitCheck('sliding-log client CPU ÷ best peer', log.cpuUsPerOp / bestPeerCpu, 0.6),
     limitCheck('sliding-log Redis µs per call', log.redisUsPerOp, 9),
+    // The floor: a script call that does nothing, on the same client (no client can do a call for less).
+    { ...limitCheck('floor: `return 1` ceiling client CPU ÷ best peer (reference)', ceiling.cpuUsPerOp / bestPeerCpu, 0.6), target: '(≤ 0.6 needs ours below this)', reference: true },
   ];
   for (const algorithm of ALGORITHMS.slice(1)) {
     const row = by(ourName(algorithm));

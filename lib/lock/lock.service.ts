@@ -1,5 +1,4 @@
 import { setMaxListeners } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
@@ -18,6 +17,7 @@ import {
   type TryAcquireLockOptions,
 } from './lock.options';
 import { LockWaitQueues } from './lock-waiters';
+import { LockTokens } from './lock-tokens';
 
 /** Key feature name of every lock key: `<prefix>:lock:{<resource>}[:fence]`. */
 const FEATURE = 'lock';
@@ -47,6 +47,11 @@ export class LockService implements OnModuleDestroy {
   private readonly releaseScript: LuaScript<0 | 1>;
   private readonly extendScript: LuaScript<0 | 1>;
   private readonly held = new Set<Lock>();
+  private readonly tokens = new LockTokens();
+  /** Key builders: the lock key, its fence key and its release channel, from the resource. */
+  private readonly lockKeyOf: (resource: string) => string;
+  private readonly fenceKeyOf: (resource: string) => string;
+  private readonly channelOf: (resource: string) => string;
   private readonly waiters: LockWaitQueues;
   /** Aborted on shutdown; every waiter listens to it, so it may have any number of listeners. */
   private readonly closing = withUnlimitedListeners(new AbortController());
@@ -56,7 +61,7 @@ export class LockService implements OnModuleDestroy {
 
   constructor(
     engine: LuaScriptEngine,
-    @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
+    @Inject(REDIS_LUA_KEYS) keys: KeyBuilder,
     @Inject(REDIS_LUA_OPTIONS) options: RedisLuaModuleOptions,
     subscriber: RedisLuaSubscriber,
   ) {
@@ -68,6 +73,9 @@ export class LockService implements OnModuleDestroy {
       ttlMs: options.lock?.ttlMs ?? DEFAULT_LOCK_TTL_MS,
       waitMs: options.lock?.waitMs ?? DEFAULT_LOCK_WAIT_MS,
     });
+    this.lockKeyOf = keys.keyFactory(FEATURE);
+    this.fenceKeyOf = keys.keyFactory(FEATURE, 'fence');
+    this.channelOf = keys.keyFactory(FEATURE, 'released');
     this.acquireScript = engine.bundled<AcquireReply>('lock/acquire', 2);
     this.releaseScript = engine.bundled<0 | 1>('lock/release', 1);
     this.extendScript = engine.bundled<0 | 1>('lock/extend', 1);
@@ -184,12 +192,12 @@ export class LockService implements OnModuleDestroy {
 
   /** Redis key holding the lock of `resource` (its value is the holder's token). */
   lockKey(resource: string): string {
-    return this.keys.key(FEATURE, [resource]);
+    return this.lockKeyOf(resource);
   }
 
   /** Pub/sub channel on which releases of `resource` are announced. */
   channel(resource: string): string {
-    return this.keys.key(FEATURE, [resource], 'released');
+    return this.channelOf(resource);
   }
 
   /**
@@ -202,11 +210,11 @@ export class LockService implements OnModuleDestroy {
   }
 
   private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal: AbortSignal): Promise<Attempt> {
-    const token = randomBytes(18).toString('base64url');
+    const token = this.tokens.next();
     const sentAt = Date.now();
     const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
     const reply = await this.acquireScript.run(
-      [this.lockKey(resource), this.keys.key(FEATURE, [resource], 'fence')],
+      [this.lockKeyOf(resource), this.fenceKeyOf(resource)],
       [token, ttlMs, fenceTtl],
     );
     if (reply[0] !== 1) return { pttl: Number(reply[1]) };

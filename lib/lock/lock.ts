@@ -25,7 +25,9 @@ type LockState = 'held' | 'released' | 'lost';
  *   {@link LockLostError} and a warning is logged; nothing is ever thrown from a timer.
  */
 export class Lock {
-  private readonly controller = new AbortController();
+  /** Made on first use of `signal` (most locks are never asked for it: an AbortController per lock costs). */
+  private controller?: AbortController;
+  private lostReason?: LockLostError;
   private state: LockState = 'held';
   private expires: number;
   private ttl: number;
@@ -55,6 +57,10 @@ export class Lock {
 
   /** Aborted (with a {@link LockLostError} as `reason`) when the lock is lost while held. */
   get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.lostReason) this.controller.abort(this.lostReason);
+    }
     return this.controller.signal;
   }
 
@@ -180,7 +186,8 @@ export class Lock {
     this.stopTimers();
     this.backend.forget(this);
     this.backend.logger.warn(reason.message);
-    this.controller.abort(reason);
+    this.lostReason = reason;
+    this.controller?.abort(reason);
     return reason;
   }
 

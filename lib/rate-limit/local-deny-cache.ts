@@ -8,6 +8,11 @@ export class LocalDenyCache<T> {
 
   constructor(private readonly capacity: number) {}
 
+  /** Number of entries (expired ones included until they are looked up or evicted). */
+  get size(): number {
+    return this.entries.size;
+  }
+
   /** The stored value and the milliseconds left, if `key` is still denied. */
   get(key: string): { value: T; leftMs: number } | undefined {
     const entry = this.entries.get(key);

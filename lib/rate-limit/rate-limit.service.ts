@@ -7,6 +7,7 @@ import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { LuaScriptError } from '../scripts/lua-script.errors';
 import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
+import { DeadlineSweeper, type PendingCall } from './deadlines';
 import {
   DEFAULT_LOCAL_CACHE_SIZE,
   DEFAULT_RATE_LIMIT_TIMEOUT_MS,
@@ -38,6 +39,47 @@ type ScriptReply = [number, number, number, number, number];
 /** The Redis key feature segment of rate-limit keys. */
 const FEATURE = 'rl';
 
+/** Everything a call needs from its rules, computed once per rules object (see `plan`). */
+interface RulePlan {
+  readonly rules: readonly ResolvedRateLimitRule[];
+  /** The fields the plan was made from, compared on every use: a mutated rule object is resolved again. */
+  readonly snapshot: readonly unknown[];
+  readonly script: LuaScript<ScriptReply>;
+  /** ARGV after `op` and `cost`: algorithm code, limit and window of each rule. */
+  readonly ruleArgs: ReadonlyArray<string | number>;
+  /** Builds each rule's key from the identifier. */
+  readonly keyOf: ReadonlyArray<(key: string) => string>;
+  readonly smallestLimit: number;
+}
+
+/** The fields of `rules` a plan depends on, in a flat list (rule objects included, by identity). */
+function snapshotOf(rules: RateLimitRule | readonly RateLimitRule[]): unknown[] {
+  const list: readonly RateLimitRule[] = Array.isArray(rules) ? rules : [rules as RateLimitRule];
+  const values: unknown[] = [list.length];
+  for (const rule of list) {
+    if (typeof rule !== 'object' || rule === null) values.push(rule);
+    else values.push(rule, rule.limit, rule.windowMs, rule.algorithm, rule.name);
+  }
+  return values;
+}
+
+/** True if `rules` still has the fields `snapshot` was taken from (no allocation: runs on every call). */
+function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly RateLimitRule[]): boolean {
+  if (!Array.isArray(rules)) {
+    const rule = rules as RateLimitRule;
+    return snapshot.length === 6 && snapshot[0] === 1 && snapshot[1] === rule && snapshot[2] === rule.limit
+      && snapshot[3] === rule.windowMs && snapshot[4] === rule.algorithm && snapshot[5] === rule.name;
+  }
+  const list = rules as readonly RateLimitRule[];
+  if (snapshot[0] !== list.length || snapshot.length !== 1 + 5 * list.length) return false;
+  for (let i = 0, j = 1; i < list.length; i++, j += 5) {
+    const rule = list[i];
+    if (snapshot[j] !== rule || snapshot[j + 1] !== rule.limit || snapshot[j + 2] !== rule.windowMs
+      || snapshot[j + 3] !== rule.algorithm || snapshot[j + 4] !== rule.name) return false;
+  }
+  return true;
+}
+
 /**
  * Exact, atomic rate limiting in one round trip: every rule of a call is checked, then the hit is
  * recorded in all of them or in none, by one Lua script on the Redis server (time from Redis `TIME`,
@@ -56,6 +98,13 @@ export class RateLimiterService {
   /** Module-level rate-limit options (validated at boot with the connection options). */
   readonly options: RateLimitModuleOptions;
   private outage = false;
+  /** Resolved rules per rules object (a route's or a caller's constant): validated once, not per call. */
+  private readonly plans = new WeakMap<object, RulePlan>();
+  private readonly deadlines = new DeadlineSweeper();
+  /** The module's failMode and timeoutMs, or the error a call without its own options reports. */
+  private readonly defaultFailMode: RateLimitFailMode;
+  private readonly defaultTimeoutMs: number;
+  private readonly defaultsError?: string;
 
   constructor(
     private readonly engine: LuaScriptEngine,
@@ -71,6 +120,13 @@ export class RateLimiterService {
       'fixed-window': engine.bundled<ScriptReply>('rate-limit/fixed-window'),
       mixed: engine.bundled<ScriptReply>('rate-limit/mixed'),
     };
+    this.defaultFailMode = this.options.failMode ?? 'open';
+    this.defaultTimeoutMs = this.options.timeoutMs ?? DEFAULT_RATE_LIMIT_TIMEOUT_MS;
+    try {
+      this.checkCallOptions(this.defaultFailMode, this.defaultTimeoutMs, 'c');
+    } catch (err) {
+      this.defaultsError = (err as Error).message;
+    }
   }
 
   /**
@@ -80,100 +136,146 @@ export class RateLimiterService {
    * {@link RateLimitUnavailableError}.
    * @throws RateLimitInputError for an empty key, bad rules or a bad cost (before any Redis call).
    */
-  async consume(key: string, rules: RateLimitRule | readonly RateLimitRule[], options: ConsumeOptions = {}): Promise<RateLimitResult> {
+  consume(key: string, rules: RateLimitRule | readonly RateLimitRule[], options?: ConsumeOptions): Promise<RateLimitResult> {
     return this.check('c', key, rules, options);
   }
 
   /** What `consume` would answer, recording nothing. */
-  async peek(key: string, rules: RateLimitRule | readonly RateLimitRule[], options: ConsumeOptions = {}): Promise<RateLimitResult> {
+  peek(key: string, rules: RateLimitRule | readonly RateLimitRule[], options?: ConsumeOptions): Promise<RateLimitResult> {
     return this.check('p', key, rules, options);
   }
 
   /** Forgets every hit of `key` under `rules` (in Redis and in this process's deny cache). */
   async reset(key: string, rules: RateLimitRule | readonly RateLimitRule[]): Promise<void> {
-    const resolved = this.resolve(key, rules, 'reset');
-    const redisKeys = resolved.map((rule) => this.ruleKey(key, rule));
+    const plan = this.plan(key, rules, 'reset');
+    const redisKeys = plan.keyOf.map((keyOf) => keyOf(key));
     this.denied.deletePrefix(`${redisKeys.join(' ')} `);
     await this.engine.client.del(...redisKeys);
   }
 
-  private async check(
+  /**
+   * One check. Not an `async` function: the common path allocates the EVALSHA promise, its `then`
+   * and the returned promise, nothing more (each layer of async/await cost measurable client CPU).
+   * Never throws synchronously: every error is a rejection.
+   */
+  private check(
     op: 'c' | 'p',
     key: string,
     rules: RateLimitRule | readonly RateLimitRule[],
-    options: ConsumeOptions,
+    options: ConsumeOptions | undefined,
   ): Promise<RateLimitResult> {
-    const resolved = this.resolve(key, rules, op === 'c' ? 'consume' : 'peek');
-    const cost = options.cost ?? 1;
-    const smallest = Math.min(...resolved.map((r) => r.limit));
-    if (!Number.isInteger(cost) || cost < 1 || cost > smallest) {
-      throw new RateLimitInputError(`nest-redis-lua: rate-limit cost must be an integer between 1 and the smallest limit (${smallest}), got ${cost}`);
+    let plan: RulePlan;
+    let failMode = this.defaultFailMode;
+    let timeoutMs = this.defaultTimeoutMs;
+    const cost = options?.cost ?? 1;
+    try {
+      plan = this.plan(key, rules, op === 'c' ? 'consume' : 'peek');
+      if (cost !== 1 && (!Number.isInteger(cost) || cost < 1 || cost > plan.smallestLimit)) {
+        throw new RateLimitInputError(`nest-redis-lua: rate-limit cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${cost}`);
+      }
+      if (options?.failMode !== undefined || options?.timeoutMs !== undefined) {
+        failMode = options.failMode ?? failMode;
+        timeoutMs = options.timeoutMs ?? timeoutMs;
+        // Per-call options, checked before any Redis call (a NaN timeout would decide at once).
+        this.checkCallOptions(failMode, timeoutMs, op);
+      } else if (this.defaultsError !== undefined) {
+        throw new RateLimitInputError(this.defaultsError);
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const failMode = options.failMode ?? this.options.failMode ?? 'open';
-    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_RATE_LIMIT_TIMEOUT_MS;
-    // Per-call options, checked before any Redis call (a NaN timeout would decide at once).
+
+    const { keyOf } = plan;
+    const redisKeys = keyOf.length === 1 ? [keyOf[0](key)] : keyOf.map((f) => f(key));
+    // The deny cache's key; not built while the cache is empty (the common case: nobody is over a limit).
+    let cacheKey: string | undefined;
+    if (this.denied.size > 0) {
+      cacheKey = `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
+      const cached = this.denied.get(cacheKey);
+      if (cached) return Promise.resolve({ ...cached.value, retryAfterMs: Math.ceil(cached.leftMs) });
+    }
+
+    const { status } = this.engine.client;
+    // 'wait': a lazyConnect client that connects on its first command.
+    if (status !== 'ready' && status !== 'wait') {
+      return this.settleUnavailable(new Error(`Redis connection is ${status}`), key, failMode, plan);
+    }
+    const sentAt = performance.now();
+    const running = plan.script.run(redisKeys, [op, cost, ...plan.ruleArgs]);
+    return new Promise<RateLimitResult>((resolve, reject) => {
+      // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
+      const call: PendingCall = {
+        deadline: sentAt + timeoutMs,
+        settled: false,
+        expire: () =>
+          resolve(this.settleUnavailable(new Error(`Redis did not answer within ${timeoutMs} ms (option "timeoutMs")`), key, failMode, plan)),
+      };
+      this.deadlines.watch(timeoutMs, call);
+      // A late reply or failure, after the timeout decided, is ignored here: never an unhandled rejection.
+      running.then(
+        (reply) => {
+          if (call.settled) return;
+          call.settled = true;
+          this.outage = false;
+          try {
+            resolve(this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        (err: unknown) => {
+          if (call.settled) return;
+          call.settled = true;
+          if (err instanceof LuaScriptError) reject(err);
+          else resolve(this.settleUnavailable(err as Error, key, failMode, plan));
+        },
+      );
+    });
+  }
+
+  /** The result of a reply; a denied consume is remembered in the deny cache until it may pass. */
+  private result(
+    reply: ScriptReply,
+    plan: RulePlan,
+    op: 'c' | 'p',
+    sentAt: number,
+    redisKeys: readonly string[],
+    cost: number,
+    cacheKey: string | undefined,
+  ): RateLimitResult {
+    const rule = plan.rules[reply[1] - 1];
+    const result: RateLimitResult = {
+      allowed: reply[0] === 1,
+      limit: rule.limit,
+      remaining: Math.max(0, reply[2]),
+      resetMs: reply[3],
+      retryAfterMs: reply[4],
+      rule: { limit: rule.limit, windowMs: rule.windowMs, algorithm: rule.algorithm, name: rule.name },
+    };
+    if (!result.allowed && op === 'c') {
+      const denyKey = cacheKey ?? `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
+      this.denied.set(denyKey, sentAt + result.retryAfterMs - performance.now(), result);
+    }
+    return result;
+  }
+
+  /** The fail mode's answer when Redis could not decide: a degraded result, or a rejection (`closed`). */
+  private settleUnavailable(error: Error, key: string, failMode: RateLimitFailMode, plan: RulePlan): Promise<RateLimitResult> {
+    try {
+      return Promise.resolve(this.unavailable(error, key, failMode, plan.rules[0]));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Throws {@link RateLimitInputError} unless a call's fail mode and timeout are valid. */
+  private checkCallOptions(failMode: unknown, timeoutMs: unknown, op: 'c' | 'p'): void {
     try {
       assertFailMode(failMode, 'failMode', `RateLimiterService.${op === 'c' ? 'consume' : 'peek'}`);
       assertPositiveInteger(timeoutMs, 'timeoutMs', `RateLimiterService.${op === 'c' ? 'consume' : 'peek'}`, 60_000);
     } catch (err) {
       throw new RateLimitInputError((err as Error).message);
     }
-
-    const redisKeys = resolved.map((rule) => this.ruleKey(key, rule));
-    const cacheKey = `${redisKeys.join(' ')} ${cost}`;
-    const cached = this.denied.get(cacheKey);
-    if (cached) return { ...cached.value, retryAfterMs: Math.ceil(cached.leftMs) };
-
-    const algorithms = new Set(resolved.map((r) => r.algorithm));
-    const script = algorithms.size === 1 ? this.scripts[resolved[0].algorithm] : this.scripts.mixed;
-    const args: Array<string | number> = [op, cost];
-    for (const rule of resolved) args.push(RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.limit, rule.windowMs);
-
-    const sentAt = performance.now();
-    let reply: ScriptReply;
-    try {
-      reply = await this.runWithin(script, redisKeys, args, timeoutMs);
-    } catch (err) {
-      if (err instanceof LuaScriptError) throw err;
-      return this.unavailable(err as Error, key, failMode, resolved[0]);
-    }
-    this.outage = false;
-    const [allowed, index, remaining, resetMs, retryAfterMs] = reply;
-    const rule = resolved[index - 1];
-    const result: RateLimitResult = {
-      allowed: allowed === 1,
-      limit: rule.limit,
-      remaining: Math.max(0, remaining),
-      resetMs,
-      retryAfterMs,
-      rule: { ...rule },
-    };
-    if (!result.allowed && op === 'c') this.denied.set(cacheKey, sentAt + retryAfterMs - performance.now(), result);
-    return result;
-  }
-
-  /** The script's reply, or a rejection after `timeoutMs`; fails at once when the client is not connected. */
-  private runWithin(script: LuaScript<ScriptReply>, keys: string[], args: Array<string | number>, timeoutMs: number): Promise<ScriptReply> {
-    const { status } = this.engine.client;
-    // 'wait': a lazyConnect client that connects on its first command.
-    if (status !== 'ready' && status !== 'wait') {
-      return Promise.reject(new Error(`Redis connection is ${status}`));
-    }
-    const running = script.run(keys, args);
-    return new Promise<ScriptReply>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms (option "timeoutMs")`)), timeoutMs);
-      // A late failure, after the timeout decided, is settled here: never an unhandled rejection.
-      running.then(
-        (reply) => {
-          clearTimeout(timer);
-          resolve(reply);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
   }
 
   private unavailable(error: Error, key: string, failMode: RateLimitFailMode, rule: ResolvedRateLimitRule): RateLimitResult {
@@ -198,19 +300,36 @@ export class RateLimiterService {
     };
   }
 
-  private resolve(key: string, rules: RateLimitRule | readonly RateLimitRule[], method: string): ResolvedRateLimitRule[] {
+  /**
+   * The rules' plan: validated and resolved on first use of a rules object, then reused as long as
+   * the object's fields are unchanged (a mutated or new object is resolved again).
+   */
+  private plan(key: string, rules: RateLimitRule | readonly RateLimitRule[], method: string): RulePlan {
     if (typeof key !== 'string' || key.length === 0) {
       throw new RateLimitInputError(`nest-redis-lua: RateLimiterService.${method}: key must be a non-empty string`);
     }
+    const cacheable = typeof rules === 'object' && rules !== null;
+    const known = cacheable ? this.plans.get(rules) : undefined;
+    if (known && unchanged(known.snapshot, rules)) return known;
+    let resolved: ResolvedRateLimitRule[];
     try {
-      return resolveRules(rules, `RateLimiterService.${method}`, this.options);
+      resolved = resolveRules(rules, `RateLimiterService.${method}`, this.options);
     } catch (err) {
       throw new RateLimitInputError((err as Error).message);
     }
-  }
-
-  /** `<prefix>:rl:{<key>}:<algorithm code>:<windowMs>:<limit>`: one slot per identifier. */
-  private ruleKey(key: string, rule: ResolvedRateLimitRule): string {
-    return this.keys.key(FEATURE, [key], RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.windowMs, rule.limit);
+    const ruleArgs: Array<string | number> = [];
+    for (const rule of resolved) ruleArgs.push(RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.limit, rule.windowMs);
+    const algorithm = resolved[0].algorithm;
+    const plan: RulePlan = {
+      rules: resolved,
+      snapshot: snapshotOf(rules),
+      script: resolved.every((r) => r.algorithm === algorithm) ? this.scripts[algorithm] : this.scripts.mixed,
+      ruleArgs,
+      // `<prefix>:rl:{<key>}:<algorithm code>:<windowMs>:<limit>`: one slot per identifier.
+      keyOf: resolved.map((rule) => this.keys.keyFactory(FEATURE, RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.windowMs, rule.limit)),
+      smallestLimit: resolved.reduce((min, r) => Math.min(min, r.limit), Infinity),
+    };
+    if (cacheable) this.plans.set(rules, plan);
+    return plan;
   }
 }

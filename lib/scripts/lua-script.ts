@@ -45,29 +45,38 @@ export class LuaScript<TReply = unknown> {
    * {@link KeyBuilder} and one tag).
    * @throws LuaScriptError when the script raises an error or a command inside it fails.
    */
-  async run(keys: readonly string[], args: readonly ScriptArg[] = []): Promise<TReply> {
+  run(keys: readonly string[], args: readonly ScriptArg[] = []): Promise<TReply> {
     if (this.numberOfKeys !== undefined && keys.length !== this.numberOfKeys) {
-      throw new TypeError(`Lua script "${this.name}" takes ${this.numberOfKeys} keys, got ${keys.length}`);
+      return Promise.reject(new TypeError(`Lua script "${this.name}" takes ${this.numberOfKeys} keys, got ${keys.length}`));
     }
-    const started = this.host.debugLogger ? performance.now() : 0;
+    if (this.host.debugLogger) return this.runLogged(keys, args);
+    // The hot path: one EVALSHA promise and one `then`, no async frames (measured in bench/).
+    return (this.host.client.evalsha(this.source.sha, keys.length, ...keys, ...args) as Promise<TReply>).then(
+      undefined,
+      (err: unknown) => this.recover(err, keys, args),
+    );
+  }
+
+  /** `run` with the `debug` log line (keys and duration). */
+  private async runLogged(keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
+    const started = performance.now();
     try {
-      return await this.send(keys, args);
-    } catch (err) {
-      throw isReplyError(err) ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, err) : err;
-    } finally {
-      this.host.debugLogger?.log(
-        `${this.name} keys=${JSON.stringify(keys)} ${(performance.now() - started).toFixed(2)}ms`,
+      return await this.host.client.evalsha(this.source.sha, keys.length, ...keys, ...args).then(
+        (reply) => reply as TReply,
+        (err: unknown) => this.recover(err, keys, args),
       );
+    } finally {
+      this.host.debugLogger?.log(`${this.name} keys=${JSON.stringify(keys)} ${(performance.now() - started).toFixed(2)}ms`);
     }
   }
 
-  private async send(keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
-    const { client } = this.host;
+  /** After a failed EVALSHA: EVAL on NOSCRIPT; Redis error replies become {@link LuaScriptError}. */
+  private async recover(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
     try {
-      return (await client.evalsha(this.sha, keys.length, ...keys, ...args)) as TReply;
-    } catch (err) {
       if (!isNoScriptError(err)) throw err;
-      return (await client.eval(this.body, keys.length, ...keys, ...args)) as TReply;
+      return (await this.host.client.eval(this.body, keys.length, ...keys, ...args)) as TReply;
+    } catch (failure) {
+      throw isReplyError(failure) ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, failure) : failure;
     }
   }
 }

@@ -78,4 +78,17 @@ describe('KeyBuilder', () => {
     expect(() => keys.key('rl', [Number.NaN])).toThrow('finite');
     expect(() => keys.key('rl', [])).toThrow('at least one tag part');
   });
+
+  it('keyFactory builds exactly the keys of key() for one tag part', () => {
+    const rule = keys.keyFactory('rl', 'l', 60_000, 100);
+    const plain = keys.keyFactory('lock');
+    fc.assert(
+      fc.property(identifier, (id) => {
+        expect(rule(id)).toBe(keys.key('rl', [id], 'l', 60_000, 100));
+        expect(plain(id)).toBe(keys.key('lock', [id]));
+      }),
+      { numRuns: 300 },
+    );
+    expect(() => keys.keyFactory('r:l')).toThrow('key feature');
+  });
 });

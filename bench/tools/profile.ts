@@ -1,0 +1,46 @@
+/**
+ * A bench-like loop for profiling one contender in isolation:
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|evalsha|evalsha-ceiling|ceiling|lock|lock-plain> [ops]
+ * Prints ops/s and client CPU µs/op; summarise the profile with bench/tools/profile-summary.ts.
+ */
+import 'reflect-metadata';
+import type { Redis } from 'ioredis';
+import { RedisServer } from '../../test/harness/redis-server';
+import { LockService, LuaScriptEngine, RateLimiterService } from '../../lib';
+import { libraryContext } from '../harness/app';
+import { ceilingScript } from '../harness/clients';
+
+async function main(): Promise<void> {
+  const [what = 'limiter', opsArg = '200000'] = process.argv.slice(2);
+  const ops = Number(opsArg);
+  const server = await RedisServer.start();
+  const app = await libraryContext(server.port, process.env.AUTO_PIPELINE ? { redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } } : {});
+  const limiter = app.get(RateLimiterService);
+  const locks = app.get(LockService);
+  const ceiling = ceilingScript(app.get(LuaScriptEngine).client as Redis);
+  const fixedSha = (limiter as unknown as { scripts: Record<string, { sha: string }> }).scripts['fixed-window'].sha;
+  const ceilingSha = (await (app.get(LuaScriptEngine).client as Redis).script('LOAD', 'return 1')) as string;
+  const rule = { limit: 1_000_000, windowMs: 60_000, algorithm: 'fixed-window' as const };
+  const op: (k: number) => Promise<unknown> =
+    what === 'limiter' ? (k) => limiter.consume(`k${k}`, rule)
+    : what === 'ceiling' ? (k) => ceiling(`c${k}`)
+    : what === 'evalsha' ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(fixedSha, 1, `bench:rl:{k${k}}:f:60000:1000000`, 'c', 1, 'f', 1_000_000, 60_000)
+    : what === 'evalsha-ceiling' ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(ceilingSha, 1, `c${k}`)
+    : async (k) => {
+        const lock = await locks.tryAcquire(`r${k}`, { ttlMs: 10_000, autoExtend: what === 'lock' ? undefined : false });
+        if (lock) await lock.release();
+      };
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < ops) await op(next++ % 1000);
+  };
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 64 }, worker));
+  const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  console.log(`${what}: ${Math.round(ops / (ms / 1000))} ops/s, ${((used.user + used.system) / ops).toFixed(1)} µs CPU/op`);
+  await app.close();
+  await server.destroy();
+}
+main().then(() => process.exit(), (e: unknown) => { console.error(e); process.exit(1); });
