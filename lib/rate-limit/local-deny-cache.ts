@@ -36,8 +36,8 @@ export class LocalDenyCache<T> {
     this.entries.set(key, { until: performance.now() + forMs, value });
   }
 
-  /** Forgets every entry whose key starts with `prefix`. */
-  deletePrefix(prefix: string): void {
-    for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
+  /** Forgets every entry whose key contains `text`. */
+  deleteContaining(text: string): void {
+    for (const key of this.entries.keys()) if (key.includes(text)) this.entries.delete(key);
   }
 }

@@ -145,11 +145,16 @@ export class RateLimiterService {
     return this.check('p', key, rules, options);
   }
 
-  /** Forgets every hit of `key` under `rules` (in Redis and in this process's deny cache). */
+  /**
+   * Forgets every hit of `key` under `rules` in Redis, and every local denial of `key` in this
+   * process's deny cache (other processes see the reset once their cached denial runs out).
+   */
   async reset(key: string, rules: RateLimitRule | readonly RateLimitRule[]): Promise<void> {
     const plan = this.plan(key, rules, 'reset');
     const redisKeys = plan.keyOf.map((keyOf) => keyOf(key));
-    this.denied.deletePrefix(`${redisKeys.join(' ')} `);
+    // Every deny-cache entry of this identifier, whatever its rules: all its Redis keys carry its hash
+    // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
+    this.denied.deleteContaining(this.keys.tag([key]));
     await this.engine.client.del(...redisKeys);
   }
 

@@ -42,3 +42,17 @@ function cleanMessage(message: string): string {
 export function isNoScriptError(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('NOSCRIPT');
 }
+
+/**
+ * Error replies that describe the server's state, not the script: the server is busy running another
+ * script (BUSY), loading its data (LOADING), out of memory (OOM), a replica or a master without its
+ * replicas (READONLY, MASTERDOWN, NOREPLICAS), unable to persist (MISCONF), or a cluster that is down or
+ * resharding (CLUSTERDOWN, TRYAGAIN). They are passed through as they are, not as {@link LuaScriptError}:
+ * callers treat them like an unreachable Redis (the rate limiter's `failMode` decides).
+ */
+const SERVER_STATE_REPLY = /^(BUSY|LOADING|OOM|READONLY|MASTERDOWN|NOREPLICAS|MISCONF|CLUSTERDOWN|TRYAGAIN)\b/;
+
+/** True for an error reply about the server's state (see {@link SERVER_STATE_REPLY}). */
+export function isServerStateError(err: unknown): boolean {
+  return err instanceof Error && SERVER_STATE_REPLY.test(err.message);
+}

@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
-import { isNoScriptError, LuaScriptError } from './lua-script.errors';
+import { isNoScriptError, isServerStateError, LuaScriptError } from './lua-script.errors';
 import type { ScriptSource } from './script-source';
 
 /** A value passed to a script as ARGV: numbers are sent in decimal. */
@@ -70,13 +70,18 @@ export class LuaScript<TReply = unknown> {
     }
   }
 
-  /** After a failed EVALSHA: EVAL on NOSCRIPT; Redis error replies become {@link LuaScriptError}. */
+  /**
+   * After a failed EVALSHA: EVAL on NOSCRIPT; error replies raised by the script become
+   * {@link LuaScriptError}; replies about the server's state (BUSY, LOADING, READONLY...) pass through.
+   */
   private async recover(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
     try {
       if (!isNoScriptError(err)) throw err;
       return (await this.host.client.eval(this.body, keys.length, ...keys, ...args)) as TReply;
     } catch (failure) {
-      throw isReplyError(failure) ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, failure) : failure;
+      throw isReplyError(failure) && !isServerStateError(failure)
+        ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, failure)
+        : failure;
     }
   }
 }

@@ -136,6 +136,14 @@ describeTopologies('RateLimiterService', (t) => {
     // Its own reset clears its cache.
     await service.reset('cached', rule);
     expect((await service.consume('cached', rule)).allowed).toBe(true);
+
+    // Two rules, denied by the second: resetting the second rule alone clears the local denial too.
+    const burst: RateLimitRule = { limit: 100, windowMs: HOUR, name: 'burst' };
+    const daily: RateLimitRule = { limit: 1, windowMs: 24 * HOUR, name: 'daily' };
+    expect((await service.consume('two rules', [burst, daily])).allowed).toBe(true);
+    expect((await service.consume('two rules', [burst, daily])).allowed).toBe(false);
+    await service.reset('two rules', daily);
+    expect((await service.consume('two rules', [burst, daily])).allowed).toBe(true);
   });
 
   it('identifiers with { } : * unicode or 10 kB never share a bucket', async () => {
