@@ -15,7 +15,6 @@ export class CacheAsideError extends Error {
 /** Bad input to a {@link CacheAsideService} call: thrown before anything is read or written. */
 export class CacheInputError extends RedisLuaInputError {
   override readonly name = 'CacheInputError';
-  override readonly field: string;
 
   constructor(
     /** The argument or option at fault, e.g. `ttlMs`, `waitMs`. */
@@ -23,7 +22,6 @@ export class CacheInputError extends RedisLuaInputError {
     message: string,
   ) {
     super(`nest-redis-lua cache: ${message}`, field);
-    this.field = field;
   }
 }
 

@@ -6,7 +6,6 @@ import { RedisLuaInputError } from '../module/redis-lua.errors';
  */
 export class CounterInputError extends RedisLuaInputError {
   override readonly name = 'CounterInputError';
-  override readonly field: string;
 
   constructor(
     /** The argument or option at fault, e.g. `amount`, `max`, `ttlMs`. */
@@ -14,6 +13,5 @@ export class CounterInputError extends RedisLuaInputError {
     message: string,
   ) {
     super(`nest-redis-lua counter: ${message}`, field);
-    this.field = field;
   }
 }

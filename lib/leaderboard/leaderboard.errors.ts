@@ -6,7 +6,6 @@ import { RedisLuaInputError } from '../module/redis-lua.errors';
  */
 export class LeaderboardInputError extends RedisLuaInputError {
   override readonly name = 'LeaderboardInputError';
-  override readonly field: string;
 
   constructor(
     /** The argument or option at fault, e.g. `score`, `member`, `maxEntries`. */
@@ -14,6 +13,5 @@ export class LeaderboardInputError extends RedisLuaInputError {
     message: string,
   ) {
     super(`nest-redis-lua leaderboard: ${message}`, field);
-    this.field = field;
   }
 }
