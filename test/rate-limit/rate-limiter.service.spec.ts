@@ -146,6 +146,122 @@ describeTopologies('RateLimiterService', (t) => {
     expect((await service.consume('two rules', [burst, daily])).allowed).toBe(true);
   });
 
+  describe('reset(key) without rules', () => {
+    const CODES: Record<RateLimitAlgorithm, string> = { 'sliding-log': 'l', 'sliding-window': 's', 'token-bucket': 't', 'fixed-window': 'f' };
+    const indexKey = (prefix: string, id: string): string => `${prefix}:rl:{${id}}:i`;
+    const ruleKey = (prefix: string, id: string, rule: RateLimitRule): string =>
+      `${prefix}:rl:{${id}}:${CODES[rule.algorithm ?? 'sliding-log']}:${rule.windowMs}:${rule.limit}`;
+
+    it('forgets every rule the identifier was limited by (one call with two algorithms, then others), and its local denials', async () => {
+      const prefix = t.prefix();
+      const service = await limiter(t, prefix);
+      const mixed: RateLimitRule[] = [
+        { limit: 3, windowMs: HOUR, algorithm: 'token-bucket' },
+        { limit: 5, windowMs: HOUR, algorithm: 'sliding-window' },
+      ];
+      const fixed: RateLimitRule = { limit: 2, windowMs: HOUR, algorithm: 'fixed-window' };
+      const log: RateLimitRule = { limit: 4, windowMs: HOUR, algorithm: 'sliding-log' };
+      for (let i = 0; i < 3; i++) expect((await service.consume('multi', mixed)).allowed).toBe(true);
+      for (let i = 0; i < 2; i++) expect((await service.consume('multi', fixed)).allowed).toBe(true);
+      for (let i = 0; i < 4; i++) expect((await service.consume('multi', log)).allowed).toBe(true);
+      // All denied now (the denials are cached in this process too).
+      expect((await service.consume('multi', mixed)).allowed).toBe(false);
+      expect((await service.consume('multi', fixed)).allowed).toBe(false);
+      expect((await service.consume('multi', log)).allowed).toBe(false);
+      const client = t.client();
+      expect((await client.smembers(indexKey(prefix, 'multi'))).sort()).toEqual(
+        [...mixed, fixed, log].map((rule) => ruleKey(prefix, 'multi', rule)).sort(),
+      );
+
+      await service.reset('multi');
+      expect(await client.exists(indexKey(prefix, 'multi'), ...[...mixed, fixed, log].map((rule) => ruleKey(prefix, 'multi', rule)))).toBe(0);
+      // Full quota again, under every rule: consume until denied.
+      for (const [rules, quota] of [[mixed, 3], [fixed, 2], [log, 4]] as Array<[RateLimitRule | RateLimitRule[], number]>) {
+        for (let i = quota - 1; i >= 0; i--) expect(await service.consume('multi', rules)).toMatchObject({ allowed: true, remaining: i });
+        expect((await service.consume('multi', rules)).allowed).toBe(false);
+      }
+      expect(await service.peek('multi', mixed[1])).toMatchObject({ remaining: 2 });
+    });
+
+    it('leaves an identifier that shares a prefix alone (a vs a:b)', async () => {
+      const prefix = t.prefix();
+      const service = await limiter(t, prefix, { localCacheSize: 0 });
+      for (const algorithm of ALGORITHMS) {
+        const rule: RateLimitRule = { limit: 1, windowMs: HOUR, algorithm };
+        for (const id of ['a', 'a:b', 'ab']) expect((await service.consume(id, rule)).allowed).toBe(true);
+      }
+      await service.reset('a');
+      for (const algorithm of ALGORITHMS) {
+        const rule: RateLimitRule = { limit: 1, windowMs: HOUR, algorithm };
+        expect(await service.peek('a', rule)).toMatchObject({ allowed: true, remaining: 1 });
+        expect(await service.peek('a:b', rule)).toMatchObject({ allowed: false, remaining: 0 });
+        expect(await service.peek('ab', rule)).toMatchObject({ allowed: false, remaining: 0 });
+      }
+      // The other identifiers' indexes still list their four keys.
+      expect(await t.client().scard(`${prefix}:rl:{a%3Ab}:i`)).toBe(4);
+      expect(await t.client().scard(indexKey(prefix, 'ab'))).toBe(4);
+    });
+
+    it('with rules, deletes only those rules and unlists them', async () => {
+      const prefix = t.prefix();
+      const service = await limiter(t, prefix, { localCacheSize: 0 });
+      const one: RateLimitRule = { limit: 1, windowMs: HOUR, algorithm: 'fixed-window' };
+      const two: RateLimitRule = { limit: 1, windowMs: HOUR, algorithm: 'token-bucket' };
+      await service.consume('some', one);
+      await service.consume('some', two);
+      await service.reset('some', one);
+      expect(await t.client().smembers(indexKey(prefix, 'some'))).toEqual([ruleKey(prefix, 'some', two)]);
+      expect(await service.peek('some', one)).toMatchObject({ remaining: 1 });
+      expect(await service.peek('some', two)).toMatchObject({ remaining: 0 });
+      await service.reset('some', two);
+      expect(await t.client().exists(indexKey(prefix, 'some'))).toBe(0);
+    });
+
+    it('the index outlives its rule keys under steady traffic, and vanishes once they have expired', async () => {
+      const prefix = t.prefix();
+      const service = await limiter(t, prefix, { localCacheSize: 0 });
+      const client = t.client();
+      // One identifier per algorithm (a shared index would be kept alive by any of them). The token
+      // bucket's key lives while hits come faster than its interval (62.5 ms), and some are denied
+      // once its burst is used up; the other keys live as long as any hit comes within a window.
+      const cases = ALGORITHMS.map((algorithm) => {
+        const id = `steady-${algorithm}`;
+        const rule: RateLimitRule = { limit: algorithm === 'token-bucket' ? 4 : 1000, windowMs: 250, algorithm };
+        return { id, rule, index: indexKey(prefix, id), key: ruleKey(prefix, id, rule) };
+      });
+      // One EXISTS per key: the identifiers are in different cluster slots.
+      const existing = async (keys: string[]): Promise<number> => (await Promise.all(keys.map((k) => client.exists(k)))).reduce((a, b) => a + b, 0);
+      const ttls = (): Promise<number[][]> => Promise.all(cases.map((c) => Promise.all([client.pttl(c.index), client.pttl(c.key)])));
+      // Steady traffic for longer than the index's first life (window + 1 s margin): the sliding keys
+      // never expire, so their index must be kept alive by the hits that move their deadlines.
+      const until = Date.now() + 1800;
+      while (Date.now() < until) {
+        for (const { id, rule } of cases) {
+          const { allowed } = await service.consume(id, rule);
+          if (rule.algorithm !== 'token-bucket') expect(allowed).toBe(true);
+        }
+        for (const [i, [indexTtl, keyTtl]] of (await ttls()).entries()) {
+          if (i < 2) expect(keyTtl).toBeGreaterThan(0); // sliding-log, sliding-window
+          if (keyTtl !== -2) expect({ algorithm: cases[i].rule.algorithm, outlives: indexTtl >= keyTtl }).toEqual({ algorithm: cases[i].rule.algorithm, outlives: true });
+        }
+        await sleep(40);
+      }
+      // Idle now: every rule key expires, then its index does.
+      const last = await ttls();
+      const keyMax = Math.max(...last.map(([, keyTtl]) => keyTtl));
+      await sleep(keyMax + 20);
+      expect(await existing(cases.map((c) => c.key))).toBe(0);
+      expect(await existing(cases.map((c) => c.index))).toBe(4);
+      await sleep(Math.max(...(await ttls()).map(([indexTtl]) => indexTtl)) + 20);
+      expect(await existing(cases.map((c) => c.index))).toBe(0);
+      // reset(key) of an identifier without an index is a no-op.
+      for (const { id, rule } of cases) {
+        await service.reset(id);
+        expect(await service.peek(id, rule)).toMatchObject({ remaining: rule.limit });
+      }
+    });
+  });
+
   it('identifiers with { } : * unicode or 10 kB never share a bucket', async () => {
     const service = await limiter(t, t.prefix());
     const long = 'x'.repeat(10_240);
