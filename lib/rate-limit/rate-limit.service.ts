@@ -80,18 +80,6 @@ function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly
   return true;
 }
 
-/** Throws {@link RateLimitInputError} unless `key` is a non-empty string. */
-function assertKey(key: unknown, method: string): void {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new RateLimitInputError(`nest-redis-lua: RateLimiterService.${method}: key must be a non-empty string`);
-  }
-}
-
-/** The deny cache's key of a call: its rule keys (all of `redisKeys` but the last, the index) and cost. */
-function denyKey(redisKeys: readonly string[], cost: number): string {
-  return `${redisKeys.length === 2 ? redisKeys[0] : redisKeys.slice(0, -1).join(' ')} ${cost}`;
-}
-
 /**
  * Exact, atomic rate limiting in one round trip: every rule of a call is checked, then the hit is
  * recorded in all of them or in none, by one Lua script on the Redis server (time from Redis `TIME`,
@@ -106,12 +94,6 @@ function denyKey(redisKeys: readonly string[], cost: number): string {
 export class RateLimiterService {
   private readonly logger = new Logger('RateLimit');
   private readonly scripts: Record<RateLimitAlgorithm | 'mixed', LuaScript<ScriptReply>>;
-  private readonly resetScript: LuaScript<number>;
-  /**
-   * The identifier's index key, `<prefix>:rl:{<key>}:i`: the set of its rule keys, which the scripts
-   * fill when they create a key, so that `reset(key)` finds every rule without SCAN.
-   */
-  private readonly indexOf: (key: string) => string;
   private readonly denied: LocalDenyCache<RateLimitResult>;
   /** Module-level rate-limit options (validated at boot with the connection options). */
   readonly options: RateLimitModuleOptions;
@@ -138,8 +120,6 @@ export class RateLimiterService {
       'fixed-window': engine.bundled<ScriptReply>('rate-limit/fixed-window'),
       mixed: engine.bundled<ScriptReply>('rate-limit/mixed'),
     };
-    this.resetScript = engine.bundled<number>('rate-limit/reset');
-    this.indexOf = keys.keyFactory(FEATURE, 'i');
     this.defaultFailMode = this.options.failMode ?? 'open';
     this.defaultTimeoutMs = this.options.timeoutMs ?? DEFAULT_RATE_LIMIT_TIMEOUT_MS;
     try {
@@ -166,28 +146,16 @@ export class RateLimiterService {
   }
 
   /**
-   * Forgets the hits of `key` in Redis: under every rule it was ever limited by (`reset(key)`), or
-   * only under `rules`. Also forgets every local denial of `key` in this process's deny cache (other
-   * processes see the reset once their cached denial runs out). One script call, one round trip.
-   *
-   * Without `rules`, the identifier's index (a small set in its hash tag, filled by the limiting
-   * scripts when they create a rule key) names the keys to delete: no SCAN, O(number of rules used).
-   * Other identifiers are untouched, even those that share a prefix with `key` (`a` and `a:b`).
-   * @throws RateLimitInputError for an empty key or bad rules (before any Redis call).
+   * Forgets every hit of `key` under `rules` in Redis, and every local denial of `key` in this
+   * process's deny cache (other processes see the reset once their cached denial runs out).
    */
-  async reset(key: string, rules?: RateLimitRule | readonly RateLimitRule[]): Promise<void> {
-    let redisKeys: string[];
-    if (rules === undefined) {
-      assertKey(key, 'reset');
-      redisKeys = [this.indexOf(key)];
-    } else {
-      const plan = this.plan(key, rules, 'reset');
-      redisKeys = [this.indexOf(key), ...plan.keyOf.map((keyOf) => keyOf(key))];
-    }
+  async reset(key: string, rules: RateLimitRule | readonly RateLimitRule[]): Promise<void> {
+    const plan = this.plan(key, rules, 'reset');
+    const redisKeys = plan.keyOf.map((keyOf) => keyOf(key));
     // Every deny-cache entry of this identifier, whatever its rules: all its Redis keys carry its hash
     // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
     this.denied.deleteContaining(this.keys.tag([key]));
-    await this.resetScript.run(redisKeys, []);
+    await this.engine.client.del(...redisKeys);
   }
 
   /**
@@ -223,18 +191,11 @@ export class RateLimiterService {
     }
 
     const { keyOf } = plan;
-    // The rule keys, then the identifier's index (the scripts' last key).
-    let redisKeys: string[];
-    if (keyOf.length === 1) {
-      redisKeys = [keyOf[0](key), this.indexOf(key)];
-    } else {
-      redisKeys = keyOf.map((f) => f(key));
-      redisKeys.push(this.indexOf(key));
-    }
+    const redisKeys = keyOf.length === 1 ? [keyOf[0](key)] : keyOf.map((f) => f(key));
     // The deny cache's key; not built while the cache is empty (the common case: nobody is over a limit).
     let cacheKey: string | undefined;
     if (this.denied.size > 0) {
-      cacheKey = denyKey(redisKeys, cost);
+      cacheKey = `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
       const cached = this.denied.get(cacheKey);
       if (cached) return Promise.resolve({ ...cached.value, retryAfterMs: Math.ceil(cached.leftMs) });
     }
@@ -297,7 +258,8 @@ export class RateLimiterService {
       rule: { limit: rule.limit, windowMs: rule.windowMs, algorithm: rule.algorithm, name: rule.name },
     };
     if (!result.allowed && op === 'c') {
-      this.denied.set(cacheKey ?? denyKey(redisKeys, cost), sentAt + result.retryAfterMs - performance.now(), result);
+      const denyKey = cacheKey ?? `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
+      this.denied.set(denyKey, sentAt + result.retryAfterMs - performance.now(), result);
     }
     return result;
   }
@@ -348,7 +310,9 @@ export class RateLimiterService {
    * the object's fields are unchanged (a mutated or new object is resolved again).
    */
   private plan(key: string, rules: RateLimitRule | readonly RateLimitRule[], method: string): RulePlan {
-    assertKey(key, method);
+    if (typeof key !== 'string' || key.length === 0) {
+      throw new RateLimitInputError(`nest-redis-lua: RateLimiterService.${method}: key must be a non-empty string`);
+    }
     const cacheable = typeof rules === 'object' && rules !== null;
     const known = cacheable ? this.plans.get(rules) : undefined;
     if (known && unchanged(known.snapshot, rules)) return known;

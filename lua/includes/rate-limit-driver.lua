@@ -4,8 +4,7 @@
 -- the rule with the fewest units left. One rule (the common case) takes a direct path.
 local consume = ARGV[1] == 'c'
 local cost = tonumber(ARGV[2])
--- KEYS[#KEYS] is the identifier's index (see rate-limit-common); the rule keys come before it.
-local n = #KEYS - 1
+local n = #KEYS
 for i = 1, n do
   if not RL[ARGV[3 * i]] then
     return redis.error_reply('ERR nest-redis-lua: unknown rate-limit algorithm code ' .. tostring(ARGV[3 * i]))

@@ -21,7 +21,6 @@ RL['f'] = {
   record = function(key, limit, window, cost, open)
     if open == 0 then
       redis.call('SET', key, cost, 'PX', window / 1000)
-      rl_index(key, window / 1000)
       return window
     end
     redis.call('INCRBY', key, cost)

@@ -1,7 +1,6 @@
 --- @include "rate-limit-common"
 -- sliding-log ('l'): a sorted set of the hits of the last window; score = the hit's Redis time in
--- integer microseconds. Denied hits are not logged. The key's TTL is aligned on slots of window / 8
--- (see record), so it outlives its newest entry by less than window / 8.
+-- integer microseconds. Denied hits are not logged.
 --
 -- Members are t mod (window + limit) instead of the 16-digit time: an integer (a small listpack
 -- integer) while the set is a listpack (limit <= 128), 6 raw little-endian bytes (an 8-byte
@@ -64,17 +63,12 @@ RL['l'] = {
       if newest + cost - added > last then last = newest + cost - added end
     end
     local after = last + window - now
-    -- The key lives until the end of the slot (window / 8) in which its newest entry expires, so that
-    -- its deadline moves, and the index needs a longer life, at most about 8 times per window.
-    local slot = math.ceil(window / 8000)
-    local deadline = (math.floor((math.floor(last / 1000) + window / 1000) / slot) + 1) * slot
     if count == 0 then
       -- A new key (an empty set does not exist), without a TTL yet.
-      redis.call('PEXPIREAT', key, deadline)
-      rl_index(key, deadline - math.floor(now / 1000))
-    elseif redis.call('PEXPIREAT', key, deadline, 'GT') == 1 then
+      redis.call('PEXPIRE', key, math.ceil(after / 1000))
+    else
       -- GT: never shorten the life of entries logged further ahead (clock gone back).
-      rl_index(key, deadline - math.floor(now / 1000))
+      redis.call('PEXPIRE', key, math.ceil(after / 1000), 'GT')
     end
     return after
   end,

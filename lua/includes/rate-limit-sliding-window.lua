@@ -42,10 +42,7 @@ RL['s'] = {
     local idx = math.floor(now / window)
     local rest = window - (now - idx * window)
     local cur, prev = math.floor(s / 2097152), s % 2097152
-    local ttl = math.ceil((rest + window) / 1000)
-    redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', ttl)
-    -- cur == 0: a new key or a new bucket, so a later deadline (the end of the next bucket).
-    if cur == 0 then rl_index(key, ttl) end
+    redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', math.ceil((rest + window) / 1000))
     return rest + window
   end,
 

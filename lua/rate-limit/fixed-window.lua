@@ -2,8 +2,7 @@
   Rate limit, algorithm "fixed-window" (see lua/includes/rate-limit-fixed-window.lua), for one or several rules of
   this algorithm checked and recorded atomically (all or nothing). Time is Redis TIME.
 
-  KEYS[i]  the key of rule i (i <= n, the number of rules); all keys of one call share one hash tag (the identifier)
-  KEYS[n+1]  the identifier's index: the set of its rule keys (see lua/includes/rate-limit-common.lua)
+  KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
   ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
   ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('f'), limit (integer >= 1), window (integer ms >= 1)
@@ -14,17 +13,12 @@
   One rule (the common case) is served by straight-line code before the shared functions are even
   defined: no closures or tables are created per call on that path, only the reply.
 ]]
-if #KEYS == 2 and ARGV[1] == 'c' and ARGV[3] == 'f' then
+if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 'f' then
   -- One rule: count first, undo when over the limit (net effect: denied hits are not counted).
   local key, cost, limit = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4])
   local count = redis.call('INCRBY', key, cost)
   if count == cost then
     redis.call('PEXPIRE', key, ARGV[5])
-    -- A new key, or a later deadline: list the key in the index and keep the index alive (+1 s).
-    local ttl = tonumber(ARGV[5]) + 1000
-    if redis.call('SADD', KEYS[2], key) == 0 or redis.call('PEXPIRE', KEYS[2], ttl, 'NX') == 0 then
-      redis.call('PEXPIRE', KEYS[2], ttl, 'GT')
-    end
     return { 1, 1, limit - cost, tonumber(ARGV[5]), 0 }
   end
   local ttl = redis.call('PTTL', key)

@@ -2,8 +2,7 @@
   Rate limit for several rules of different algorithms, checked and recorded atomically (all or
   nothing) in one call. Time is Redis TIME.
 
-  KEYS[i]  the key of rule i (i <= n, the number of rules); all keys of one call share one hash tag (the identifier)
-  KEYS[n+1]  the identifier's index: the set of its rule keys (see lua/includes/rate-limit-common.lua)
+  KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
   ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
   ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('l' sliding-log, 's' sliding-window,

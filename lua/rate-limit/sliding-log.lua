@@ -2,8 +2,7 @@
   Rate limit, algorithm "sliding-log" (see lua/includes/rate-limit-sliding-log.lua), for one or several rules of
   this algorithm checked and recorded atomically (all or nothing). Time is Redis TIME.
 
-  KEYS[i]  the key of rule i (i <= n, the number of rules); all keys of one call share one hash tag (the identifier)
-  KEYS[n+1]  the identifier's index: the set of its rule keys (see lua/includes/rate-limit-common.lua)
+  KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
   ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
   ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('l'), limit (integer >= 1), window (integer ms >= 1)
@@ -14,7 +13,7 @@
   One rule (the common case) is served by straight-line code before the shared functions are even
   defined: no closures or tables are created per call on that path, only the reply.
 ]]
-if #KEYS == 2 and ARGV[1] == 'c' and ARGV[2] == '1' and ARGV[3] == 'l' then
+if #KEYS == 1 and ARGV[1] == 'c' and ARGV[2] == '1' and ARGV[3] == 'l' then
   -- One rule, one unit: the common admitted path (see rate-limit-sliding-log for the members).
   local key, limit, window = KEYS[1], tonumber(ARGV[4]), ARGV[5] * 1000
   local t = redis.call('TIME')
@@ -32,16 +31,10 @@ if #KEYS == 2 and ARGV[1] == 'c' and ARGV[2] == '1' and ARGV[3] == 'l' then
     m = string.char(b1, b2, b3, b4, b5, ((m - b5) / 256) % 256)
   end
   if count < limit and redis.call('ZADD', key, 'NX', now, m) == 1 then
-    -- The key's deadline, aligned on slots of window / 8 (see rate-limit-sliding-log).
-    local slot = math.ceil(window / 8000)
-    local deadline = (math.floor((math.floor(now / 1000) + window / 1000) / slot) + 1) * slot
-    if count == 0 or redis.call('PEXPIREAT', key, deadline, 'GT') == 1 then
-      if count == 0 then redis.call('PEXPIREAT', key, deadline) end
-      -- A new key, or a later deadline: list the key in the index and keep the index alive (+1 s).
-      local ttl = deadline - math.floor(now / 1000) + 1000
-      if redis.call('SADD', KEYS[2], key) == 0 or redis.call('PEXPIRE', KEYS[2], ttl, 'NX') == 0 then
-        redis.call('PEXPIRE', KEYS[2], ttl, 'GT')
-      end
+    if count == 0 then
+      redis.call('PEXPIRE', key, ARGV[5])
+    else
+      redis.call('PEXPIRE', key, ARGV[5], 'GT')
     end
     return { 1, 1, limit - count - 1, tonumber(ARGV[5]), 0 }
   end

@@ -2,8 +2,7 @@
   Rate limit, algorithm "sliding-window" (see lua/includes/rate-limit-sliding-window.lua), for one or several rules of
   this algorithm checked and recorded atomically (all or nothing). Time is Redis TIME.
 
-  KEYS[i]  the key of rule i (i <= n, the number of rules); all keys of one call share one hash tag (the identifier)
-  KEYS[n+1]  the identifier's index: the set of its rule keys (see lua/includes/rate-limit-common.lua)
+  KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
   ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
   ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('s'), limit (integer >= 1), window (integer ms >= 1)
@@ -14,7 +13,7 @@
   One rule (the common case) is served by straight-line code before the shared functions are even
   defined: no closures or tables are created per call on that path, only the reply.
 ]]
-if #KEYS == 2 and ARGV[1] == 'c' and ARGV[3] == 's' then
+if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 's' then
   -- One rule, admitted path straight-line (same arithmetic as rate-limit-sliding-window).
   local key, cost, limit, window = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5] * 1000
   local t = redis.call('TIME')
@@ -34,16 +33,8 @@ if #KEYS == 2 and ARGV[1] == 'c' and ARGV[3] == 's' then
   end
   local used = prev * rest + cur * window
   if used + cost * window <= limit * window then
-    local px = math.ceil((rest + window) / 1000)
-    redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', px)
-    if cur == 0 then
-      -- A new key, or a later deadline: list the key in the index and keep the index alive (+1 s).
-      local ttl = px + 1000
-      if redis.call('SADD', KEYS[2], key) == 0 or redis.call('PEXPIRE', KEYS[2], ttl, 'NX') == 0 then
-        redis.call('PEXPIRE', KEYS[2], ttl, 'GT')
-      end
-    end
-    return { 1, 1, math.floor((limit * window - used) / window) - cost, px, 0 }
+    redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', math.ceil((rest + window) / 1000))
+    return { 1, 1, math.floor((limit * window - used) / window) - cost, math.ceil((rest + window) / 1000), 0 }
   end
   -- Denied: the general path below computes retry-after.
 end

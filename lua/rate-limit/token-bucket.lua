@@ -2,8 +2,7 @@
   Rate limit, algorithm "token-bucket" (see lua/includes/rate-limit-token-bucket.lua), for one or several rules of
   this algorithm checked and recorded atomically (all or nothing). Time is Redis TIME.
 
-  KEYS[i]  the key of rule i (i <= n, the number of rules); all keys of one call share one hash tag (the identifier)
-  KEYS[n+1]  the identifier's index: the set of its rule keys (see lua/includes/rate-limit-common.lua)
+  KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
   ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
   ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('t'), limit (integer >= 1), window (integer ms >= 1)
@@ -14,28 +13,19 @@
   One rule (the common case) is served by straight-line code before the shared functions are even
   defined: no closures or tables are created per call on that path, only the reply.
 ]]
-if #KEYS == 2 and ARGV[1] == 'c' and ARGV[3] == 't' then
+if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 't' then
   -- One rule: GCRA straight-line (same arithmetic as rate-limit-token-bucket).
   local key, cost, limit, window = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5] * 1000
   local t = redis.call('TIME')
   local now = t[1] * 1000000 + t[2]
   local interval = math.ceil(window / limit)
-  local stored = tonumber(redis.call('GET', key)) or 0
-  local tat = stored
+  local tat = tonumber(redis.call('GET', key)) or now
   if tat < now then tat = now end
   local ahead = tat - now + cost * interval
   local avail = math.floor((interval * limit - (tat - now)) / interval)
   if avail < 0 then avail = 0 end
   if ahead <= interval * limit then
     redis.call('SET', key, now + ahead, 'PX', math.ceil(ahead / 1000))
-    local slot = math.floor((now + ahead) / window)
-    if stored == 0 or slot ~= math.floor(stored / window) then
-      -- A new key, or a later deadline: list the key in the index and keep the index alive (+1 s).
-      local ttl = math.ceil(((slot + 1) * window - now) / 1000) + 1000
-      if redis.call('SADD', KEYS[2], key) == 0 or redis.call('PEXPIRE', KEYS[2], ttl, 'NX') == 0 then
-        redis.call('PEXPIRE', KEYS[2], ttl, 'GT')
-      end
-    end
     return { 1, 1, avail - cost, math.ceil(ahead / 1000), 0 }
   end
   return { 0, 1, avail, math.ceil((tat - now) / 1000), math.ceil((ahead - interval * limit) / 1000) }
