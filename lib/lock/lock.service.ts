@@ -23,6 +23,24 @@ import { LockTokens } from './lock-tokens';
 const FEATURE = 'lock';
 /** The fence key outlives the latest acquisition by max(this, 2 × ttlMs). */
 const MIN_FENCE_KEY_TTL_MS = 60_000;
+/**
+ * The waiter counter outlives a waiter's remaining wait by this much: a bound on how long a crashed
+ * waiter (which never uncounts itself) keeps releases publishing notices.
+ */
+const WAITER_COUNT_MARGIN_MS = 5_000;
+
+/** ARGV[4] of acquire.lua: a plain attempt, a subscribed waiter not counted yet, a counted one. */
+const PLAIN = '0';
+const NEW_WAITER = '1';
+const COUNTED_WAITER = '2';
+
+/** A subscribed waiter's part in the waiter count (see lua/lock/acquire.lua). */
+interface WaiterCount {
+  /** The counter holds this waiter: it must uncount itself when it stops waiting without the lock. */
+  counted: boolean;
+  /** When the waiter stops waiting (performance.now() time). */
+  readonly deadline: number;
+}
 
 type AcquireReply = [1, string] | [0, number];
 
@@ -46,12 +64,14 @@ export class LockService implements OnModuleDestroy {
   private readonly acquireScript: LuaScript<AcquireReply>;
   private readonly releaseScript: LuaScript<0 | 1>;
   private readonly extendScript: LuaScript<0 | 1>;
+  private readonly unwaitScript: LuaScript<number>;
   private readonly held = new Set<Lock>();
   private readonly tokens = new LockTokens();
   /** Key builders: the lock key, its fence key and its release channel, from the resource. */
   private readonly lockKeyOf: (resource: string) => string;
   private readonly fenceKeyOf: (resource: string) => string;
   private readonly channelOf: (resource: string) => string;
+  private readonly waitersKeyOf: (resource: string) => string;
   private readonly waiters: LockWaitQueues;
   /** Aborted on shutdown; every waiter listens to it, so it may have any number of listeners. */
   private readonly closing = withUnlimitedListeners(new AbortController());
@@ -76,9 +96,11 @@ export class LockService implements OnModuleDestroy {
     this.lockKeyOf = keys.keyFactory(FEATURE);
     this.fenceKeyOf = keys.keyFactory(FEATURE, 'fence');
     this.channelOf = keys.keyFactory(FEATURE, 'released');
-    this.acquireScript = engine.bundled<AcquireReply>('lock/acquire', 2);
-    this.releaseScript = engine.bundled<0 | 1>('lock/release', 1);
+    this.waitersKeyOf = keys.keyFactory(FEATURE, 'waiters');
+    this.acquireScript = engine.bundled<AcquireReply>('lock/acquire', 3);
+    this.releaseScript = engine.bundled<0 | 1>('lock/release', 2);
     this.extendScript = engine.bundled<0 | 1>('lock/extend', 1);
+    this.unwaitScript = engine.bundled<number>('lock/unwait', 1);
     this.waiters = new LockWaitQueues(subscriber, this.log);
     this.backend = {
       logger: this.log,
@@ -119,15 +141,18 @@ export class LockService implements OnModuleDestroy {
     if (waitMs === 0) throw this.timeout(resource, waitMs, attempt.pttl);
 
     // Subscribe, then try again: a release between the first attempt and the subscription is
-    // caught by the second attempt, any later one by the notice.
+    // caught by the second attempt, any later one by the notice. The second attempt, if it fails,
+    // also counts this waiter in the same script call, so every later release publishes a notice
+    // (releases publish nothing while no waiter is counted).
     const channel = this.channel(resource);
     const waiter = await this.waiters.join(channel);
+    const count: WaiterCount = { counted: false, deadline };
     let acquired = false;
     try {
       for (;;) {
         signal.throwIfAborted();
         waiter.notified = false;
-        attempt = await this.attempt(resource, ttlMs, autoExtend, signal);
+        attempt = await this.attempt(resource, ttlMs, autoExtend, signal, count);
         if (attempt.lock) {
           acquired = true;
           return attempt.lock;
@@ -142,7 +167,15 @@ export class LockService implements OnModuleDestroy {
       }
     } finally {
       this.waiters.leave(channel, waiter, acquired);
+      if (count.counted) this.unwait(resource);
     }
+  }
+
+  /** Uncounts a waiter that gave up (best effort: the counter's TTL bounds a missed one). */
+  private unwait(resource: string): void {
+    this.unwaitScript.run([this.waitersKeyOf(resource)], []).catch((err: Error) => {
+      this.log.debug(`Lock on "${resource}": cannot uncount a waiter, its count expires by its TTL: ${err.message}`);
+    });
   }
 
   /** One attempt: the lock, or `null` if another owner holds it. */
@@ -179,7 +212,7 @@ export class LockService implements OnModuleDestroy {
   async release(resource: string, token: string): Promise<boolean> {
     this.checkResource(resource);
     this.checkToken(token);
-    return (await this.releaseScript.run([this.lockKey(resource)], [token, this.channel(resource)])) === 1;
+    return (await this.releaseScript.run([this.lockKey(resource), this.waitersKeyOf(resource)], [token, this.channel(resource)])) === 1;
   }
 
   /** Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token`. */
@@ -209,14 +242,21 @@ export class LockService implements OnModuleDestroy {
     for (const lock of [...this.held]) lock.abandon('the application is shutting down; it is no longer renewed');
   }
 
-  private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal: AbortSignal): Promise<Attempt> {
+  /**
+   * One attempt. `count`: the attempt of a subscribed waiter, which the script counts as a waiter
+   * if the lock is held (and uncounts if it takes the lock); `count.counted` is updated from the reply.
+   */
+  private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal: AbortSignal, count?: WaiterCount): Promise<Attempt> {
     const token = this.tokens.next();
     const sentAt = Date.now();
     const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
+    const mode = count === undefined ? PLAIN : count.counted ? COUNTED_WAITER : NEW_WAITER;
+    const countTtl = count === undefined ? 1 : Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
     const reply = await this.acquireScript.run(
-      [this.lockKeyOf(resource), this.fenceKeyOf(resource)],
-      [token, ttlMs, fenceTtl],
+      [this.lockKeyOf(resource), this.fenceKeyOf(resource), this.waitersKeyOf(resource)],
+      [token, ttlMs, fenceTtl, mode, countTtl],
     );
+    if (count) count.counted = reply[0] !== 1;
     if (reply[0] !== 1) return { pttl: Number(reply[1]) };
     const lock = new Lock(this.backend, resource, token, Number(reply[1]), sentAt, ttlMs, autoExtend);
     if (signal.aborted) {

@@ -1,5 +1,6 @@
 --[[
-  Takes a lock if it is free (SET NX PX) and hands out the resource's next fencing token.
+  Takes a lock if it is free (SET NX PX) and hands out the resource's next fencing token; keeps the
+  count of subscribed waiters, so that a release publishes a notice only when someone may wait.
 
   The fence is max(last fence + 1, Redis TIME in microseconds). The fence key keeps the last fence
   for ARGV[3] ms after the latest acquisition, so fences strictly increase while it lives, even if
@@ -7,16 +8,42 @@
   once it has expired the fence restarts from the clock, which is past every fence handed out as long
   as the Redis clock does not go back. One small key per resource, gone after ARGV[3] ms idle.
 
+  Waiter count: a waiter, once subscribed to the release channel, makes its attempts with ARGV[4]
+  = '1' (not counted yet) or '2' (counted). An attempt that finds the lock held counts it (INCR, in
+  the same call as the failed attempt: a release after this call sees the count and publishes; a
+  release before it left the lock free for this attempt, or the lock was taken again by an owner
+  whose own release will see the count) and keeps the counter alive for ARGV[5] ms at least (the
+  waiter's remaining wait plus a margin: a crashed waiter is forgotten after that). A counted waiter
+  that takes the lock uncounts itself here; one that gives up calls unwait.lua.
+
   KEYS[1] lock key (its value is the holder's token)
   KEYS[2] fence key (the last fence handed out; same hash tag as KEYS[1])
+  KEYS[3] waiter counter key (same hash tag)
   ARGV[1] token (random, chosen by the client)
   ARGV[2] lock TTL in ms (integer > 0)
   ARGV[3] fence key TTL in ms (integer > 0)
+  ARGV[4] '0' a plain attempt (no waiter counting), '1' a subscribed waiter not counted yet,
+          '2' a counted waiter
+  ARGV[5] waiter counter TTL in ms (integer > 0; read when ARGV[4] is '1' or '2')
   Returns {1, fence as a decimal string} when the lock was taken,
           {0, holder's remaining TTL in ms (PTTL; -1 if the key has no expiry)} when it is held
 ]]
+--- @include "../includes/lock-unwait"
+local mode = ARGV[4]
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if mode ~= '0' then
+    -- A counted waiter whose counter vanished (it outlived its TTL) counts itself again.
+    if mode == '1' or redis.call('EXISTS', KEYS[3]) == 0 then
+      redis.call('INCR', KEYS[3])
+    end
+    if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then
+      redis.call('PEXPIRE', KEYS[3], ARGV[5])
+    end
+  end
   return {0, redis.call('PTTL', KEYS[1])}
+end
+if mode == '2' then
+  lock_unwait(KEYS[3])
 end
 local now = redis.call('TIME')
 local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])

@@ -226,11 +226,15 @@ describeTopologies('@WithLock', (t) => {
     const client = rawGet(a, '/stream/5');
     await hooks.streaming.promise;
     expect(await locks.tryAcquire('stream:5')).toBeNull();
+    // Releases publish a notice only while a waiter is counted: wait for one.
+    const waiting = locks.acquire('stream:5', { waitMs: 4_000 });
+    const counter = t.client();
+    await waitFor(async () => (await counter.get(`${locks.lockKey('stream:5')}:waiters`)) === '1', 'the waiter to be counted');
     client.destroy();
     expect(await released.promise).toBe('released');
-    const lock = await locks.tryAcquire('stream:5');
+    const lock = await waiting;
     expect(lock).not.toBeNull();
-    await lock?.release();
+    await lock.release();
   });
 
   it('a client that goes away while waiting for the lock never takes it', async () => {

@@ -117,6 +117,96 @@ describeTopologies('LockService', (t) => {
     await waitFor(async () => (await subscribers(masters, holderSide.channel('handoff'))) === 0, 'the waiter to unsubscribe');
   });
 
+  it('an uncontended release publishes nothing; a counted waiter is woken, and uncounted in every outcome', async () => {
+    const prefix = t.prefix();
+    const holderSide = await lockApp(t, prefix);
+    const waiterSide = await lockApp(t, prefix);
+    const channel = holderSide.channel('quiet');
+    const lockKey = holderSide.lockKey('quiet');
+    const waitersKey = `${lockKey}:waiters`;
+    // A subscriber of its own on the release channel records every message.
+    const listener = t.client();
+    const messages: string[] = [];
+    let onMessage = (): void => undefined;
+    listener.on('message', (_channel: string, message: string) => {
+      messages.push(message);
+      onMessage();
+    });
+    await listener.subscribe(channel);
+    const nextMessage = (): Promise<void> => new Promise((resolve) => (onMessage = resolve));
+    // A marker published from a script on the lock key's node (so after every earlier release
+    // notice of that node, in order): once it arrives, any notice published before it has arrived.
+    const marker = async (): Promise<void> => {
+      const arrived = nextMessage();
+      await redis.eval("return redis.call('PUBLISH', ARGV[1], 'marker')", 1, lockKey, channel);
+      await arrived;
+    };
+
+    // Uncontended: 20 acquire+release pairs and a release of withLock publish nothing.
+    for (let i = 0; i < 20; i++) {
+      const lock = await holderSide.acquire('quiet', { ttlMs: 5_000 });
+      expect(await lock.release()).toBe(true);
+    }
+    await holderSide.withLock('quiet', () => undefined);
+    await marker();
+    expect(messages).toEqual(['marker']);
+    expect(await redis.exists(waitersKey)).toBe(0);
+
+    // Contended: the waiter counts itself (with a TTL bounding a crashed waiter), the release wakes it.
+    const holder = await holderSide.acquire('quiet', { ttlMs: 20_000 });
+    const waiting = waiterSide.acquire('quiet', { ttlMs: 5_000, waitMs: 15_000 });
+    let acquiredAt = 0;
+    void waiting.then(() => (acquiredAt = performance.now()), () => undefined);
+    await waitFor(async () => (await redis.get(waitersKey)) === '1', 'the waiter to be counted');
+    const pttl = await redis.pttl(waitersKey);
+    expect(pttl).toBeGreaterThan(15_000);
+    expect(pttl).toBeLessThanOrEqual(20_000);
+    const notice = nextMessage();
+    const releasedAt = performance.now();
+    expect(await holder.release()).toBe(true);
+    const lock = await waiting;
+    expect(acquiredAt - releasedAt).toBeLessThan(100);
+    await notice;
+    expect(messages).toEqual(['marker', 'released']);
+    // The waiter uncounted itself in the script that gave it the lock: its release is quiet again.
+    expect(await redis.exists(waitersKey)).toBe(0);
+    expect(await lock.release()).toBe(true);
+    await marker();
+    expect(messages).toEqual(['marker', 'released', 'marker']);
+
+    // A waiter that gives up after waitMs, and one whose signal aborts, uncount themselves.
+    const again = await holderSide.acquire('quiet', { ttlMs: 20_000 });
+    await expect(waiterSide.acquire('quiet', { waitMs: 200 })).rejects.toBeInstanceOf(LockTimeoutError);
+    await waitFor(async () => (await redis.exists(waitersKey)) === 0, 'the timed-out waiter to uncount itself');
+    const controller = new AbortController();
+    const aborted = waiterSide.acquire('quiet', { waitMs: 10_000, signal: controller.signal });
+    await waitFor(async () => (await redis.get(waitersKey)) === '1', 'the second waiter to be counted');
+    controller.abort(new Error('caller gave up'));
+    await expect(aborted).rejects.toThrow('caller gave up');
+    await waitFor(async () => (await redis.exists(waitersKey)) === 0, 'the aborted waiter to uncount itself');
+    expect(await again.release()).toBe(true);
+    await marker();
+    expect(messages).toEqual(['marker', 'released', 'marker', 'marker']);
+  });
+
+  it('many waiters are counted exactly; each release wakes one, and the count returns to zero', async () => {
+    const prefix = t.prefix();
+    const apps = await Promise.all([lockApp(t, prefix), lockApp(t, prefix), lockApp(t, prefix)]);
+    const waitersKey = `${apps[0].lockKey('crowd')}:waiters`;
+    const holder = await apps[0].acquire('crowd', { ttlMs: 20_000 });
+    const n = 12;
+    const order: number[] = [];
+    const waiting = Array.from({ length: n }, (_, i) =>
+      apps[i % 3].withLock('crowd', () => void order.push(i), { ttlMs: 20_000, waitMs: 15_000 }),
+    );
+    await waitFor(async () => (await redis.get(waitersKey)) === String(n), `${n} waiters to be counted`);
+    expect(await holder.release()).toBe(true);
+    await Promise.all(waiting);
+    // Each waiter took the lock once, woken by releases (not by the 20 s TTL).
+    expect(order.sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(await redis.exists(waitersKey)).toBe(0);
+  });
+
   it('a waiter whose holder dies retries when the TTL runs out', async () => {
     const locks = await lockApp(t, t.prefix());
     const crashed = await locks.acquire('orphan', { ttlMs: 400, autoExtend: false });
