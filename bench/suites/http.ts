@@ -1,5 +1,6 @@
 /**
- * HTTP level: an Express app on loopback, load from autocannon in this process. Routes: unguarded,
+ * HTTP level: an Express app on loopback, load from autocannon in child processes (the server process
+ * runs alone, as in production; the generators share the machine's cores with it). Routes: unguarded,
  * `@RateLimit` (sliding window, 1000 per minute per user; every run uses fresh users, each well under
  * the limit), @nestjs/throttler with the nest-lab Redis storage. Flood: normal users on the
  * `@RateLimit` route while one user floods the same route and is blocked (429s from the local deny
@@ -9,9 +10,10 @@ import { Controller, Get, Module, UseGuards, type INestApplication } from '@nest
 import { NestFactory } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, Throttle } from '@nestjs/throttler';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
-import autocannon from 'autocannon';
+import type autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { RateLimit, RateLimitGuard, RedisLuaModule } from '../../lib';
+import { runLoads } from '../harness/load';
 import { median } from '../harness/measure';
 import { ratioCheck, type SuiteResult } from '../harness/report';
 
@@ -57,10 +59,19 @@ export async function httpApp(port: number): Promise<{ app: INestApplication; ur
   return { app, url: await app.getUrl(), storage };
 }
 
-export function cannon(url: string, seconds: number, requests?: autocannon.Request[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    autocannon({ url, connections: 32, duration: seconds, requests }, (err, result) => (err ? reject(err) : resolve(result.requests.average)));
-  });
+/** 32 connections of a load generator in a child process for `seconds`; resolves with its mean req/s. */
+export async function cannon(url: string, seconds: number, requests?: autocannon.Request[]): Promise<number> {
+  const [result] = await runLoads([{ url, connections: 32, seconds, requests }]);
+  return result.average;
+}
+
+/** Two generators (child processes) started at the same moment; resolves with their mean req/s. */
+async function cannons(seconds: number, a: { url: string; requests?: autocannon.Request[] }, b: { url: string; requests?: autocannon.Request[] }): Promise<[number, number]> {
+  const [ra, rb] = await runLoads([
+    { ...a, connections: 32, seconds },
+    { ...b, connections: 32, seconds },
+  ]);
+  return [ra.average, rb.average];
 }
 
 export async function httpSuite(port: number, seconds: number, rounds: number): Promise<SuiteResult> {
@@ -73,7 +84,9 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
   };
   /** The flooder's own req/s in the flood scenarios (429s on the guarded route, 200s on the open one). */
   const floodRps = new Map<string, number[]>([['limited', []], ['open', []]]);
-  const flood = (path: string): Promise<number> => cannon(`${url}${path}`, seconds, FLOODER);
+  /** Normal users on `path` while the flooder hits the same route, from two generators started together. */
+  const withFlood = (path: string): Promise<[number, number]> =>
+    cannons(seconds, { url: `${url}${path}`, requests: users(path) }, { url: `${url}${path}`, requests: FLOODER });
   const scenarios: Array<{ name: string; run: () => Promise<number> }> = [
     { name: 'Express, unguarded route', run: () => cannon(`${url}/open`, seconds, users('/open')) },
     { name: 'nest-redis-lua @RateLimit route', run: () => cannon(`${url}/limited`, seconds, users('/limited')) },
@@ -82,7 +95,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
       name: 'nest-redis-lua @RateLimit route while one user floods it (blocked, 429)',
       run: async () => {
         // Half the connections: one user over its limit, answered 429; the other half: normal users.
-        const [served, flooded] = await Promise.all([cannon(`${url}/limited`, seconds, users('/limited')), flood('/limited')]);
+        const [served, flooded] = await withFlood('/limited');
         floodRps.get('limited')!.push(flooded);
         return served;
       },
@@ -90,7 +103,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     {
       name: 'Express, unguarded route while the same flood hits it (served)',
       run: async () => {
-        const [served, flooded] = await Promise.all([cannon(`${url}/open`, seconds, users('/open')), flood('/open')]);
+        const [served, flooded] = await withFlood('/open');
         floodRps.get('open')!.push(flooded);
         return served;
       },
@@ -113,7 +126,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     return {
       id: 'http',
       title: 'HTTP (Express, autocannon on loopback)',
-      setup: `32 connections per load generator, ${seconds} s × ${rounds} interleaved rounds; req/s of the measured route (normal users: 100 fresh users per run; flood rows: 32 more connections of one user over its limit on the same route)`,
+      setup: `load generators in child processes (the server process runs alone), 32 connections each, ${seconds} s × ${rounds} interleaved rounds; req/s of the measured route (normal users: 100 fresh users per run; flood rows: 32 more connections of one user over its limit on the same route)`,
       columns: [
         { key: 'rps', label: 'req/s' },
         { key: 'flood', label: "flooder's own req/s" },
