@@ -29,8 +29,7 @@ const MIN_FENCE_KEY_TTL_MS = 60_000;
  */
 const WAITER_COUNT_MARGIN_MS = 5_000;
 
-/** ARGV[4] of acquire.lua: a plain attempt, a subscribed waiter not counted yet, a counted one. */
-const PLAIN = '0';
+/** ARGV[4] of acquire.lua (absent for a plain attempt): a subscribed waiter not counted yet, a counted one. */
 const NEW_WAITER = '1';
 const COUNTED_WAITER = '2';
 
@@ -250,12 +249,13 @@ export class LockService implements OnModuleDestroy {
     const token = this.tokens.next();
     const sentAt = Date.now();
     const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
-    const mode = count === undefined ? PLAIN : count.counted ? COUNTED_WAITER : NEW_WAITER;
-    const countTtl = count === undefined ? 1 : Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
-    const reply = await this.acquireScript.run(
-      [this.lockKeyOf(resource), this.fenceKeyOf(resource), this.waitersKeyOf(resource)],
-      [token, ttlMs, fenceTtl, mode, countTtl],
-    );
+    // A plain attempt (the common case) leaves out the waiter arguments.
+    const args: Array<string | number> = [token, ttlMs, fenceTtl];
+    if (count) {
+      const countTtl = Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
+      args.push(count.counted ? COUNTED_WAITER : NEW_WAITER, countTtl);
+    }
+    const reply = await this.acquireScript.run([this.lockKeyOf(resource), this.fenceKeyOf(resource), this.waitersKeyOf(resource)], args);
     if (count) count.counted = reply[0] !== 1;
     if (reply[0] !== 1) return { pttl: Number(reply[1]) };
     const lock = new Lock(this.backend, resource, token, Number(reply[1]), sentAt, ttlMs, autoExtend);

@@ -22,14 +22,14 @@
   ARGV[1] token (random, chosen by the client)
   ARGV[2] lock TTL in ms (integer > 0)
   ARGV[3] fence key TTL in ms (integer > 0)
-  ARGV[4] '0' a plain attempt (no waiter counting), '1' a subscribed waiter not counted yet,
-          '2' a counted waiter
-  ARGV[5] waiter counter TTL in ms (integer > 0; read when ARGV[4] is '1' or '2')
+  ARGV[4] '0' or absent: a plain attempt (no waiter counting); '1' a subscribed waiter not counted
+          yet; '2' a counted waiter
+  ARGV[5] waiter counter TTL in ms (integer > 0; given and read when ARGV[4] is '1' or '2')
   Returns {1, fence as a decimal string} when the lock was taken,
           {0, holder's remaining TTL in ms (PTTL; -1 if the key has no expiry)} when it is held
 ]]
 --- @include "../includes/lock-unwait"
-local mode = ARGV[4]
+local mode = ARGV[4] or '0'
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if mode ~= '0' then
     -- A counted waiter whose counter vanished (it outlived its TTL) counts itself again.
