@@ -174,7 +174,7 @@ export async function lockSuite(app: INestApplicationContext, redis: BenchRedis,
     {
       id: 'lock',
       title: 'Lock acquire+release, uncontended (library level)',
-      setup: `${workload.concurrency} in flight, ${workload.keys} resources, ${workload.ops} acquire+release pairs × ${rounds} interleaved rounds; one op = acquire + release; TTL 10 s; peers on a default ioredis client with their default options; ours also hands out a fencing token (acquire) and publishes a release notice (release)`,
+      setup: `${workload.concurrency} in flight, ${workload.keys} resources, ${workload.ops} acquire+release pairs × ${rounds} interleaved rounds; one op = acquire + release; TTL 10 s; peers on a default ioredis client with their default options; ours also hands out a fencing token (acquire) and reads the waiter count (release: a notice is published only while a waiter is counted, never in this uncontended run)`,
       columns: LIBRARY_COLUMNS,
       rows: rows.map((r) => ({ name: r.name, values: rowValues(r) })),
       targets,
