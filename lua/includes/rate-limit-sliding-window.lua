@@ -1,4 +1,5 @@
 --- @include "rate-limit-common"
+--- @include "rate-limit-sliding-window-buckets"
 -- sliding-window ('s'): two-bucket weighted counter in one string "w c p" (w = bucket index,
 -- c = count in bucket w, p = count in bucket w - 1), written with SET PX in one command.
 -- Estimate = p * (window - elapsed) / window + c, computed scaled by `window` so that every
@@ -9,17 +10,7 @@ RL['s'] = {
     local idx = math.floor(now / window)
     local elapsed = now - idx * window
     local rest = window - elapsed
-    local cur, prev = 0, 0
-    local v = redis.call('GET', key)
-    if v then
-      local w, c, p = string.match(v, '^(%d+) (%d+) (%d+)$')
-      w = tonumber(w)
-      if w == idx then
-        cur, prev = tonumber(c), tonumber(p)
-      elseif w == idx - 1 then
-        prev = tonumber(c)
-      end
-    end
+    local cur, prev = rl_sw_buckets(key, idx)
     local used = prev * rest + cur * window
     local avail = math.floor((limit * window - used) / window)
     if avail < 0 then avail = 0 end

@@ -1,16 +1,11 @@
 --- @include "rate-limit-common"
+--- @include "rate-limit-gcra"
 -- token-bucket ('t'): GCRA. One string key holds the theoretical arrival time (TAT, microseconds).
 -- Emission interval T = ceil(window / limit) us, burst = limit: a hit is admitted when
 -- TAT' = max(TAT, now) + cost * T is at most limit * T ahead of now. Integer arithmetic only.
 RL['t'] = {
   check = function(key, limit, window, cost)
-    local now = rl_now()
-    local interval = math.ceil(window / limit)
-    local tat = tonumber(redis.call('GET', key)) or now
-    if tat < now then tat = now end
-    local ahead = tat - now + cost * interval
-    local avail = math.floor((interval * limit - (tat - now)) / interval)
-    if avail < 0 then avail = 0 end
+    local interval, tat, ahead, avail = rl_gcra(key, limit, window, rl_now(), cost)
     if ahead <= interval * limit then return true, avail, 0, tat end
     return false, avail, ahead - interval * limit, tat
   end,

@@ -10,27 +10,19 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
-  One rule (the common case) is served by straight-line code before the shared functions are even
-  defined: no closures or tables are created per call on that path, only the reply.
+  One rule (the common case) is served by straight-line code before the algorithm table is even
+  defined: on that path only the state helper rl_sw_buckets (shared with the general path) and the reply
+  are created per call.
 ]]
+--- @include "../includes/rate-limit-sliding-window-buckets"
 if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 's' then
-  -- One rule, admitted path straight-line (same arithmetic as rate-limit-sliding-window).
+  -- One rule, admitted path straight-line.
   local key, cost, limit, window = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5] * 1000
   local t = redis.call('TIME')
   local now = t[1] * 1000000 + t[2]
   local idx = math.floor(now / window)
   local rest = window - (now - idx * window)
-  local cur, prev = 0, 0
-  local v = redis.call('GET', key)
-  if v then
-    local w, c, p = string.match(v, '^(%d+) (%d+) (%d+)$')
-    w = tonumber(w)
-    if w == idx then
-      cur, prev = tonumber(c), tonumber(p)
-    elseif w == idx - 1 then
-      prev = tonumber(c)
-    end
-  end
+  local cur, prev = rl_sw_buckets(key, idx)
   local used = prev * rest + cur * window
   if used + cost * window <= limit * window then
     redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', math.ceil((rest + window) / 1000))

@@ -10,20 +10,17 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
-  One rule (the common case) is served by straight-line code before the shared functions are even
-  defined: no closures or tables are created per call on that path, only the reply.
+  One rule (the common case) is served by straight-line code before the algorithm table is even
+  defined: on that path only the state helper rl_gcra (shared with the general path) and the reply
+  are created per call.
 ]]
+--- @include "../includes/rate-limit-gcra"
 if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 't' then
-  -- One rule: GCRA straight-line (same arithmetic as rate-limit-token-bucket).
+  -- One rule: GCRA straight-line.
   local key, cost, limit, window = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5] * 1000
   local t = redis.call('TIME')
   local now = t[1] * 1000000 + t[2]
-  local interval = math.ceil(window / limit)
-  local tat = tonumber(redis.call('GET', key)) or now
-  if tat < now then tat = now end
-  local ahead = tat - now + cost * interval
-  local avail = math.floor((interval * limit - (tat - now)) / interval)
-  if avail < 0 then avail = 0 end
+  local interval, tat, ahead, avail = rl_gcra(key, limit, window, now, cost)
   if ahead <= interval * limit then
     redis.call('SET', key, now + ahead, 'PX', math.ceil(ahead / 1000))
     return { 1, 1, avail - cost, math.ceil(ahead / 1000), 0 }
