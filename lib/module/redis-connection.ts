@@ -23,14 +23,11 @@ const OWNED_CONNECTION_DEFAULTS: RedisOptions = {
   connectionName: 'nest-redis-lua',
 };
 
-/**
- * Standalone connections: the same defaults. Auto-pipelining (`enableAutoPipelining`) was measured
- * (bench/, same interleaved run) and is left to the application: it lowers the client CPU per call
- * (fewer socket writes) but also the throughput at 64 calls in flight, and on a cluster ioredis groups auto-pipelines by the first argument, which for EVALSHA
- * is the script's SHA, not a key (redis/ioredis#2109). `closeClient` flushes queued auto-pipelined
- * commands before QUIT when an application enables it.
- */
-const OWNED_STANDALONE_DEFAULTS: RedisOptions = OWNED_CONNECTION_DEFAULTS;
+// Auto-pipelining (`enableAutoPipelining`) is not among the defaults: measured in bench/ (same
+// interleaved run) it lowers the client CPU per call but also the throughput at 64 calls in flight,
+// and on a cluster ioredis groups auto-pipelines by the first argument, which for EVALSHA is the
+// script's SHA, not a key (redis/ioredis#2109). `closeClient` flushes queued auto-pipelined
+// commands before QUIT when an application enables it.
 
 /**
  * Cluster connections: a command whose node connection closes while it is in flight (a master killed
@@ -97,12 +94,12 @@ export function createConnection(options: RedisLuaModuleOptions): RedisConnectio
     return { client, owned: true, description: `cluster ${JSON.stringify(nodes)}` };
   }
   if (options.redis) {
-    const client = new Redis({ ...OWNED_STANDALONE_DEFAULTS, ...options.redis });
+    const client = new Redis({ ...OWNED_CONNECTION_DEFAULTS, ...options.redis });
     const where = options.redis.path ?? `${options.redis.host ?? '127.0.0.1'}:${options.redis.port ?? 6379}`;
     return { client, owned: true, description: where };
   }
   const url = options.url ?? 'redis://127.0.0.1:6379';
-  return { client: new Redis(url, OWNED_STANDALONE_DEFAULTS), owned: true, description: redactUrl(url) };
+  return { client: new Redis(url, OWNED_CONNECTION_DEFAULTS), owned: true, description: redactUrl(url) };
 }
 
 /** Closes a client: QUIT when connected (pending replies arrive first), otherwise drop the socket. */
