@@ -1,6 +1,7 @@
 /**
  * A bench-like loop for profiling one contender in isolation:
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|evalsha|evalsha-ceiling|ceiling|lock|lock-plain> [ops]
+ * Environment: AUTO_PIPELINE=1 (ioredis enableAutoPipelining), NO_COALESCE=1 (coalesceWrites: false).
  * Prints ops/s and client CPU µs/op; summarise the profile with bench/tools/profile-summary.ts.
  */
 import 'reflect-metadata';
@@ -14,7 +15,10 @@ async function main(): Promise<void> {
   const [what = 'limiter', opsArg = '200000'] = process.argv.slice(2);
   const ops = Number(opsArg);
   const server = await RedisServer.start();
-  const app = await libraryContext(server.port, process.env.AUTO_PIPELINE ? { redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } } : {});
+  const app = await libraryContext(server.port, {
+    ...(process.env.AUTO_PIPELINE ? { redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } } : {}),
+    ...(process.env.NO_COALESCE ? { coalesceWrites: false } : {}),
+  });
   const limiter = app.get(RateLimiterService);
   const locks = app.get(LockService);
   const ceiling = ceilingScript(app.get(LuaScriptEngine).client as Redis);

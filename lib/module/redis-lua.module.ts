@@ -111,6 +111,11 @@ function validateOptions(options: RedisLuaModuleOptions): void {
   ) {
     throw new Error(`nest-redis-lua: option "bootTimeoutMs" must be a positive number of ms, got ${options.bootTimeoutMs}`);
   }
+  for (const flag of ['coalesceWrites', 'debug', 'lazyConnect'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
+      throw new Error(`nest-redis-lua: option "${flag}" must be true or false, got ${JSON.stringify(options[flag])}`);
+    }
+  }
 }
 
 /** Logs a warning once per outage (first error after being ready), instead of ioredis's console noise. */

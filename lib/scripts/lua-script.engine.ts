@@ -6,6 +6,7 @@ import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.con
 import { DEFAULT_BOOT_TIMEOUT_MS, type RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import { LuaScript, type ScriptHost } from './lua-script';
 import type { LuaScriptDefinition } from './script-definition.interface';
+import { WriteCoalescer } from './write-coalescer';
 import { BUNDLED_LUA_DIR, inlineScript, readScriptFile, type ScriptSource } from './script-source';
 
 /**
@@ -18,6 +19,8 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   private readonly registered = new Map<string, LuaScript>();
   readonly client: Redis | Cluster;
   readonly debugLogger?: Logger;
+  /** Batches the socket writes of one event-loop turn, unless `coalesceWrites: false`. */
+  readonly coalescer?: WriteCoalescer;
 
   constructor(
     @Inject(REDIS_LUA_CONNECTION) private readonly connection: RedisConnection,
@@ -25,6 +28,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   ) {
     this.client = connection.client;
     this.debugLogger = options.debug ? this.logger : undefined;
+    this.coalescer = options.coalesceWrites === false ? undefined : new WriteCoalescer(this.client);
   }
 
   /**
