@@ -34,8 +34,10 @@ async function main(): Promise<void> {
   const redis = benchRedis(server.port, {});
   const admin = redis.client();
   const app = await libraryContext(server.port);
-  // The same module on a connection with ioredis auto-pipelining, for the limiter rows that compare it.
-  const pipelinedApp = await libraryContext(server.port, { redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } });
+  // The same module without write coalescing, and with ioredis auto-pipelining instead of it, for the
+  // rows that compare them.
+  const uncoalesced = await libraryContext(server.port, { coalesceWrites: false });
+  const autoPipelined = await libraryContext(server.port, { coalesceWrites: false, redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } });
   redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? redisVersion;
   const suites: SuiteResult[] = [];
   const run = async (id: string, body: () => Promise<SuiteResult | SuiteResult[]>): Promise<void> => {
@@ -49,14 +51,15 @@ async function main(): Promise<void> {
     console.log(`(${id}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
   };
   try {
-    await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS, pipelinedApp));
+    await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS, { uncoalesced, autoPipelined }));
     await run('leaderboard', () => leaderboardSuite(app, admin, WORKLOAD, ROUNDS));
-    await run('lock', () => lockSuite(app, redis, admin, WORKLOAD, ROUNDS));
+    await run('lock', () => lockSuite(app, redis, admin, WORKLOAD, ROUNDS, uncoalesced));
     await run('memory', () => memorySuite(app, admin));
     await run('http', () => httpSuite(server.port, HTTP_SECONDS, HTTP_ROUNDS));
   } finally {
     await app.close();
-    await pipelinedApp.close();
+    await uncoalesced.close();
+    await autoPipelined.close();
     await redis.closeAll();
     await server.destroy();
   }

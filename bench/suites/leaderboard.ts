@@ -1,7 +1,7 @@
 /** Leaderboard submit vs the `return 1` ceiling on the same client (1000 boards, 50 members each). */
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { LeaderboardService, LuaScriptEngine } from '../../lib';
+import { LeaderboardService } from '../../lib';
 import { interleave, type Workload } from '../harness/measure';
 import { ratioCheck, type SuiteResult } from '../harness/report';
 import { CEILING, ceilingOn } from './limiter';
@@ -9,7 +9,7 @@ import { LIBRARY_COLUMNS, rowValues } from './limiter-suite';
 
 export async function leaderboardSuite(app: INestApplicationContext, admin: Redis, workload: Workload, rounds: number): Promise<SuiteResult> {
   const boards = app.get(LeaderboardService);
-  const ceiling = ceilingOn(app.get(LuaScriptEngine).client as Redis);
+  const ceiling = ceilingOn(app);
   const rows = await interleave(
     [{ name: 'nest-redis-lua leaderboard submit', op: (k, i) => boards.submit(`b${k % 1000}`, `m${i % 50}`, i % 10_000) }, ceiling],
     workload,

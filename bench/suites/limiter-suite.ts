@@ -4,11 +4,13 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { BenchRedis } from '../harness/clients';
 import { interleave, type Row, type Workload } from '../harness/measure';
 import { limitCheck, ratioCheck, type SuiteResult, type TargetCheck } from '../harness/report';
-import { ALGORITHMS, CEILING, FLEXIBLE, NEST_LAB, ceilingOn, ourLimiters, ourName, peerLimiters, referenceScripts } from './limiter';
+import { ALGORITHMS, CEILING, FLEXIBLE, NEST_LAB, ceilingOn, ioredisCeilingOn, ourLimiters, ourName, peerLimiters, referenceScripts } from './limiter';
 import { LuaScriptEngine } from '../../lib';
 
-/** Suffix of the rows measured on a connection with `enableAutoPipelining: true`. */
-export const AUTO_PIPELINED = '[auto-pipelining]';
+/** Suffix of the rows measured on a connection with `enableAutoPipelining: true` (and coalescing off). */
+export const AUTO_PIPELINED = '[ioredis auto-pipelining instead]';
+/** Suffix of the rows measured with `coalesceWrites: false` (the library before write coalescing). */
+export const UNCOALESCED = '[coalesceWrites: false]';
 
 export const LIBRARY_COLUMNS = [
   { key: 'opsPerSec', label: 'ops/s' },
@@ -28,17 +30,14 @@ export async function limiterSuite(
   admin: Redis,
   workload: Workload,
   rounds: number,
-  /** The same module on a connection with ioredis `enableAutoPipelining` (rows for comparison). */
-  pipelinedApp?: INestApplicationContext,
+  /** Variants of the module, for comparison rows: `coalesceWrites: false`, and ioredis auto-pipelining. */
+  variants: { uncoalesced: INestApplicationContext; autoPipelined: INestApplicationContext },
 ): Promise<SuiteResult> {
   const ours = app.get(LuaScriptEngine).client as Redis;
-  const contenders = [...ourLimiters(app), ...peerLimiters(redis), ceilingOn(ours), ...referenceScripts(redis.client())];
-  if (pipelinedApp) {
-    const [log] = ourLimiters(pipelinedApp);
-    contenders.push(
-      { ...log, name: `${log.name} ${AUTO_PIPELINED}` },
-      { ...ceilingOn(pipelinedApp.get(LuaScriptEngine).client as Redis), name: `${CEILING} ${AUTO_PIPELINED}` },
-    );
+  const contenders = [...ourLimiters(app), ...peerLimiters(redis), ceilingOn(app), ioredisCeilingOn(ours), ...referenceScripts(redis.client())];
+  for (const [variant, suffix] of [[variants.uncoalesced, UNCOALESCED], [variants.autoPipelined, AUTO_PIPELINED]] as const) {
+    const [log] = ourLimiters(variant);
+    contenders.push({ ...log, name: `${log.name} ${suffix}` }, { ...ceilingOn(variant), name: `${CEILING} ${suffix}` });
   }
   const rows = await interleave(contenders, workload, rounds, admin);
   const by = (name: string): Row => rows.find((r) => r.name === name)!;

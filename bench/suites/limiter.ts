@@ -8,7 +8,7 @@ import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis'
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { RateLimiterService, type RateLimitAlgorithm } from '../../lib';
+import { LuaScriptEngine, RateLimiterService, type RateLimitAlgorithm } from '../../lib';
 import type { BenchRedis } from '../harness/clients';
 import { ceilingScript } from '../harness/clients';
 import type { Contender } from '../harness/measure';
@@ -24,7 +24,8 @@ export const ALGORITHMS: readonly RateLimitAlgorithm[] = ['sliding-log', 'slidin
 export const ourName = (algorithm: string): string => `nest-redis-lua ${algorithm}`;
 export const FLEXIBLE = 'rate-limiter-flexible consume';
 export const NEST_LAB = '@nest-lab/throttler-storage-redis increment';
-export const CEILING = 'ceiling: `return 1` script (same client)';
+export const CEILING = 'ceiling: `return 1` script (same client, through the library)';
+export const IOREDIS_CEILING = 'reference: `return 1` by ioredis EVALSHA on the same connection (writes not coalesced)';
 export const SEED = 'reference: seed sorted-set script';
 export const MINIMAL_LOG = 'reference: bare ZREMRANGEBYSCORE+ZCARD+ZADD+PEXPIRE';
 
@@ -37,26 +38,44 @@ export function rotatingKeys(prefix: string, keys = 1000): (k: number) => string
   return (k) => `${prefix}${k}:${Math.floor(calls++ / (keys * 50))}`;
 }
 
+let generation = 0;
+
 /**
  * Our limiter, one row per algorithm. The sliding log keeps a log per key: with a limit of 100 and
- * a long window a key would fill and be denied, so its keys rotate (each key sees < 100 hits).
+ * a long window a key would fill and be denied, so its keys rotate (each key sees < 100 hits), and
+ * every call of this function (one per app variant) gets key names of its own. A denied call fails
+ * the run: a denial would be answered by the local deny cache and measure something else.
  */
 export function ourLimiters(app: INestApplicationContext): Contender[] {
   const limiter = app.get(RateLimiterService);
+  const admitted = (result: { allowed: boolean }): void => {
+    if (!result.allowed) throw new Error('bench: a limiter call was denied; the workload must be admitted');
+  };
+  generation++;
   return ALGORITHMS.map((algorithm) => {
     const rule = algorithm === 'sliding-log' ? { limit: LOG_LIMIT, windowMs: WINDOW_MS, algorithm } : { limit: LIMIT, windowMs: WINDOW_MS, algorithm };
-    const logKey = rotatingKeys('k');
+    const logKey = rotatingKeys(`g${generation}k`);
     return {
       name: ourName(algorithm),
-      op: (k: number) => limiter.consume(algorithm === 'sliding-log' ? logKey(k) : `k${k}`, rule),
+      op: (k: number) => limiter.consume(algorithm === 'sliding-log' ? logKey(k) : `k${k}`, rule).then(admitted),
     };
   });
 }
 
-/** The ceiling script on the library's own client (same settings as our rows). */
-export function ceilingOn(client: Redis): Contender {
+/**
+ * The ceiling: a script that does nothing, run the way the library runs its own scripts (a
+ * {@link LuaScript} of the app's engine: same connection, same write coalescing). No library call
+ * can cost less on the client.
+ */
+export function ceilingOn(app: INestApplicationContext): Contender {
+  const ceiling = app.get(LuaScriptEngine).register<number>({ name: 'bench/return-1', lua: 'return 1', numberOfKeys: 1 });
+  return { name: CEILING, op: (k) => ceiling.run([`bench-ceiling-${k}`]) };
+}
+
+/** The same script sent by ioredis itself on the library's connection (no write coalescing). */
+export function ioredisCeilingOn(client: Redis): Contender {
   const ceiling = ceilingScript(client);
-  return { name: CEILING, op: (k) => ceiling(`bench-ceiling-${k}`) };
+  return { name: IOREDIS_CEILING, op: (k) => ceiling(`bench-ceiling-${k}`) };
 }
 
 export function peerLimiters(redis: BenchRedis): Contender[] {

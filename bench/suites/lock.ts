@@ -20,28 +20,32 @@ const Redlock = (require('redlock') as { default: typeof RedlockClass }).default
 
 const OURS_PLAIN = 'nest-redis-lua tryAcquire+release (autoExtend off)';
 const OURS_DEFAULT = 'nest-redis-lua tryAcquire+release (defaults: autoExtend on)';
+const OURS_UNCOALESCED = 'nest-redis-lua tryAcquire+release (autoExtend off) [coalesceWrites: false]';
 const SEMAPHORE = 'redis-semaphore Mutex acquire+release';
 const REDLOCK = 'redlock 5.0.0-beta.2 acquire+release';
 const BARE = 'reference: bare SET NX PX + compare-and-delete script (default client)';
 const CAD_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 const TTL_MS = 10_000;
 
-function contenders(app: INestApplicationContext, redis: BenchRedis): Contender[] {
-  const locks = app.get(LockService);
+function contenders(app: INestApplicationContext, redis: BenchRedis, uncoalesced: INestApplicationContext): Contender[] {
   const semaphoreClient = redis.client();
   const redlock = new Redlock([redis.client()]);
   const bare = redis.client() as Redis & { benchCad(key: string, token: string): Promise<number> };
   bare.defineCommand('benchCad', { numberOfKeys: 1, lua: CAD_LUA });
-  const ours = (name: string, autoExtend: boolean | undefined): Contender => ({
-    name,
-    op: async (k) => {
-      const lock = await locks.tryAcquire(`r${k}`, { ttlMs: TTL_MS, autoExtend });
-      if (lock) await lock.release();
-    },
-  });
+  const ours = (name: string, autoExtend: boolean | undefined, from = app): Contender => {
+    const locks = from.get(LockService);
+    return {
+      name,
+      op: async (k) => {
+        const lock = await locks.tryAcquire(`r${k}`, { ttlMs: TTL_MS, autoExtend });
+        if (lock) await lock.release();
+      },
+    };
+  };
   return [
     ours(OURS_PLAIN, false),
     ours(OURS_DEFAULT, undefined),
+    ours(OURS_UNCOALESCED, false, uncoalesced),
     {
       name: SEMAPHORE,
       op: async (k) => {
@@ -107,8 +111,16 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-export async function lockSuite(app: INestApplicationContext, redis: BenchRedis, admin: Redis, workload: Workload, rounds: number): Promise<SuiteResult[]> {
-  const rows = await interleave(contenders(app, redis), workload, rounds, admin);
+export async function lockSuite(
+  app: INestApplicationContext,
+  redis: BenchRedis,
+  admin: Redis,
+  workload: Workload,
+  rounds: number,
+  /** The module with `coalesceWrites: false`: the row before write coalescing. */
+  uncoalesced: INestApplicationContext,
+): Promise<SuiteResult[]> {
+  const rows = await interleave(contenders(app, redis, uncoalesced), workload, rounds, admin);
   const by = (name: string): Row => rows.find((r) => r.name === name)!;
   const peers = [by(SEMAPHORE), by(REDLOCK)];
   const targets: TargetCheck[] = [];

@@ -116,8 +116,11 @@ export interface RateLimitResult {
   resetMs: number;
   /** Milliseconds until this hit could be admitted (0 when allowed). */
   retryAfterMs: number;
-  /** The tightest rule: when denied, the denying rule that frees last; otherwise the one with the fewest units left. */
-  rule: { name: string; limit: number; windowMs: number; algorithm: string };
+  /**
+   * The tightest rule: when denied, the denying rule that frees last; otherwise the one with the
+   * fewest units left. Frozen: results of the same rules share it.
+   */
+  readonly rule: Readonly<{ name: string; limit: number; windowMs: number; algorithm: string }>;
   /** True if Redis could not decide and the fail mode did (`open`: admitted without counting). */
   degraded?: boolean;
 }

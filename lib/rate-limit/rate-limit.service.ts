@@ -33,8 +33,14 @@ export interface ConsumeOptions {
   timeoutMs?: number;
 }
 
-/** `{ allowed, rule index (1-based), remaining, resetMs, retryAfterMs }` */
-type ScriptReply = [number, number, number, number, number];
+/**
+ * `[allowed, rule index (1-based), remaining, resetMs, retryAfterMs]`, or, when one rule admits a
+ * consume, the integer `remaining * 2^33 + resetMs` (see the scripts' headers).
+ */
+type ScriptReply = [number, number, number, number, number] | number;
+
+/** 2^33: the integer reply's `remaining` unit (resetMs, at most two 30-day windows, stays below it). */
+const REMAINING_UNIT = 8_589_934_592;
 
 /** The Redis key feature segment of rate-limit keys. */
 const FEATURE = 'rl';
@@ -42,6 +48,8 @@ const FEATURE = 'rl';
 /** Everything a call needs from its rules, computed once per rules object (see `plan`). */
 interface RulePlan {
   readonly rules: readonly ResolvedRateLimitRule[];
+  /** Each rule as results show it (frozen, shared by every result of the plan). */
+  readonly publicRules: ReadonlyArray<RateLimitResult['rule']>;
   /** The fields the plan was made from, compared on every use: a mutated rule object is resolved again. */
   readonly snapshot: readonly unknown[];
   readonly script: LuaScript<ScriptReply>;
@@ -248,14 +256,21 @@ export class RateLimiterService {
     cost: number,
     cacheKey: string | undefined,
   ): RateLimitResult {
-    const rule = plan.rules[reply[1] - 1];
+    if (typeof reply === 'number') {
+      // An admitted single-rule consume.
+      const remaining = Math.floor(reply / REMAINING_UNIT);
+      const rule = plan.rules[0];
+      return { allowed: true, limit: rule.limit, remaining, resetMs: reply - remaining * REMAINING_UNIT, retryAfterMs: 0, rule: plan.publicRules[0] };
+    }
+    const index = reply[1] - 1;
+    const rule = plan.rules[index];
     const result: RateLimitResult = {
       allowed: reply[0] === 1,
       limit: rule.limit,
       remaining: Math.max(0, reply[2]),
       resetMs: reply[3],
       retryAfterMs: reply[4],
-      rule: { limit: rule.limit, windowMs: rule.windowMs, algorithm: rule.algorithm, name: rule.name },
+      rule: plan.publicRules[index],
     };
     if (!result.allowed && op === 'c') {
       const denyKey = cacheKey ?? `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
@@ -327,6 +342,7 @@ export class RateLimiterService {
     const algorithm = resolved[0].algorithm;
     const plan: RulePlan = {
       rules: resolved,
+      publicRules: resolved.map((r) => Object.freeze({ limit: r.limit, windowMs: r.windowMs, algorithm: r.algorithm, name: r.name })),
       snapshot: snapshotOf(rules),
       script: resolved.every((r) => r.algorithm === algorithm) ? this.scripts[algorithm] : this.scripts.mixed,
       ruleArgs,

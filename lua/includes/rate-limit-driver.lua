@@ -16,7 +16,8 @@ if n == 1 then
   local key, limit, window = KEYS[1], tonumber(ARGV[4]), ARGV[5] * 1000
   local ok, avail, retry, s = a.check(key, limit, window, cost)
   if ok and consume then
-    return { 1, 1, avail - cost, math.ceil(a.record(key, limit, window, cost, s) / 1000), 0 }
+    -- The integer form of an admitted single-rule consume (see the scripts' headers).
+    return (avail - cost) * 8589934592 + math.ceil(a.record(key, limit, window, cost, s) / 1000)
   end
   return { ok and 1 or 0, 1, avail, math.ceil(a.reset(key, limit, window, s) / 1000), math.ceil(retry / 1000) }
 end

@@ -20,6 +20,23 @@ local function rl_log_member(x, limit)
   return string.char(b1, b2, b3, b4, b5, ((x - b5) / 256) % 256)
 end
 
+-- ZADD NX of `count` entries scored first, first + 1, ...: short members (t mod m) when m is given,
+-- otherwise the full score. In chunks of 1000, as unpack takes at most a few thousand values.
+local function rl_log_add(key, first, count, m, limit)
+  local added = 0
+  for from = 0, count - 1, 1000 do
+    local args, n = { 'NX' }, 1
+    for j = from, math.min(count, from + 1000) - 1 do
+      local score = first + j
+      args[n + 1] = score
+      if m then args[n + 2] = rl_log_member(score % m, limit) else args[n + 2] = string.format('%.0f', score) end
+      n = n + 2
+    end
+    added = added + redis.call('ZADD', key, unpack(args))
+  end
+  return added
+end
+
 RL['l'] = {
   check = function(key, limit, window, cost)
     local now = rl_now()
@@ -44,22 +61,12 @@ RL['l'] = {
     if cost == 1 then
       added = redis.call('ZADD', key, 'NX', now, rl_log_member(now % m, limit))
     else
-      local args = { 'NX' }
-      for j = 0, cost - 1 do
-        args[2 * j + 2] = now + j
-        args[2 * j + 3] = rl_log_member((now + j) % m, limit)
-      end
-      added = redis.call('ZADD', key, unpack(args))
+      added = rl_log_add(key, now, cost, m, limit)
     end
     if added < cost then
       -- Collisions (rare): log the missing units after the newest entry, with full-score members.
       local newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
-      local args = { 'NX' }
-      for j = 1, cost - added do
-        args[2 * j] = newest + j
-        args[2 * j + 1] = string.format('%.0f', newest + j)
-      end
-      redis.call('ZADD', key, unpack(args))
+      rl_log_add(key, newest + 1, cost - added)
       if newest + cost - added > last then last = newest + cost - added end
     end
     local after = last + window - now

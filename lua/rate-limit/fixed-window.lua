@@ -10,6 +10,8 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
+  or, when one rule admits a consume, the integer remaining * 2^33 + reset ms (exact: remaining
+  <= 10^6 < 2^20, reset ms <= 2 windows < 2^33): an integer reply costs less to build and to parse.
   One rule (the common case) is served by straight-line code before the shared functions are even
   defined: no closures or tables are created per call on that path, only the reply.
 ]]
@@ -19,14 +21,14 @@ if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 'f' then
   local count = redis.call('INCRBY', key, cost)
   if count == cost then
     redis.call('PEXPIRE', key, ARGV[5])
-    return { 1, 1, limit - cost, tonumber(ARGV[5]), 0 }
+    return (limit - cost) * 8589934592 + ARGV[5]
   end
   local ttl = redis.call('PTTL', key)
   if ttl < 0 then
     ttl = tonumber(ARGV[5])
     redis.call('PEXPIRE', key, ttl)
   end
-  if count <= limit then return { 1, 1, limit - count, ttl, 0 } end
+  if count <= limit then return (limit - count) * 8589934592 + ttl end
   redis.call('DECRBY', key, cost)
   local avail = limit - count + cost
   if avail < 0 then avail = 0 end

@@ -10,6 +10,8 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
+  or, when one rule admits a consume, the integer remaining * 2^33 + reset ms (exact: remaining
+  <= 10^6 < 2^20, reset ms <= 2 windows < 2^33): an integer reply costs less to build and to parse.
   One rule (the common case) is served by straight-line code before the algorithm table is even
   defined: on that path only the state helper rl_sw_buckets (shared with the general path) and the reply
   are created per call.
@@ -26,7 +28,7 @@ if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 's' then
   local used = prev * rest + cur * window
   if used + cost * window <= limit * window then
     redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', math.ceil((rest + window) / 1000))
-    return { 1, 1, math.floor((limit * window - used) / window) - cost, math.ceil((rest + window) / 1000), 0 }
+    return (math.floor((limit * window - used) / window) - cost) * 8589934592 + math.ceil((rest + window) / 1000)
   end
   -- Denied: the general path below computes retry-after.
 end

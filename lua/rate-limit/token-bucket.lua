@@ -10,6 +10,8 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
+  or, when one rule admits a consume, the integer remaining * 2^33 + reset ms (exact: remaining
+  <= 10^6 < 2^20, reset ms <= 2 windows < 2^33): an integer reply costs less to build and to parse.
   One rule (the common case) is served by straight-line code before the algorithm table is even
   defined: on that path only the state helper rl_gcra (shared with the general path) and the reply
   are created per call.
@@ -23,7 +25,7 @@ if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 't' then
   local interval, tat, ahead, avail = rl_gcra(key, limit, window, now, cost)
   if ahead <= interval * limit then
     redis.call('SET', key, now + ahead, 'PX', math.ceil(ahead / 1000))
-    return { 1, 1, avail - cost, math.ceil(ahead / 1000), 0 }
+    return (avail - cost) * 8589934592 + math.ceil(ahead / 1000)
   end
   return { 0, 1, avail, math.ceil((tat - now) / 1000), math.ceil((ahead - interval * limit) / 1000) }
 end

@@ -122,6 +122,36 @@ describeTopologies('RateLimiterService', (t) => {
     }
   });
 
+  it('reports exact remaining and reset at the largest limit and window, and a sliding log takes a cost of thousands of units', async () => {
+    const service = await limiter(t, t.prefix());
+    const MONTH = 30 * 24 * HOUR;
+    const PER_UNIT = MONTH / 1_000_000; // token bucket: one unit comes back every 2592 ms
+    // [lowest, highest] reset after the first hit (1 unit) and after the second (5000 more).
+    const resets: Record<RateLimitAlgorithm, [[number, number], [number, number]]> = {
+      'sliding-log': [[MONTH, MONTH], [MONTH - 10_000, MONTH + 5]], // 5000 units logged at consecutive µs
+      'sliding-window': [[MONTH, 2 * MONTH], [MONTH, 2 * MONTH]], // two windows of counters
+      'token-bucket': [[PER_UNIT, PER_UNIT], [5001 * PER_UNIT - 10_000, 5001 * PER_UNIT]],
+      'fixed-window': [[MONTH, MONTH], [MONTH - 10_000, MONTH]],
+    };
+    for (const algorithm of ALGORITHMS) {
+      const rule: RateLimitRule = { limit: 1_000_000, windowMs: MONTH, algorithm };
+      const [[low1, high1], [low2, high2]] = resets[algorithm];
+      const first = await service.consume(`big-${algorithm}`, rule);
+      expect({ algorithm, ...first }).toMatchObject({ algorithm, allowed: true, limit: 1_000_000, remaining: 999_999, retryAfterMs: 0 });
+      expect(first.rule).toEqual({ limit: 1_000_000, windowMs: MONTH, algorithm, name: 'default' });
+      expect(first.resetMs).toBeGreaterThanOrEqual(low1);
+      expect(first.resetMs).toBeLessThanOrEqual(high1);
+      const second = await service.consume(`big-${algorithm}`, rule, { cost: 5000 });
+      expect({ algorithm, ...second }).toMatchObject({ algorithm, allowed: true, remaining: 994_999, retryAfterMs: 0 });
+      expect(second.degraded).toBeUndefined();
+      expect(second.resetMs).toBeGreaterThanOrEqual(low2);
+      expect(second.resetMs).toBeLessThanOrEqual(high2);
+    }
+    // Small figures decode as exactly: remaining 0 and a reset of one window.
+    const tiny = await service.consume('tiny', { limit: 1, windowMs: 1, algorithm: 'fixed-window' });
+    expect(tiny).toMatchObject({ allowed: true, remaining: 0, resetMs: 1 });
+  });
+
   it('a process-local cache answers a denied key until it may pass, without Redis', async () => {
     const service = await limiter(t, t.prefix());
     const rule: RateLimitRule = { limit: 1, windowMs: HOUR };
