@@ -1,15 +1,18 @@
 /**
  * A bench-like loop for profiling one contender in isolation:
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|evalsha|evalsha-ceiling|ceiling|lock|lock-plain> [ops]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|log|lib-ceiling|lib-ceiling-args|lib-int|evalsha|evalsha-ceiling|ceiling|lock|lock-plain> [ops]
  * Environment: AUTO_PIPELINE=1 (ioredis enableAutoPipelining), NO_COALESCE=1 (coalesceWrites: false).
  * Prints ops/s and client CPU µs/op; summarise the profile with bench/tools/profile-summary.ts.
  */
 import 'reflect-metadata';
-import type { Redis } from 'ioredis';
+import { Command, type Redis } from 'ioredis';
+
+const CMD_OPTIONS = { replyEncoding: 'utf8' as const };
 import { RedisServer } from '../../test/harness/redis-server';
 import { LockService, LuaScriptEngine, RateLimiterService } from '../../lib';
 import { libraryContext } from '../harness/app';
 import { ceilingScript } from '../harness/clients';
+import { rotatingKeys } from '../suites/limiter';
 
 async function main(): Promise<void> {
   const [what = 'limiter', opsArg = '200000'] = process.argv.slice(2);
@@ -18,6 +21,7 @@ async function main(): Promise<void> {
   const app = await libraryContext(server.port, {
     ...(process.env.AUTO_PIPELINE ? { redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } } : {}),
     ...(process.env.NO_COALESCE ? { coalesceWrites: false } : {}),
+    ...(process.env.NO_COMMAND_TIMEOUT ? { redis: { host: '127.0.0.1', port: server.port, commandTimeout: undefined } } : {}),
   });
   const limiter = app.get(RateLimiterService);
   const locks = app.get(LockService);
@@ -25,8 +29,24 @@ async function main(): Promise<void> {
   const fixedSha = (limiter as unknown as { scripts: Record<string, { sha: string }> }).scripts['fixed-window'].sha;
   const ceilingSha = (await (app.get(LuaScriptEngine).client as Redis).script('LOAD', 'return 1')) as string;
   const rule = { limit: 1_000_000, windowMs: 60_000, algorithm: 'fixed-window' as const };
+  const logRule = { limit: 100, windowMs: 60_000, algorithm: 'sliding-log' as const };
+  const logKey = rotatingKeys('p');
+  const engine = app.get(LuaScriptEngine);
+  const libCeiling = engine.register({ name: 'profile/return-1', lua: 'return 1' });
+  const libInt = engine.register({ name: 'profile/return-int', lua: 'return 999 * 8589934592 + ARGV[2]' });
+  await engine.loadAll();
   const op: (k: number) => Promise<unknown> =
     what === 'limiter' ? (k) => limiter.consume(`k${k}`, rule)
+    : what === 'log' ? (k) => limiter.consume(logKey(k), logRule)
+    : what === 'lib-ceiling' ? (k) => libCeiling.run([`c${k}`])
+    : what === 'lib-ceiling-args' ? (k) => libCeiling.run([`bench:rl:{k${k}}:f:60000:1000000`], ['1000000', '60000'])
+    : what === 'lib-int' ? (k) => libInt.run([`bench:rl:{k${k}}:f:60000:1000000`], ['1000000', '60000'])
+    : what === 'cmd-int' ? (k) => {
+        engine.coalescer?.beforeWrite();
+        const command = new Command('evalsha', [libInt.sha, '1', `bench:rl:{k${k}}:f:60000:1000000`, '1000000', '60000'], CMD_OPTIONS);
+        (engine.client as Redis).sendCommand(command);
+        return command.promise;
+      }
     : what === 'ceiling' ? (k) => ceiling(`c${k}`)
     : what === 'evalsha' ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(fixedSha, 1, `bench:rl:{k${k}}:f:60000:1000000`, 'c', 1, 'f', 1_000_000, 60_000)
     : what === 'evalsha-ceiling' ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(ceilingSha, 1, `c${k}`)

@@ -3,8 +3,8 @@ export interface PendingCall {
   /** performance.now() time after which the call is failed. */
   readonly deadline: number;
   /** Set once the call settled: the sweeper then skips it. */
-  settled: boolean;
-  /** Called once, at the deadline, if the call has not settled. */
+  readonly settled: boolean;
+  /** Called once, at the deadline, if the call has not settled; it must settle the call. */
   expire(): void;
 }
 
@@ -43,7 +43,6 @@ export class DeadlineSweeper {
       const call = calls[lane.head];
       if (!call.settled) {
         if (call.deadline > now) break;
-        call.settled = true;
         call.expire();
       }
       calls[lane.head++] = undefined as unknown as PendingCall;

@@ -4,9 +4,10 @@ import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interfac
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
-import { LuaScriptError } from '../scripts/lua-script.errors';
+import { isNoScriptError, LuaScriptError } from '../scripts/lua-script.errors';
 import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
+import type { Command } from 'ioredis';
 import { DeadlineSweeper, type PendingCall } from './deadlines';
 import {
   DEFAULT_LOCAL_CACHE_SIZE,
@@ -53,8 +54,10 @@ interface RulePlan {
   /** The fields the plan was made from, compared on every use: a mutated rule object is resolved again. */
   readonly snapshot: readonly unknown[];
   readonly script: LuaScript<ScriptReply>;
-  /** ARGV after `op` and `cost`: algorithm code, limit and window of each rule. */
-  readonly ruleArgs: ReadonlyArray<string | number>;
+  /** ARGV after `op` and `cost`: algorithm code, limit and window of each rule (decimal strings). */
+  readonly ruleArgs: readonly string[];
+  /** One rule: the compact ARGV of a consume, `[limit, windowMs]` (the cost follows unless it is 1). */
+  readonly consumeArgs?: readonly string[];
   /** Builds each rule's key from the identifier. */
   readonly keyOf: ReadonlyArray<(key: string) => string>;
   readonly smallestLimit: number;
@@ -86,6 +89,27 @@ function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly
       || snapshot[j + 3] !== rule.algorithm || snapshot[j + 4] !== rule.name) return false;
   }
   return true;
+}
+
+/**
+ * One consume or peek waiting for Redis. At its deadline the command it waits for is rejected, which
+ * settles the call through the same error path as a dropped connection (the fail mode decides).
+ */
+class CheckCall implements PendingCall {
+  settled = false;
+  /** An EVAL after NOSCRIPT is in flight (sent at most once per call). */
+  recovering = false;
+
+  constructor(
+    readonly deadline: number,
+    private readonly timeoutMs: number,
+    /** The EVALSHA, or the EVAL that replaced it. */
+    public command: Command,
+  ) {}
+
+  expire(): void {
+    this.command.reject(new Error(`Redis did not answer within ${this.timeoutMs} ms (option "timeoutMs")`));
+  }
 }
 
 /**
@@ -214,36 +238,32 @@ export class RateLimiterService {
       return this.settleUnavailable(new Error(`Redis connection is ${status}`), key, failMode, plan);
     }
     const sentAt = performance.now();
-    const running = plan.script.run(redisKeys, [op, cost, ...plan.ruleArgs]);
-    return new Promise<RateLimitResult>((resolve, reject) => {
-      // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
-      const call: PendingCall = {
-        deadline: sentAt + timeoutMs,
-        settled: false,
-        expire: () =>
-          resolve(this.settleUnavailable(new Error(`Redis did not answer within ${timeoutMs} ms (option "timeoutMs")`), key, failMode, plan)),
-      };
-      this.deadlines.watch(timeoutMs, call);
-      // A late reply or failure, after the timeout decided, is ignored here: never an unhandled rejection.
-      running.then(
-        (reply) => {
-          if (call.settled) return;
-          call.settled = true;
-          this.outage = false;
-          try {
-            resolve(this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey));
-          } catch (err) {
-            reject(err);
-          }
-        },
-        (err: unknown) => {
-          if (call.settled) return;
-          call.settled = true;
-          if (err instanceof LuaScriptError) reject(err);
-          else resolve(this.settleUnavailable(err as Error, key, failMode, plan));
-        },
-      );
-    });
+    const { consumeArgs } = plan;
+    const args = consumeArgs !== undefined && op === 'c'
+      ? (cost === 1 ? consumeArgs : [...consumeArgs, String(cost)])
+      : [op, String(cost), ...plan.ruleArgs];
+    const call = new CheckCall(sentAt + timeoutMs, timeoutMs, plan.script.send(redisKeys, args));
+    // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
+    this.deadlines.watch(timeoutMs, call);
+    const onReply = (reply: ScriptReply): RateLimitResult => {
+      call.settled = true;
+      this.outage = false;
+      return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
+    };
+    const onError = (err: unknown): Promise<RateLimitResult> => {
+      if (!call.settled && !call.recovering && isNoScriptError(err)) {
+        // The script did not run: send its body (EVAL), under the same deadline.
+        call.recovering = true;
+        call.command = plan.script.sendBody(redisKeys, args);
+        return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
+      }
+      call.settled = true;
+      const failure = plan.script.scriptError(err);
+      if (failure instanceof LuaScriptError) return Promise.reject(failure);
+      return this.settleUnavailable(failure as Error, key, failMode, plan);
+    };
+    // A reply that comes after the deadline finds its command already rejected: ignored by ioredis.
+    return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
   }
 
   /** The result of a reply; a denied consume is remembered in the deny cache until it may pass. */
@@ -337,8 +357,8 @@ export class RateLimiterService {
     } catch (err) {
       throw new RateLimitInputError((err as Error).message);
     }
-    const ruleArgs: Array<string | number> = [];
-    for (const rule of resolved) ruleArgs.push(RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.limit, rule.windowMs);
+    const ruleArgs: string[] = [];
+    for (const rule of resolved) ruleArgs.push(RATE_LIMIT_ALGORITHMS[rule.algorithm], String(rule.limit), String(rule.windowMs));
     const algorithm = resolved[0].algorithm;
     const plan: RulePlan = {
       rules: resolved,
@@ -346,6 +366,7 @@ export class RateLimiterService {
       snapshot: snapshotOf(rules),
       script: resolved.every((r) => r.algorithm === algorithm) ? this.scripts[algorithm] : this.scripts.mixed,
       ruleArgs,
+      consumeArgs: resolved.length === 1 ? [String(resolved[0].limit), String(resolved[0].windowMs)] : undefined,
       // `<prefix>:rl:{<key>}:<algorithm code>:<windowMs>:<limit>`: one slot per identifier.
       keyOf: resolved.map((rule) => this.keys.keyFactory(FEATURE, RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.windowMs, rule.limit)),
       smallestLimit: resolved.reduce((min, r) => Math.min(min, r.limit), Infinity),

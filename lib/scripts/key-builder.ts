@@ -19,7 +19,18 @@ const SAFE_SEGMENT = /^[A-Za-z0-9_.-]+$/;
  */
 function escapePart(part: string): string {
   if (!NEEDS_ESCAPE.test(part)) return part;
-  return part.replace(/[%:{}#]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  // A loop, not a replace callback: identifiers like `user:42` are escaped on every rate-limit call.
+  let escaped = '';
+  let from = 0;
+  for (let i = 0; i < part.length; i++) {
+    const code = part.charCodeAt(i);
+    const replacement = code === 0x25 ? '%25' : code === 0x3a ? '%3A' : code === 0x7b ? '%7B' : code === 0x7d ? '%7D' : code === 0x23 ? '%23' : undefined;
+    if (replacement !== undefined) {
+      escaped += part.slice(from, i) + replacement;
+      from = i + 1;
+    }
+  }
+  return escaped + part.slice(from);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { Cluster, Redis } from 'ioredis';
+import { Command, type Cluster, type Redis } from 'ioredis';
 import { isNoScriptError, isServerStateError, LuaScriptError } from './lua-script.errors';
 import type { ScriptSource } from './script-source';
 
@@ -23,6 +23,10 @@ export interface ScriptHost {
  * @typeParam TReply the reply type (what the script returns, as ioredis decodes it).
  */
 export class LuaScript<TReply = unknown> {
+  /** ioredis command options: string replies, and the client's own `keyPrefix` (as its methods apply it). */
+  private readonly commandOptions: { replyEncoding: 'utf8'; keyPrefix?: string };
+  private readonly friendlyErrorStacks: boolean;
+
   constructor(
     /** Registered name, e.g. `rate-limit/sliding-log`. */
     readonly name: string,
@@ -30,7 +34,11 @@ export class LuaScript<TReply = unknown> {
     private readonly host: ScriptHost,
     /** If set, `run` checks that exactly this many keys are given. */
     readonly numberOfKeys?: number,
-  ) {}
+  ) {
+    const options = (host.client as { options?: { keyPrefix?: string; showFriendlyErrorStack?: boolean } }).options ?? {};
+    this.commandOptions = options.keyPrefix ? { replyEncoding: 'utf8', keyPrefix: options.keyPrefix } : { replyEncoding: 'utf8' };
+    this.friendlyErrorStacks = options.showFriendlyErrorStack === true;
+  }
 
   /** SHA1 of the script body (what EVALSHA and SCRIPT EXISTS take). */
   get sha(): string {
@@ -52,40 +60,57 @@ export class LuaScript<TReply = unknown> {
       return Promise.reject(new TypeError(`Lua script "${this.name}" takes ${this.numberOfKeys} keys, got ${keys.length}`));
     }
     if (this.host.debugLogger) return this.runLogged(keys, args);
+    return (this.send(keys, args).promise as Promise<TReply>).then(undefined, (err: unknown) => this.recover(err, keys, args));
+  }
+
+  /**
+   * Writes EVALSHA and returns its ioredis `Command` (its `promise` settles with the reply; a caller
+   * may `reject` it, e.g. at a deadline). NOSCRIPT is not handled here: see {@link recover}. The hot
+   * path of `run` and of the rate limiter: one Command, no wrapper objects. @internal
+   */
+  send(keys: readonly string[], args: readonly ScriptArg[]): Command {
+    return this.write('evalsha', this.source.sha, keys, args);
+  }
+
+  /** Writes EVAL of the whole body (after NOSCRIPT): runs the script and caches it on that node. @internal */
+  sendBody(keys: readonly string[], args: readonly ScriptArg[]): Command {
+    return this.write('eval', this.source.body, keys, args);
+  }
+
+  /**
+   * What a failed EVALSHA or EVAL becomes: error replies raised by the script (or a command in it)
+   * become {@link LuaScriptError}; replies about the server's state (BUSY, LOADING, READONLY...) and
+   * connection errors are returned unchanged. @internal
+   */
+  scriptError(err: unknown): unknown {
+    return isReplyError(err) && !isServerStateError(err) ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, err) : err;
+  }
+
+  /** After a failed EVALSHA: EVAL on NOSCRIPT (the script did not run), otherwise the mapped error. */
+  recover(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
+    if (!isNoScriptError(err)) return Promise.reject(this.scriptError(err));
+    return (this.sendBody(keys, args).promise as Promise<TReply>).then(undefined, (failure: unknown) => {
+      throw this.scriptError(failure);
+    });
+  }
+
+  private write(name: 'evalsha' | 'eval', script: string, keys: readonly string[], args: readonly ScriptArg[]): Command {
     this.host.coalescer?.beforeWrite();
-    // The hot path: one EVALSHA promise and one `then`, no async frames (measured in bench/).
-    return (this.host.client.evalsha(this.source.sha, keys.length, ...keys, ...args) as Promise<TReply>).then(
-      undefined,
-      (err: unknown) => this.recover(err, keys, args),
-    );
+    const options = this.friendlyErrorStacks ? { ...this.commandOptions, errorStack: new Error() } : this.commandOptions;
+    const command = new Command(name, [script, keys.length, ...keys, ...args], options);
+    // What the client's `evalsha(...)` does, without its per-call wrapper: it routes the command
+    // (cluster slot, offline queue) and applies commandTimeout.
+    void this.host.client.sendCommand(command);
+    return command;
   }
 
   /** `run` with the `debug` log line (keys and duration). */
   private async runLogged(keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
     const started = performance.now();
-    this.host.coalescer?.beforeWrite();
     try {
-      return await this.host.client.evalsha(this.source.sha, keys.length, ...keys, ...args).then(
-        (reply) => reply as TReply,
-        (err: unknown) => this.recover(err, keys, args),
-      );
+      return await (this.send(keys, args).promise as Promise<TReply>).then(undefined, (err: unknown) => this.recover(err, keys, args));
     } finally {
       this.host.debugLogger?.log(`${this.name} keys=${JSON.stringify(keys)} ${(performance.now() - started).toFixed(2)}ms`);
-    }
-  }
-
-  /**
-   * After a failed EVALSHA: EVAL on NOSCRIPT; error replies raised by the script become
-   * {@link LuaScriptError}; replies about the server's state (BUSY, LOADING, READONLY...) pass through.
-   */
-  private async recover(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
-    try {
-      if (!isNoScriptError(err)) throw err;
-      return (await this.host.client.eval(this.body, keys.length, ...keys, ...args)) as TReply;
-    } catch (failure) {
-      throw isReplyError(failure) && !isServerStateError(failure)
-        ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, failure)
-        : failure;
     }
   }
 }

@@ -2,18 +2,21 @@
 -- Checks every rule, then records the hit in all of them or in none (all-or-nothing), and returns
 -- the result of the tightest rule: when denied, the denying rule that frees last; when admitted,
 -- the rule with the fewest units left. One rule (the common case) takes a direct path.
-local consume = ARGV[1] == 'c'
-local cost = tonumber(ARGV[2])
+-- The including script defines RL_CODE, the algorithm of the compact ARGV form { limit, window [, cost] }.
+local A = ARGV
+if #A < 5 then A = { 'c', A[3] or '1', RL_CODE, A[1], A[2] } end
+local consume = A[1] == 'c'
+local cost = tonumber(A[2])
 local n = #KEYS
 for i = 1, n do
-  if not RL[ARGV[3 * i]] then
-    return redis.error_reply('ERR nest-redis-lua: unknown rate-limit algorithm code ' .. tostring(ARGV[3 * i]))
+  if not RL[A[3 * i]] then
+    return redis.error_reply('ERR nest-redis-lua: unknown rate-limit algorithm code ' .. tostring(A[3 * i]))
   end
 end
 
 if n == 1 then
-  local a = RL[ARGV[3]]
-  local key, limit, window = KEYS[1], tonumber(ARGV[4]), ARGV[5] * 1000
+  local a = RL[A[3]]
+  local key, limit, window = KEYS[1], tonumber(A[4]), A[5] * 1000
   local ok, avail, retry, s = a.check(key, limit, window, cost)
   if ok and consume then
     -- The integer form of an admitted single-rule consume (see the scripts' headers).
@@ -26,13 +29,13 @@ local oks, avails, retries, states = {}, {}, {}, {}
 local allowed = true
 for i = 1, n do
   local a = 3 * i
-  oks[i], avails[i], retries[i], states[i] = RL[ARGV[a]].check(KEYS[i], tonumber(ARGV[a + 1]), ARGV[a + 2] * 1000, cost)
+  oks[i], avails[i], retries[i], states[i] = RL[A[a]].check(KEYS[i], tonumber(A[a + 1]), A[a + 2] * 1000, cost)
   if not oks[i] then allowed = false end
 end
 local pick, remaining, reset, retry = 0, 0, 0, 0
 for i = 1, n do
   local a = 3 * i
-  local algorithm, limit, window = RL[ARGV[a]], tonumber(ARGV[a + 1]), ARGV[a + 2] * 1000
+  local algorithm, limit, window = RL[A[a]], tonumber(A[a + 1]), A[a + 2] * 1000
   local left, until_reset = avails[i], 0
   if allowed and consume then
     until_reset = algorithm.record(KEYS[i], limit, window, cost, states[i])

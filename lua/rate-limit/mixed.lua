@@ -18,4 +18,6 @@
 --- @include "../includes/rate-limit-sliding-window"
 --- @include "../includes/rate-limit-token-bucket"
 --- @include "../includes/rate-limit-fixed-window"
+-- Always the full form of ARGV (several rules).
+local RL_CODE = nil
 --- @include "../includes/rate-limit-driver"

@@ -6,6 +6,8 @@
   ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
   ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('l'), limit (integer >= 1), window (integer ms >= 1)
+  or, to consume with one rule (the common call, fewer arguments to send and to read):
+  ARGV = { limit, window ms [, cost (default 1)] }
 
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
@@ -15,9 +17,9 @@
   One rule (the common case) is served by straight-line code before the shared functions are even
   defined: no closures or tables are created per call on that path, only the reply.
 ]]
-if #KEYS == 1 and ARGV[1] == 'c' and ARGV[2] == '1' and ARGV[3] == 'l' then
+if #ARGV == 2 then
   -- One rule, one unit: the common admitted path (see rate-limit-sliding-log for the members).
-  local key, limit, window = KEYS[1], tonumber(ARGV[4]), ARGV[5] * 1000
+  local key, limit, window = KEYS[1], tonumber(ARGV[1]), ARGV[2] * 1000
   local t = redis.call('TIME')
   local now = t[1] * 1000000 + t[2]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
@@ -34,13 +36,17 @@ if #KEYS == 1 and ARGV[1] == 'c' and ARGV[2] == '1' and ARGV[3] == 'l' then
   end
   if count < limit and redis.call('ZADD', key, 'NX', now, m) == 1 then
     if count == 0 then
-      redis.call('PEXPIRE', key, ARGV[5])
+      redis.call('PEXPIRE', key, ARGV[2])
     else
-      redis.call('PEXPIRE', key, ARGV[5], 'GT')
+      redis.call('PEXPIRE', key, ARGV[2], 'GT')
     end
-    return (limit - count - 1) * 8589934592 + ARGV[5]
+    return (limit - count - 1) * 8589934592 + ARGV[2]
   end
   -- Denied or a collision: the general path below decides (it repeats the idempotent reads).
 end
 --- @include "../includes/rate-limit-sliding-log"
+-- The algorithm of the compact form (see above), for the general path below.
+local RL_CODE = 'l'
+-- The algorithm of the compact form (see above), for the general path below.
+local RL_CODE = 'l'
 --- @include "../includes/rate-limit-driver"

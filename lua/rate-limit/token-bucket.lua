@@ -6,6 +6,8 @@
   ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
   ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('t'), limit (integer >= 1), window (integer ms >= 1)
+  or, to consume with one rule (the common call, fewer arguments to send and to read):
+  ARGV = { limit, window ms [, cost (default 1)] }
 
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
@@ -17,9 +19,9 @@
   are created per call.
 ]]
 --- @include "../includes/rate-limit-gcra"
-if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 't' then
+if #ARGV < 5 then
   -- One rule: GCRA straight-line.
-  local key, cost, limit, window = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5] * 1000
+  local key, cost, limit, window = KEYS[1], tonumber(ARGV[3] or 1), tonumber(ARGV[1]), ARGV[2] * 1000
   local t = redis.call('TIME')
   local now = t[1] * 1000000 + t[2]
   local interval, tat, ahead, avail = rl_gcra(key, limit, window, now, cost)
@@ -30,4 +32,6 @@ if #KEYS == 1 and ARGV[1] == 'c' and ARGV[3] == 't' then
   return { 0, 1, avail, math.ceil((tat - now) / 1000), math.ceil((ahead - interval * limit) / 1000) }
 end
 --- @include "../includes/rate-limit-token-bucket"
+-- The algorithm of the compact form (see above), for the general path below.
+local RL_CODE = 't'
 --- @include "../includes/rate-limit-driver"
