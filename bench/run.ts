@@ -34,10 +34,8 @@ async function main(): Promise<void> {
   const redis = benchRedis(server.port, {});
   const admin = redis.client();
   const app = await libraryContext(server.port);
-  // The same module without write coalescing, and with ioredis auto-pipelining instead of it, for the
-  // rows that compare them.
+  // The same module without write coalescing, for the rows that show what it changes.
   const uncoalesced = await libraryContext(server.port, { coalesceWrites: false });
-  const autoPipelined = await libraryContext(server.port, { coalesceWrites: false, redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } });
   redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))?.[1] ?? redisVersion;
   const suites: SuiteResult[] = [];
   const run = async (id: string, body: () => Promise<SuiteResult | SuiteResult[]>): Promise<void> => {
@@ -51,7 +49,7 @@ async function main(): Promise<void> {
     console.log(`(${id}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
   };
   try {
-    await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS, { uncoalesced, autoPipelined }));
+    await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS, uncoalesced));
     await run('leaderboard', () => leaderboardSuite(app, admin, WORKLOAD, ROUNDS));
     await run('lock', () => lockSuite(app, redis, admin, WORKLOAD, ROUNDS, uncoalesced));
     await run('memory', () => memorySuite(app, admin));
@@ -59,7 +57,6 @@ async function main(): Promise<void> {
   } finally {
     await app.close();
     await uncoalesced.close();
-    await autoPipelined.close();
     await redis.closeAll();
     await server.destroy();
   }

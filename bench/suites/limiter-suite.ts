@@ -7,8 +7,6 @@ import { limitCheck, ratioCheck, type SuiteResult, type TargetCheck } from '../h
 import { ALGORITHMS, CEILING, FLEXIBLE, NEST_LAB, ceilingOn, ioredisCeilingOn, ourLimiters, ourName, peerLimiters, referenceScripts } from './limiter';
 import { LuaScriptEngine } from '../../lib';
 
-/** Suffix of the rows measured on a connection with `enableAutoPipelining: true` (and coalescing off). */
-export const AUTO_PIPELINED = '[ioredis auto-pipelining instead]';
 /** Suffix of the rows measured with `coalesceWrites: false` (the library before write coalescing). */
 export const UNCOALESCED = '[coalesceWrites: false]';
 
@@ -30,15 +28,13 @@ export async function limiterSuite(
   admin: Redis,
   workload: Workload,
   rounds: number,
-  /** Variants of the module, for comparison rows: `coalesceWrites: false`, and ioredis auto-pipelining. */
-  variants: { uncoalesced: INestApplicationContext; autoPipelined: INestApplicationContext },
+  /** The module with `coalesceWrites: false`, for the rows before write coalescing. */
+  uncoalesced: INestApplicationContext,
 ): Promise<SuiteResult> {
   const ours = app.get(LuaScriptEngine).client as Redis;
   const contenders = [...ourLimiters(app), ...peerLimiters(redis), ceilingOn(app), ioredisCeilingOn(ours), ...referenceScripts(redis.client())];
-  for (const [variant, suffix] of [[variants.uncoalesced, UNCOALESCED], [variants.autoPipelined, AUTO_PIPELINED]] as const) {
-    const [log] = ourLimiters(variant);
-    contenders.push({ ...log, name: `${log.name} ${suffix}` }, { ...ceilingOn(variant), name: `${CEILING} ${suffix}` });
-  }
+  const [uncoalescedLog] = ourLimiters(uncoalesced);
+  contenders.push({ ...uncoalescedLog, name: `${uncoalescedLog.name} ${UNCOALESCED}` }, { ...ceilingOn(uncoalesced), name: `${CEILING} ${UNCOALESCED}` });
   const rows = await interleave(contenders, workload, rounds, admin);
   const by = (name: string): Row => rows.find((r) => r.name === name)!;
   const peers = [by(FLEXIBLE), by(NEST_LAB)];

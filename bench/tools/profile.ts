@@ -1,7 +1,7 @@
 /**
  * A bench-like loop for profiling one contender in isolation:
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|log|lib-ceiling|lib-ceiling-args|lib-int|evalsha|evalsha-ceiling|ceiling|lock|lock-plain> [ops]
- * Environment: AUTO_PIPELINE=1 (ioredis enableAutoPipelining), NO_COALESCE=1 (coalesceWrites: false).
+ * Environment: NO_COALESCE=1 (coalesceWrites: false), NO_COMMAND_TIMEOUT=1 (no ioredis commandTimeout).
  * Prints ops/s and client CPU µs/op; summarise the profile with bench/tools/profile-summary.ts.
  */
 import 'reflect-metadata';
@@ -19,7 +19,6 @@ async function main(): Promise<void> {
   const ops = Number(opsArg);
   const server = await RedisServer.start();
   const app = await libraryContext(server.port, {
-    ...(process.env.AUTO_PIPELINE ? { redis: { host: '127.0.0.1', port: server.port, enableAutoPipelining: true } } : {}),
     ...(process.env.NO_COALESCE ? { coalesceWrites: false } : {}),
     ...(process.env.NO_COMMAND_TIMEOUT ? { redis: { host: '127.0.0.1', port: server.port, commandTimeout: undefined } } : {}),
   });

@@ -23,11 +23,11 @@ const OWNED_CONNECTION_DEFAULTS: RedisOptions = {
   connectionName: 'nest-redis-lua',
 };
 
-// Auto-pipelining (`enableAutoPipelining`) is not among the defaults: measured in bench/ (same
-// interleaved run) it lowers the client CPU per call but also the throughput at 64 calls in flight,
-// and on a cluster ioredis groups auto-pipelines by the first argument, which for EVALSHA is the
-// script's SHA, not a key (redis/ioredis#2109). `closeClient` flushes queued auto-pipelined
-// commands before QUIT when an application enables it.
+// Script calls do not go through ioredis auto-pipelining (`enableAutoPipelining`), even on a client
+// that enables it: the engine writes them as Commands itself, batched per event-loop turn by its
+// WriteCoalescer (see lib/scripts/write-coalescer.ts; auto-pipelining waits for setImmediate and, on a
+// cluster, groups EVALSHA by SHA instead of slot, redis/ioredis#2109). An application's own commands
+// on an auto-pipelining client are flushed by `closeClient` before QUIT.
 
 /**
  * Cluster connections: a command whose node connection closes while it is in flight (a master killed
