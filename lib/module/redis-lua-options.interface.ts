@@ -39,12 +39,13 @@ export interface RedisLuaModuleOptions {
   /** How long boot waits for Redis before failing (default 10000 ms). */
   bootTimeoutMs?: number;
   /**
-   * Send the script calls made in one event-loop turn together (default `true`): the connection's
-   * socket is corked before a call is written and flushed after every 16 calls and at the end of the
-   * turn (`process.nextTick`), so a burst of calls costs a few system calls instead of one each, on the
-   * client and on Redis. No call waits for a later turn and commands keep their order. Applies to the
-   * commands written to the socket meanwhile, the application's own included. `false` writes each call
-   * at once.
+   * Send the script calls made in one pass of the event loop together (default `true`): the
+   * connection's socket is corked before a call is written and flushed after every 16 calls and once
+   * the I/O callbacks ready now have run (`setImmediate`), so a burst of calls (say, the rate checks of
+   * the requests read in one pass) costs a few system calls instead of one each, on the client and on
+   * Redis. A call waits at most for 15 more calls or the end of the current poll phase; commands keep
+   * their order. Applies to the commands written to the socket meanwhile, the application's own
+   * included. `false` writes each call at once.
    */
   coalesceWrites?: boolean;
   /** Rate limiting: defaults of `RateLimiterService` and of every `@RateLimit` route (see the README). */

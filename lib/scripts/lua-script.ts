@@ -10,7 +10,7 @@ export type ScriptArg = string | number | Buffer;
 export interface ScriptHost {
   readonly client: Redis | Cluster;
   readonly debugLogger?: Logger;
-  /** Batches the socket writes of one event-loop turn (option `coalesceWrites`). */
+  /** Batches the socket writes of one pass of the event loop (option `coalesceWrites`). */
   readonly coalescer?: { beforeWrite(): void };
 }
 

@@ -55,7 +55,7 @@ describeTopologies('write coalescing', (t) => {
   const boot = (coalesceWrites?: boolean) =>
     t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), ...(coalesceWrites === undefined ? {} : { coalesceWrites }) }), ProbeModule]);
 
-  /** CALLS script calls and plain commands in one turn, alternating on one list; the socket writes they took. */
+  /** CALLS script calls and plain commands in one callback, alternating on one list; the socket writes they took. */
   async function burst(coalesceWrites?: boolean): Promise<{ writes: number; list: string[]; replies: number[] }> {
     const app = await boot(coalesceWrites);
     const { append } = app.get(Probe);
@@ -77,12 +77,12 @@ describeTopologies('write coalescing', (t) => {
 
   const expectedList = Array.from({ length: CALLS }, (_, i) => (i % 10 === 9 ? `app${i}` : `s${i}`));
 
-  it('sends the calls of one turn in batches of 16, in order, each answered', async () => {
+  it('sends the calls of one callback in batches of 16, in order, each answered', async () => {
     const { writes, list, replies } = await burst();
     expect(list).toEqual(expectedList);
     expect(replies).toEqual(Array.from({ length: CALLS }, (_, i) => i + 1));
     // 180 script calls cork the socket; the 20 plain commands ride in the open batch. One write per
-    // 16 script calls, and one for the end of the turn.
+    // 16 script calls, and one once the callback is done.
     expect(writes).toBeLessThanOrEqual(Math.ceil((CALLS * 0.9) / 16) + 1);
     expect(writes).toBeGreaterThanOrEqual(Math.ceil((CALLS * 0.9) / 16) - 1);
   });
@@ -95,17 +95,34 @@ describeTopologies('write coalescing', (t) => {
     expect(writes).toBeGreaterThan(CALLS / 2);
   });
 
-  it('a lone call is written in its own turn (the end-of-turn flush)', async () => {
+  it('a lone call is written once its callback is done (nothing waits for a later call)', async () => {
     const app = await boot();
     const { append } = app.get(Probe);
     const list = app.get<KeyBuilder>(REDIS_LUA_KEYS).key('test', ['lone']);
     const counter = countSocketWrites(sockets(app.get(LuaScriptEngine).client));
     try {
       for (let i = 1; i <= 3; i++) {
-        // Each call is flushed at the end of the turn it was made in: one write per call, none left waiting.
         expect(await append.run([list], [`call${i}`])).toBe(i);
         expect(counter.count()).toBe(i);
       }
+    } finally {
+      counter.stop();
+    }
+  });
+
+  it('calls made in several callbacks of one pass of the event loop share one write', async () => {
+    const app = await boot();
+    const { append } = app.get(Probe);
+    const list = app.get<KeyBuilder>(REDIS_LUA_KEYS).key('test', ['pass']);
+    const counter = countSocketWrites(sockets(app.get(LuaScriptEngine).client));
+    try {
+      // Five timers due at the same moment run in one timers phase, each in its own callback (as the
+      // requests an HTTP server reads in one poll phase): the flush waits for all of them.
+      const replies = await Promise.all(
+        Array.from({ length: 5 }, (_, i) => new Promise<number>((resolve, reject) => setTimeout(() => append.run([list], [`t${i}`]).then(resolve, reject), 0))),
+      );
+      expect(replies.sort()).toEqual([1, 2, 3, 4, 5]);
+      expect(counter.count()).toBe(1);
     } finally {
       counter.stop();
     }
