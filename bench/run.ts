@@ -40,6 +40,9 @@ async function main(): Promise<void> {
   const suites: SuiteResult[] = [];
   const run = async (id: string, body: () => Promise<SuiteResult | SuiteResult[]>): Promise<void> => {
     if (!SELECTED.includes(id)) return;
+    // Every suite starts on an empty server (the bench's private one): keys left by the previous
+    // suite (a million sliding-log entries, keys expiring meanwhile) would slow Redis down for the next.
+    await admin.flushall();
     const started = Date.now();
     const result = await body();
     for (const suite of Array.isArray(result) ? result : [result]) {

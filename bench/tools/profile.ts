@@ -1,6 +1,6 @@
 /**
  * A bench-like loop for profiling one contender in isolation:
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|log|lib-ceiling|lib-ceiling-args|lib-int|evalsha|evalsha-ceiling|ceiling|lock|lock-plain> [ops]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof -r @swc-node/register bench/tools/profile.ts <limiter|log|lib-ceiling|lib-ceiling-args|lib-int|cmd-int|cmd-fw|evalsha|evalsha-ceiling|ceiling|lock|lock-plain> [ops]
  * Environment: NO_COALESCE=1 (coalesceWrites: false), NO_COMMAND_TIMEOUT=1 (no ioredis commandTimeout).
  * Prints ops/s and client CPU µs/op; summarise the profile with bench/tools/profile-summary.ts.
  */
@@ -40,6 +40,12 @@ async function main(): Promise<void> {
     : what === 'lib-ceiling' ? (k) => libCeiling.run([`c${k}`])
     : what === 'lib-ceiling-args' ? (k) => libCeiling.run([`bench:rl:{k${k}}:f:60000:1000000`], ['1000000', '60000'])
     : what === 'lib-int' ? (k) => libInt.run([`bench:rl:{k${k}}:f:60000:1000000`], ['1000000', '60000'])
+    : what === 'cmd-fw' ? (k) => {
+        engine.coalescer?.beforeWrite();
+        const command = new Command('evalsha', [fixedSha, '1', `bench:rl:{k${k}}:f:60000:1000000`, '1000000', '60000'], CMD_OPTIONS);
+        (engine.client as Redis).sendCommand(command);
+        return command.promise;
+      }
     : what === 'cmd-int' ? (k) => {
         engine.coalescer?.beforeWrite();
         const command = new Command('evalsha', [libInt.sha, '1', `bench:rl:{k${k}}:f:60000:1000000`, '1000000', '60000'], CMD_OPTIONS);

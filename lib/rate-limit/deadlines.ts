@@ -2,24 +2,29 @@
 export interface PendingCall {
   /** performance.now() time after which the call is failed. */
   readonly deadline: number;
-  /** Set once the call settled: the sweeper then skips it. */
-  readonly settled: boolean;
-  /** Called once, at the deadline, if the call has not settled; it must settle the call. */
+  /** Called once, at the deadline, if the call was not released before; it must settle the call. */
   expire(): void;
+  /** The sweeper's links (a call is in at most one lane at a time). */
+  previousPending?: PendingCall;
+  nextPending?: PendingCall;
+  lane?: Lane;
 }
 
-/** The calls of one timeout value: their deadlines increase in arrival order. */
-interface Lane {
-  calls: PendingCall[];
-  head: number;
+/** The calls of one timeout value, oldest first: their deadlines increase in arrival order. @internal */
+export interface Lane {
+  readonly timeoutMs: number;
+  head?: PendingCall;
+  tail?: PendingCall;
   timer?: NodeJS.Timeout;
 }
 
 /**
  * Time-outs for many concurrent calls with one timer per distinct timeout value instead of one
- * `setTimeout` + `clearTimeout` per call: calls of the same timeout expire in arrival order, so
- * each lane is a FIFO whose head is the next deadline. A call that settles is only marked; the
- * sweep drops it when it reaches it. @internal
+ * `setTimeout` + `clearTimeout` per call: calls of the same timeout expire in arrival order, so each
+ * lane is a FIFO whose head is the next deadline. The FIFO is a doubly linked list threaded through
+ * the calls themselves: a call that settles is unlinked at once ({@link release}), so nothing keeps a
+ * settled call (and its command, promise and reply) alive until its deadline; the garbage collector
+ * would otherwise move every call of the last `timeoutMs` to the old generation. @internal
  */
 export class DeadlineSweeper {
   private readonly lanes = new Map<number, Lane>();
@@ -28,42 +33,50 @@ export class DeadlineSweeper {
   watch(timeoutMs: number, call: PendingCall): void {
     let lane = this.lanes.get(timeoutMs);
     if (!lane) {
-      lane = { calls: [], head: 0 };
+      lane = { timeoutMs };
       this.lanes.set(timeoutMs, lane);
     }
-    lane.calls.push(call);
-    if (!lane.timer) this.arm(timeoutMs, lane);
+    call.lane = lane;
+    call.previousPending = lane.tail;
+    call.nextPending = undefined;
+    if (lane.tail) lane.tail.nextPending = call;
+    else lane.head = call;
+    lane.tail = call;
+    if (!lane.timer) this.arm(lane);
   }
 
-  private sweep(timeoutMs: number, lane: Lane): void {
+  /** Stops watching `call` (it settled). A call not watched (or already released) is ignored. */
+  release(call: PendingCall): void {
+    const { lane } = call;
+    if (!lane) return;
+    const { previousPending: previous, nextPending: next } = call;
+    if (previous) previous.nextPending = next;
+    else lane.head = next;
+    if (next) next.previousPending = previous;
+    else lane.tail = previous;
+    call.lane = call.previousPending = call.nextPending = undefined;
+    // The lane's timer stays armed: clearing and re-arming it per call is what this class avoids.
+  }
+
+  private sweep(lane: Lane): void {
     lane.timer = undefined;
     const now = performance.now();
-    const { calls } = lane;
-    while (lane.head < calls.length) {
-      const call = calls[lane.head];
-      if (!call.settled) {
-        if (call.deadline > now) break;
-        call.expire();
-      }
-      calls[lane.head++] = undefined as unknown as PendingCall;
+    while (lane.head && lane.head.deadline <= now) {
+      const call = lane.head;
+      this.release(call);
+      call.expire();
     }
-    this.arm(timeoutMs, lane);
+    this.arm(lane);
   }
 
-  private arm(timeoutMs: number, lane: Lane): void {
-    const { calls } = lane;
-    while (lane.head < calls.length && calls[lane.head].settled) calls[lane.head++] = undefined as unknown as PendingCall;
-    if (lane.head >= calls.length) {
+  private arm(lane: Lane): void {
+    if (!lane.head) {
       // Nothing pending: forget the lane (a later call opens a new one).
-      this.lanes.delete(timeoutMs);
+      if (this.lanes.get(lane.timeoutMs) === lane) this.lanes.delete(lane.timeoutMs);
       return;
     }
-    if (lane.head > 1024 && lane.head * 2 > calls.length) {
-      lane.calls = calls.slice(lane.head);
-      lane.head = 0;
-    }
-    const wait = Math.max(0, Math.ceil(lane.calls[lane.head].deadline - performance.now()));
-    lane.timer = setTimeout(() => this.sweep(timeoutMs, lane), wait);
+    const wait = Math.max(0, Math.ceil(lane.head.deadline - performance.now()));
+    lane.timer = setTimeout(() => this.sweep(lane), wait);
     lane.timer.unref();
   }
 }

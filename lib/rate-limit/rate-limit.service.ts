@@ -8,7 +8,7 @@ import { isNoScriptError, LuaScriptError } from '../scripts/lua-script.errors';
 import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
 import type { Command } from 'ioredis';
-import { DeadlineSweeper, type PendingCall } from './deadlines';
+import { DeadlineSweeper, type Lane, type PendingCall } from './deadlines';
 import {
   DEFAULT_LOCAL_CACHE_SIZE,
   DEFAULT_RATE_LIMIT_TIMEOUT_MS,
@@ -99,6 +99,10 @@ class CheckCall implements PendingCall {
   settled = false;
   /** An EVAL after NOSCRIPT is in flight (sent at most once per call). */
   recovering = false;
+  // DeadlineSweeper's links, declared so that every call has the same shape.
+  previousPending?: PendingCall = undefined;
+  nextPending?: PendingCall = undefined;
+  lane?: Lane = undefined;
 
   constructor(
     readonly deadline: number,
@@ -247,6 +251,7 @@ export class RateLimiterService {
     this.deadlines.watch(timeoutMs, call);
     const onReply = (reply: ScriptReply): RateLimitResult => {
       call.settled = true;
+      this.deadlines.release(call);
       this.outage = false;
       return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
     };
@@ -258,6 +263,7 @@ export class RateLimiterService {
         return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
       }
       call.settled = true;
+      this.deadlines.release(call);
       const failure = plan.script.scriptError(err);
       if (failure instanceof LuaScriptError) return Promise.reject(failure);
       return this.settleUnavailable(failure as Error, key, failMode, plan);
