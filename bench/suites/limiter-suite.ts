@@ -4,7 +4,7 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { BenchRedis } from '../harness/clients';
 import { interleave, type Row, type Workload } from '../harness/measure';
 import { limitCheck, ratioCheck, type SuiteResult, type TargetCheck } from '../harness/report';
-import { ALGORITHMS, CEILING, FLEXIBLE, NEST_LAB, ceilingOn, ioredisCeilingOn, ourLimiters, ourName, peerLimiters, referenceScripts } from './limiter';
+import { ALGORITHMS, CEILING, FLEXIBLE, MINIMAL_LOG, NEST_LAB, ceilingOn, ioredisCeilingOn, ourLimiters, ourName, peerLimiters, referenceScripts } from './limiter';
 import { LuaScriptEngine } from '../../lib';
 
 /** Suffix of the rows measured with `coalesceWrites: false` (the library before write coalescing). */
@@ -32,7 +32,7 @@ export async function limiterSuite(
   uncoalesced: INestApplicationContext,
 ): Promise<SuiteResult> {
   const ours = app.get(LuaScriptEngine).client as Redis;
-  const contenders = [...ourLimiters(app), ...peerLimiters(redis), ceilingOn(app), ioredisCeilingOn(ours), ...referenceScripts(redis.client())];
+  const contenders = [...ourLimiters(app), ...peerLimiters(redis), ceilingOn(app), ioredisCeilingOn(ours), ...referenceScripts(redis.client(), app)];
   const [uncoalescedLog] = ourLimiters(uncoalesced);
   contenders.push({ ...uncoalescedLog, name: `${uncoalescedLog.name} ${UNCOALESCED}` }, { ...ceilingOn(uncoalesced), name: `${CEILING} ${UNCOALESCED}` });
   const rows = await interleave(contenders, workload, rounds, admin);
@@ -44,7 +44,11 @@ export async function limiterSuite(
   const log = by(ourName('sliding-log'));
   const targets: TargetCheck[] = [
     ratioCheck('sliding-log ops/s ÷ best peer', log.opsPerSec / bestPeerOps, 1.2),
+    // The floor: the bare commands of a sliding log, on our client (no exact sliding log does less in Redis).
+    { ...ratioCheck('floor: bare sliding-log commands ops/s ÷ best peer (reference)', by(MINIMAL_LOG).opsPerSec / bestPeerOps, 1.2), target: '(≥ 1.2 needs this above 1.2)', reference: true },
+    { ...ratioCheck('sliding-log ops/s ÷ that floor (reference)', log.opsPerSec / by(MINIMAL_LOG).opsPerSec, 0), target: '—', reference: true },
     ratioCheck('sliding-log ops/s ÷ `return 1` ceiling', log.opsPerSec / ceiling.opsPerSec, 0.85),
+    { ...ratioCheck('floor: bare sliding-log commands ops/s ÷ `return 1` ceiling (reference)', by(MINIMAL_LOG).opsPerSec / ceiling.opsPerSec, 0.85), target: '(≥ 0.85 needs this above 0.85)', reference: true },
     limitCheck('sliding-log client CPU ÷ best peer', log.cpuUsPerOp / bestPeerCpu, 0.6),
     limitCheck('sliding-log Redis µs per call', log.redisUsPerOp, 9),
     // The floor: a script call that does nothing, on the same client (no client can do a call for less).
