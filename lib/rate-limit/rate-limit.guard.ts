@@ -9,7 +9,7 @@ import { clientIdentity } from './client-ip';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.decorator';
 import { RateLimitExceededException, RateLimitUnavailableError } from './rate-limit.errors';
 import { resolveRules, type ContextValue, type RateLimitResult, type RateLimitRule, type ResolvedRateLimitRule } from './rate-limit.options';
-import { RateLimiterService } from './rate-limit.service';
+import { RateLimiterService, type ConsumeOptions } from './rate-limit.service';
 
 /** The parts of an Express or Fastify request the guard reads. */
 export interface RateLimitRequest {
@@ -35,10 +35,18 @@ interface RouteEntry {
   readonly where: string;
   readonly constant: boolean;
   rules?: ResolvedRateLimitRule[];
+  /** The consume options of a unit-cost request (the same object every time). */
+  readonly options?: ConsumeOptions;
 }
 
 /** Marks a request already counted, so a guard registered twice (global and local) counts once. */
 const COUNTED = Symbol('nest-redis-lua:rate-limit-counted');
+/** The request and response found in an execution context (see getRequestResponse). */
+const REQUEST_RESPONSE = Symbol('nest-redis-lua:rate-limit-request');
+
+function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
 
 /**
  * Applies `@RateLimit` (and the module's defaults, e.g. as `APP_GUARD`) to requests: builds the key,
@@ -59,29 +67,62 @@ export class RateLimitGuard implements CanActivate {
   /** Per handler and class: the route's metadata and, when its limits are constants, its rules. */
   private readonly routes = new WeakMap<object, Map<object, RouteEntry>>();
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
-    const entry = this.routeEntry(context);
-    if (entry.skip) return true;
-    const { route, where } = entry;
-
-    const { req, res } = this.getRequestResponse(context);
-    if (req) {
-      const marked = req as Record<symbol, unknown>;
-      if (marked[COUNTED]) return true;
-      marked[COUNTED] = true;
-    }
-    const rules = entry.rules ?? (await this.rulesOf(context, entry));
-    const tracker = route?.key ? await route.key(context) : this.getTracker(context, where);
-    const key = this.generateKey(context, tracker);
-    const cost = typeof route?.cost === 'function' ? await route.cost(context) : (route?.cost ?? 1);
-    let result: RateLimitResult;
+  /**
+   * Not an `async` function: with constant limits and a synchronous key (the common case) the only
+   * promise is the limiter's; each `await` of a plain value would cost a turn of the microtask queue.
+   * Errors are always rejections.
+   */
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     try {
-      result = await this.limiter.consume(key, rules, { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs });
+      const entry = this.routeEntry(context);
+      if (entry.skip) return true;
+      const { route } = entry;
+      const { req, res } = this.getRequestResponse(context);
+      if (req) {
+        const marked = req as Record<symbol, unknown>;
+        if (marked[COUNTED]) return true;
+        marked[COUNTED] = true;
+      }
+      const tracker = route?.key ? route.key(context) : this.getTracker(context, entry.where);
+      const cost = typeof route?.cost === 'function' ? route.cost(context) : (route?.cost ?? 1);
+      if (entry.rules === undefined || isPromiseLike(tracker) || isPromiseLike(cost)) {
+        return this.activateLater(context, entry, tracker, cost, res);
+      }
+      return this.consume(context, entry, entry.rules, tracker, cost, res);
     } catch (err) {
-      if (err instanceof RateLimitUnavailableError) throw new ServiceUnavailableException('Rate limit unavailable, try again later');
-      throw err;
+      return Promise.reject(err);
     }
-    return this.handleResult(result, rules, res);
+  }
+
+  /** `canActivate` once the rules (first request of a route), the key or the cost needed awaiting. */
+  private async activateLater(
+    context: ExecutionContext,
+    entry: RouteEntry,
+    tracker: string | Promise<string>,
+    cost: number | Promise<number>,
+    res: RateLimitResponse | undefined,
+  ): Promise<boolean> {
+    const rules = entry.rules ?? (await this.rulesOf(context, entry));
+    return this.consume(context, entry, rules, await tracker, await cost, res);
+  }
+
+  private consume(
+    context: ExecutionContext,
+    entry: RouteEntry,
+    rules: ResolvedRateLimitRule[],
+    tracker: string,
+    cost: number,
+    res: RateLimitResponse | undefined,
+  ): Promise<boolean> {
+    const { route } = entry;
+    const options = cost === 1 && entry.options ? entry.options : { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs };
+    return this.limiter.consume(this.generateKey(context, tracker), rules, options).then(
+      (result) => this.handleResult(result, rules, res),
+      (err: unknown) => {
+        if (err instanceof RateLimitUnavailableError) throw new ServiceUnavailableException('Rate limit unavailable, try again later');
+        throw err;
+      },
+    );
   }
 
   /**
@@ -106,6 +147,7 @@ export class RateLimitGuard implements CanActivate {
       where: `${cls.name}.${handler.name}`,
       // Constant limits (no tier function) and the built-in resolveRules: resolved once, on first use.
       constant: (route?.rules ?? [{}]).every((rule) => typeof rule.limit !== 'function') && this.resolveRules === RateLimitGuard.prototype.resolveRules,
+      options: { cost: 1, failMode: route?.failMode, timeoutMs: route?.timeoutMs },
     };
     if (!byClass) {
       byClass = new Map();
@@ -123,11 +165,21 @@ export class RateLimitGuard implements CanActivate {
     return rules;
   }
 
-  /** The request and response of an HTTP context; both undefined elsewhere. */
+  /**
+   * The request and response of an HTTP context; both undefined elsewhere. Read once per context
+   * (`switchToHttp` creates three functions each time; this runs for the tracker and the key too).
+   */
   protected getRequestResponse(context: ExecutionContext): { req?: RateLimitRequest; res?: RateLimitResponse } {
-    if (context.getType() !== 'http') return {};
-    const http = context.switchToHttp();
-    return { req: http.getRequest<RateLimitRequest>(), res: http.getResponse<RateLimitResponse>() };
+    const holder = context as unknown as Record<symbol, { req?: RateLimitRequest; res?: RateLimitResponse } | undefined>;
+    const known = holder[REQUEST_RESPONSE];
+    if (known) return known;
+    let found: { req?: RateLimitRequest; res?: RateLimitResponse } = {};
+    if (context.getType() === 'http') {
+      const http = context.switchToHttp();
+      found = { req: http.getRequest<RateLimitRequest>(), res: http.getResponse<RateLimitResponse>() };
+    }
+    holder[REQUEST_RESPONSE] = found;
+    return found;
   }
 
   /** Who is limited when the route gives no `key`: the client IP (IPv6 masked to /64). */
