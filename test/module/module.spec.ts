@@ -1,8 +1,8 @@
 import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
-import type { Cluster, Redis } from 'ioredis';
-import { InjectRedis, KeyBuilder, REDIS_LUA_KEYS, RedisLuaModule, type RedisLuaModuleOptions } from 'nest-redis-lua';
+import { Cluster, Redis } from 'ioredis';
+import { InjectRedis, KeyBuilder, REDIS_LUA_KEYS, RateLimiterService, RedisLuaModule, type RedisLuaModuleOptions } from 'nest-redis-lua';
 import { bootError } from '../harness/boot';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
@@ -28,6 +28,24 @@ describeTopologies('RedisLuaModule connection', (t) => {
     expect(app.get(UsesRedis).redis).toBe(client);
     await app.close();
     expect(await client.ping()).toBe('PONG');
+  });
+
+  it("applies an existing client's ioredis keyPrefix to script calls, as the client does to its own commands", async () => {
+    const prefix = t.prefix();
+    const addresses = harnessAddresses();
+    const ioPrefix = `${prefix}-io:`;
+    const client = t.topology === 'standalone' ? new Redis({ ...addresses.standalone, keyPrefix: ioPrefix }) : new Cluster(addresses.cluster, { keyPrefix: ioPrefix });
+    try {
+      const app = await t.app([RedisLuaModule.forRoot({ client, keyPrefix: prefix })]);
+      const rule = { limit: 5, windowMs: 60_000, algorithm: 'fixed-window' as const };
+      await app.get(RateLimiterService).consume('user', rule);
+      const key = `${prefix}:rl:{user}:f:60000:5`;
+      expect(await client.get(key)).toBe('1');
+      expect(await t.client().get(`${ioPrefix}${key}`)).toBe('1');
+      await app.close();
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('boots with forRootAsync + ConfigService', async () => {
