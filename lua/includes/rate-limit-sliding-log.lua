@@ -2,21 +2,26 @@
 -- sliding-log ('l'): a sorted set of the hits of the last window; score = the hit's Redis time in
 -- integer microseconds. Denied hits are not logged.
 --
--- Members are t mod (window + limit) instead of the 16-digit time: an integer (a small listpack
--- integer) while the set is a listpack (limit <= 128), 6 raw little-endian bytes (an 8-byte
--- allocation instead of 32) once it is a skiplist. Every live entry has a
--- score in (now - window, now + cost), a span shorter than window + limit, so the residues of
--- live entries are distinct and the new ones collide with none of them. When the clock has gone
--- back, or hits of several units overlap, ZADD NX reports a collision: the missing units are then
--- logged after the newest entry with the full score as member (>= 1e15, so it cannot equal a short
--- member), which is unique too. The count is always exact: one member per admitted unit.
-local function rl_log_member(x, limit)
-  if limit <= 128 then return x end
+-- Members are t mod span (span = window + limit, in µs) instead of the 16-digit time. Every live
+-- entry has a score in (now - window, now + cost), a range shorter than the span, so the residues of
+-- live entries are distinct and the new ones collide with none of them. The encoding is fixed per
+-- rule (it never changes within a key):
+--   limit <= 128 (a listpack set) and span < 2^31: the integer itself (a 32-bit listpack integer);
+--   otherwise raw little-endian bytes, 5 of them (span <= 2^40 µs, windows up to 12 days), else 6:
+--   7-8 bytes in a listpack instead of a 10-byte 64-bit integer, an 8-byte allocation instead of 32
+--   in a skiplist.
+-- When the clock has gone back, or hits of several units overlap, ZADD NX reports a collision: the
+-- missing units are then logged after the newest entry with the full score as member (>= 1e15: 16
+-- digits, so it cannot equal a short member), which is unique too. The count is always exact: one
+-- member per admitted unit.
+local function rl_log_member(x, limit, span)
+  if limit <= 128 and span <= 2147483647 then return x end
   local b1 = x % 256; x = (x - b1) / 256
   local b2 = x % 256; x = (x - b2) / 256
   local b3 = x % 256; x = (x - b3) / 256
   local b4 = x % 256; x = (x - b4) / 256
   local b5 = x % 256
+  if span <= 1099511627776 then return string.char(b1, b2, b3, b4, b5) end
   return string.char(b1, b2, b3, b4, b5, ((x - b5) / 256) % 256)
 end
 
@@ -29,7 +34,7 @@ local function rl_log_add(key, first, count, m, limit)
     for j = from, math.min(count, from + 1000) - 1 do
       local score = first + j
       args[n + 1] = score
-      if m then args[n + 2] = rl_log_member(score % m, limit) else args[n + 2] = string.format('%.0f', score) end
+      if m then args[n + 2] = rl_log_member(score % m, limit, m) else args[n + 2] = string.format('%.0f', score) end
       n = n + 2
     end
     added = added + redis.call('ZADD', key, unpack(args))
@@ -59,7 +64,7 @@ RL['l'] = {
     local last = now + cost - 1
     local added
     if cost == 1 then
-      added = redis.call('ZADD', key, 'NX', now, rl_log_member(now % m, limit))
+      added = redis.call('ZADD', key, 'NX', now, rl_log_member(now % m, limit, m))
     else
       added = rl_log_add(key, now, cost, m, limit)
     end

@@ -24,15 +24,21 @@ if #ARGV == 2 then
   local now = t[1] * 1000000 + t[2]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   local count = redis.call('ZCARD', key)
-  local m = now % (window + limit)
-  if limit > 128 then
-    -- A skiplist set: 6 raw bytes (an 8-byte allocation) instead of a decimal string.
+  local span = window + limit
+  local m = now % span
+  if limit > 128 or span > 2147483647 then
+    -- Raw little-endian bytes instead of a decimal string or a 64-bit listpack integer (the same
+    -- encoding as rl_log_member: 5 bytes, 6 for windows over 12 days).
     local b1 = m % 256; m = (m - b1) / 256
     local b2 = m % 256; m = (m - b2) / 256
     local b3 = m % 256; m = (m - b3) / 256
     local b4 = m % 256; m = (m - b4) / 256
     local b5 = m % 256
-    m = string.char(b1, b2, b3, b4, b5, ((m - b5) / 256) % 256)
+    if span <= 1099511627776 then
+      m = string.char(b1, b2, b3, b4, b5)
+    else
+      m = string.char(b1, b2, b3, b4, b5, ((m - b5) / 256) % 256)
+    end
   end
   if count < limit and redis.call('ZADD', key, 'NX', now, m) == 1 then
     if count == 0 then

@@ -152,6 +152,31 @@ describeTopologies('RateLimiterService', (t) => {
     expect(tiny).toMatchObject({ allowed: true, remaining: 0, resetMs: 1 });
   });
 
+  it('sliding log: compact members by rule (integer, 5 or 6 raw bytes), exact in each encoding', async () => {
+    const prefix = t.prefix();
+    const service = await limiter(t, prefix);
+    const redis = t.client();
+    // [windowMs, limit, member length in bytes (0: a decimal integer)]
+    const cases: Array<[number, number, number]> = [
+      [60_000, 5, 0], // listpack, span < 2^31 µs: the residue as an integer
+      [HOUR, 5, 5], // span > 2^31 µs: a 64-bit integer would take 10 bytes, 5 raw bytes take 7
+      [20 * 24 * HOUR, 5, 6], // span > 2^40 µs (over 12 days)
+      [60_000, 200, 5], // skiplist: raw bytes whatever the window
+    ];
+    for (const [windowMs, limit, width] of cases) {
+      const rule: RateLimitRule = { limit, windowMs, algorithm: 'sliding-log' };
+      const id = `members-${windowMs}-${limit}`;
+      const results = await Promise.all(Array.from({ length: limit + 3 }, () => service.consume(id, rule)));
+      expect(results.filter((r) => r.allowed)).toHaveLength(limit);
+      const members = await redis.zrangeBuffer(`${prefix}:rl:{${id}}:l:${windowMs}:${limit}`, 0, -1);
+      expect(members).toHaveLength(limit);
+      for (const member of members) {
+        if (width === 0) expect(member.toString()).toMatch(/^\d{1,10}$/);
+        else expect(member.length).toBe(width);
+      }
+    }
+  });
+
   it('a process-local cache answers a denied key until it may pass, without Redis', async () => {
     const service = await limiter(t, t.prefix());
     const rule: RateLimitRule = { limit: 1, windowMs: HOUR };
