@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { Command } from 'ioredis';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import type { KeyBuilder } from '../scripts/key-builder';
@@ -7,7 +8,6 @@ import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { isNoScriptError, LuaScriptError } from '../scripts/lua-script.errors';
 import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
-import type { Command } from 'ioredis';
 import { DeadlineSweeper, type Lane, type PendingCall } from './deadlines';
 import {
   DEFAULT_LOCAL_CACHE_SIZE,
@@ -96,7 +96,6 @@ function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly
  * settles the call through the same error path as a dropped connection (the fail mode decides).
  */
 class CheckCall implements PendingCall {
-  settled = false;
   /** An EVAL after NOSCRIPT is in flight (sent at most once per call). */
   recovering = false;
   // DeadlineSweeper's links, declared so that every call has the same shape.
@@ -250,19 +249,17 @@ export class RateLimiterService {
     // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
     this.deadlines.watch(timeoutMs, call);
     const onReply = (reply: ScriptReply): RateLimitResult => {
-      call.settled = true;
       this.deadlines.release(call);
       this.outage = false;
       return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
     };
     const onError = (err: unknown): Promise<RateLimitResult> => {
-      if (!call.settled && !call.recovering && isNoScriptError(err)) {
+      if (!call.recovering && isNoScriptError(err)) {
         // The script did not run: send its body (EVAL), under the same deadline.
         call.recovering = true;
         call.command = plan.script.sendBody(redisKeys, args);
         return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
       }
-      call.settled = true;
       this.deadlines.release(call);
       const failure = plan.script.scriptError(err);
       if (failure instanceof LuaScriptError) return Promise.reject(failure);

@@ -168,7 +168,7 @@ describeTopologies('RateLimiterService', (t) => {
       const id = `members-${windowMs}-${limit}`;
       const results = await Promise.all(Array.from({ length: limit + 3 }, () => service.consume(id, rule)));
       expect(results.filter((r) => r.allowed)).toHaveLength(limit);
-      const members = await redis.zrangeBuffer(`${prefix}:rl:{${id}}:l:${windowMs}:${limit}`, 0, -1);
+      const members = await redis.zrangeBuffer(`${prefix}:rl:{${id}}:l:${windowMs}:${limit}`, '0', '-1');
       expect(members).toHaveLength(limit);
       for (const member of members) {
         if (width === 0) expect(member.toString()).toMatch(/^\d{1,10}$/);
