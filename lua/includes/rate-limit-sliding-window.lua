@@ -1,7 +1,7 @@
 --- @include "rate-limit-common"
 --- @include "rate-limit-sliding-window-buckets"
--- sliding-window ('s'): two-bucket weighted counter in one string "w c p" (w = bucket index,
--- c = count in bucket w, p = count in bucket w - 1), written with SET PX in one command.
+-- sliding-window ('s'): two-bucket weighted counter in one integer (see rl_sw_buckets), written
+-- with SET PX in one command.
 -- Estimate = p * (window - elapsed) / window + c, computed scaled by `window` so that every
 -- comparison is exact integer arithmetic. State between check and record: cur, prev (packed).
 RL['s'] = {
@@ -33,7 +33,7 @@ RL['s'] = {
     local idx = math.floor(now / window)
     local rest = window - (now - idx * window)
     local cur, prev = math.floor(s / 2097152), s % 2097152
-    redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', math.ceil((rest + window) / 1000))
+    redis.call('SET', key, (idx % 4) * 4398046511104 + (cur + cost) * 2097152 + prev, 'PX', math.ceil((rest + window) / 1000))
     return rest + window
   end,
 

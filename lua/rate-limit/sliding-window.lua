@@ -29,7 +29,7 @@ if #ARGV < 5 then
   local cur, prev = rl_sw_buckets(key, idx)
   local used = prev * rest + cur * window
   if used + cost * window <= limit * window then
-    redis.call('SET', key, string.format('%.0f %d %d', idx, cur + cost, prev), 'PX', math.ceil((rest + window) / 1000))
+    redis.call('SET', key, (idx % 4) * 4398046511104 + (cur + cost) * 2097152 + prev, 'PX', math.ceil((rest + window) / 1000))
     return (math.floor((limit * window - used) / window) - cost) * 8589934592 + math.ceil((rest + window) / 1000)
   end
   -- Denied: the general path below computes retry-after.

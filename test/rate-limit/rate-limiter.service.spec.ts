@@ -177,6 +177,44 @@ describeTopologies('RateLimiterService', (t) => {
     }
   });
 
+  it('sliding window: weighs the previous bucket, ignores older or future ones (the packed integer state)', async () => {
+    const prefix = t.prefix();
+    const service = await limiter(t, prefix);
+    const redis = t.client();
+    const limit = 1000;
+    const rule: RateLimitRule = { limit, windowMs: HOUR, algorithm: 'sliding-window' };
+    const W = HOUR * 1000; // µs
+    const state = (idx: number, cur: number, prev: number): number => (((idx % 4) + 4) % 4) * 2 ** 42 + cur * 2 ** 21 + prev;
+    // [bucket offset from now, cur, prev] and the hits the script must see in (this bucket, the previous one)
+    const cases: Array<[number, number, number, number, number]> = [
+      [0, 10, 500, 10, 500],
+      [-1, 400, 77, 0, 400], // written in the previous bucket: its count is now the weighted one
+      [-2, 400, 77, 0, 0], // two buckets old: expired by then, ignored
+      [1, 400, 77, 0, 0], // a future bucket (the clock went back): ignored, as before
+    ];
+    for (const [offset, cur, prev, seenCur, seenPrev] of cases) {
+      const key = `${prefix}:rl:{sw-${offset}}:s:${HOUR}:${limit}`;
+      let [sec, usec] = await redis.time();
+      if (W - ((Number(sec) * 1e6 + Number(usec)) % W) < 2e6) {
+        // Within 2 s of the hour: let the bucket turn first (at most once an hour).
+        await sleep(2_100);
+        [sec, usec] = await redis.time();
+      }
+      const now = Number(sec) * 1e6 + Number(usec);
+      const idx = Math.floor(now / W);
+      await redis.set(key, String(state(idx + offset, cur, prev)), 'PX', HOUR * 2);
+      const result = await service.consume(`sw-${offset}`, rule);
+      // The weight of the previous bucket shrinks by ~1e-6 per ms: accept the estimate of now or 1 s later.
+      const expected = (at: number): number => {
+        const rest = W - (at - idx * W);
+        return Math.floor((limit * W - seenPrev * rest - seenCur * W) / W) - 1;
+      };
+      expect([expected(now), expected(now + 1e6)]).toContain(result.remaining);
+      const stored = Number(await redis.get(key));
+      expect(stored).toBe(state(idx, seenCur + 1, seenPrev));
+    }
+  });
+
   it('a process-local cache answers a denied key until it may pass, without Redis', async () => {
     const service = await limiter(t, t.prefix());
     const rule: RateLimitRule = { limit: 1, windowMs: HOUR };
