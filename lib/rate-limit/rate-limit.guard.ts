@@ -41,8 +41,6 @@ interface RouteEntry {
 
 /** Marks a request already counted, so a guard registered twice (global and local) counts once. */
 const COUNTED = Symbol('nest-redis-lua:rate-limit-counted');
-/** The request and response found in an execution context (see getRequestResponse). */
-const REQUEST_RESPONSE = Symbol('nest-redis-lua:rate-limit-request');
 
 function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
@@ -166,20 +164,12 @@ export class RateLimitGuard implements CanActivate {
   }
 
   /**
-   * The request and response of an HTTP context; both undefined elsewhere. Read once per context
-   * (`switchToHttp` creates three functions each time; this runs for the tracker and the key too).
+   * The request and response of an HTTP context; both undefined elsewhere. Read as the context's
+   * arguments 0 and 1 (what `switchToHttp()` returns, without the three functions it creates each time).
    */
   protected getRequestResponse(context: ExecutionContext): { req?: RateLimitRequest; res?: RateLimitResponse } {
-    const holder = context as unknown as Record<symbol, { req?: RateLimitRequest; res?: RateLimitResponse } | undefined>;
-    const known = holder[REQUEST_RESPONSE];
-    if (known) return known;
-    let found: { req?: RateLimitRequest; res?: RateLimitResponse } = {};
-    if (context.getType() === 'http') {
-      const http = context.switchToHttp();
-      found = { req: http.getRequest<RateLimitRequest>(), res: http.getResponse<RateLimitResponse>() };
-    }
-    holder[REQUEST_RESPONSE] = found;
-    return found;
+    if (context.getType() !== 'http') return {};
+    return { req: context.getArgByIndex<RateLimitRequest>(0), res: context.getArgByIndex<RateLimitResponse>(1) };
   }
 
   /** Who is limited when the route gives no `key`: the client IP (IPv6 masked to /64). */
