@@ -24,10 +24,11 @@ const OWNED_CONNECTION_DEFAULTS: RedisOptions = {
 };
 
 // Script calls do not go through ioredis auto-pipelining (`enableAutoPipelining`), even on a client
-// that enables it: the engine writes them as Commands itself, batched per event-loop turn by its
-// WriteCoalescer (see lib/scripts/write-coalescer.ts; auto-pipelining waits for setImmediate and, on a
-// cluster, groups EVALSHA by SHA instead of slot, redis/ioredis#2109). An application's own commands
-// on an auto-pipelining client are flushed by `closeClient` before QUIT.
+// that enables it: the engine writes them as Commands itself, batched per pass of the event loop by
+// its WriteCoalescer (see lib/scripts/write-coalescer.ts; auto-pipelining builds a Pipeline per batch,
+// never flushes before the end of the pass and, on a cluster, groups EVALSHA by SHA instead of slot,
+// redis/ioredis#2109). An application's own commands on an auto-pipelining client are flushed by
+// `closeClient` before QUIT.
 
 /**
  * Cluster connections: a command whose node connection closes while it is in flight (a master killed

@@ -19,7 +19,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   private readonly registered = new Map<string, LuaScript>();
   readonly client: Redis | Cluster;
   readonly debugLogger?: Logger;
-  /** Batches the socket writes of one event-loop turn, unless `coalesceWrites: false`. */
+  /** Batches the socket writes of one pass of the event loop, unless `coalesceWrites: false`. */
   readonly coalescer?: WriteCoalescer;
 
   constructor(

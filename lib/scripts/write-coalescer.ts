@@ -19,9 +19,9 @@ interface Corkable {
  * checks in two writes, not twenty (`process.nextTick` would flush after each request). A call thus
  * waits at most for 15 more calls or for the end of the current poll phase. Commands keep their order.
  *
- * ioredis `enableAutoPipelining` batches with a `Pipeline` object per batch, and on a cluster groups
- * EVALSHA by SHA, not by slot. Corking keeps ioredis's normal routing and allocates nothing per call.
- * Measured in bench/. @internal
+ * ioredis `enableAutoPipelining` batches with a `Pipeline` object per batch, flushed only at the end
+ * of the pass, and on a cluster groups EVALSHA by SHA, not by slot. Corking keeps ioredis's normal
+ * routing and allocates nothing per call. Measured in bench/. @internal
  */
 export class WriteCoalescer {
   /** Sockets corked now (each corked once), or undefined. */
