@@ -246,9 +246,10 @@ async function resolveValue<T>(value: ContextValue<T>, context: ExecutionContext
   return typeof value === 'function' ? (value as (c: ExecutionContext) => T | Promise<T>)(context) : value;
 }
 
+/** Node's `setHeader` where there is one (Express: its `header()` only adds coercions), else Fastify's `header()`. */
 function setHeader(res: RateLimitResponse, name: string, value: string): void {
-  if (typeof res.header === 'function') res.header(name, value);
-  else res.setHeader?.(name, value);
+  if (typeof res.setHeader === 'function') res.setHeader(name, value);
+  else res.header?.(name, value);
 }
 
 /** `RateLimit-Policy` of a rules array: the same for every request of a route with constant limits. */
