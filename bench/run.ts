@@ -52,11 +52,14 @@ async function main(): Promise<void> {
     console.log(`(${id}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
   };
   try {
+    // HTTP first, while this process is fresh: its server runs in this process, and the library
+    // suites leave a bigger heap and hotter timers behind (the same routes measured 0.88 instead of
+    // 1.0 of the unguarded route when run last).
+    await run('http', () => httpSuite(server.port, HTTP_SECONDS, HTTP_ROUNDS));
     await run('limiter', () => limiterSuite(app, redis, admin, WORKLOAD, ROUNDS, uncoalesced));
     await run('leaderboard', () => leaderboardSuite(app, admin, WORKLOAD, ROUNDS));
     await run('lock', () => lockSuite(app, redis, admin, WORKLOAD, ROUNDS, uncoalesced));
     await run('memory', () => memorySuite(app, admin));
-    await run('http', () => httpSuite(server.port, HTTP_SECONDS, HTTP_ROUNDS));
   } finally {
     await app.close();
     await uncoalesced.close();
