@@ -36,7 +36,7 @@ interface RouteEntry {
   readonly constant: boolean;
   rules?: ResolvedRateLimitRule[];
   /** The consume options of a unit-cost request (the same object every time). */
-  readonly options?: ConsumeOptions;
+  readonly options: ConsumeOptions;
 }
 
 /** Marks a request already counted, so a guard registered twice (global and local) counts once. */
@@ -113,7 +113,7 @@ export class RateLimitGuard implements CanActivate {
     res: RateLimitResponse | undefined,
   ): Promise<boolean> {
     const { route } = entry;
-    const options = cost === 1 && entry.options ? entry.options : { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs };
+    const options = cost === 1 ? entry.options : { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs };
     return this.limiter.consume(this.generateKey(context, tracker), rules, options).then(
       (result) => this.handleResult(result, rules, res),
       (err: unknown) => {

@@ -5,7 +5,7 @@ import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interfac
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
-import { isNoScriptError, LuaScriptError } from '../scripts/lua-script.errors';
+import { LuaScriptError } from '../scripts/lua-script.errors';
 import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
 import { DeadlineSweeper, type Lane, type PendingCall } from './deadlines';
@@ -254,11 +254,12 @@ export class RateLimiterService {
       return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
     };
     const onError = (err: unknown): Promise<RateLimitResult> => {
-      if (!call.recovering && isNoScriptError(err)) {
-        // The script did not run: send its body (EVAL), under the same deadline.
+      // NOSCRIPT: the script did not run; its body (EVAL) goes out once, under the same deadline.
+      const retry = call.recovering ? undefined : plan.script.resendAfterNoScript(err, redisKeys, args);
+      if (retry) {
         call.recovering = true;
-        call.command = plan.script.sendBody(redisKeys, args);
-        return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
+        call.command = retry;
+        return (retry.promise as Promise<ScriptReply>).then(onReply, onError);
       }
       this.deadlines.release(call);
       const failure = plan.script.scriptError(err);

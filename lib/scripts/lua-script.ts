@@ -60,21 +60,36 @@ export class LuaScript<TReply = unknown> {
       return Promise.reject(new TypeError(`Lua script "${this.name}" takes ${this.numberOfKeys} keys, got ${keys.length}`));
     }
     if (this.host.debugLogger) return this.runLogged(keys, args);
-    return (this.send(keys, args).promise as Promise<TReply>).then(undefined, (err: unknown) => this.recover(err, keys, args));
+    return this.evaluate(keys, args);
+  }
+
+  /** EVALSHA, then EVAL once on NOSCRIPT; failures mapped by {@link scriptError}. */
+  private evaluate(keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
+    return (this.send(keys, args).promise as Promise<TReply>).then(undefined, (err: unknown) => {
+      const retry = this.resendAfterNoScript(err, keys, args);
+      if (!retry) throw this.scriptError(err);
+      return (retry.promise as Promise<TReply>).then(undefined, (failure: unknown) => {
+        throw this.scriptError(failure);
+      });
+    });
   }
 
   /**
    * Writes EVALSHA and returns its ioredis `Command` (its `promise` settles with the reply; a caller
-   * may `reject` it, e.g. at a deadline). NOSCRIPT is not handled here: see {@link recover}. The hot
+   * may `reject` it, e.g. at a deadline). NOSCRIPT is not handled here: see {@link resendAfterNoScript}. The hot
    * path of `run` and of the rate limiter: one Command, no wrapper objects. @internal
    */
   send(keys: readonly string[], args: readonly ScriptArg[]): Command {
     return this.write('evalsha', this.source.sha, keys, args);
   }
 
-  /** Writes EVAL of the whole body (after NOSCRIPT): runs the script and caches it on that node. @internal */
-  sendBody(keys: readonly string[], args: readonly ScriptArg[]): Command {
-    return this.write('eval', this.source.body, keys, args);
+  /**
+   * After a failed EVALSHA: when it failed with NOSCRIPT (the script did not run), writes the same call
+   * as EVAL of the whole body, which runs it and caches it on that node, and returns that Command;
+   * otherwise undefined (the failure stands). @internal
+   */
+  resendAfterNoScript(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Command | undefined {
+    return isNoScriptError(err) ? this.write('eval', this.source.body, keys, args) : undefined;
   }
 
   /**
@@ -84,14 +99,6 @@ export class LuaScript<TReply = unknown> {
    */
   scriptError(err: unknown): unknown {
     return isReplyError(err) && !isServerStateError(err) ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, err) : err;
-  }
-
-  /** After a failed EVALSHA: EVAL on NOSCRIPT (the script did not run), otherwise the mapped error. */
-  recover(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
-    if (!isNoScriptError(err)) return Promise.reject(this.scriptError(err));
-    return (this.sendBody(keys, args).promise as Promise<TReply>).then(undefined, (failure: unknown) => {
-      throw this.scriptError(failure);
-    });
   }
 
   private write(name: 'evalsha' | 'eval', script: string, keys: readonly string[], args: readonly ScriptArg[]): Command {
@@ -108,7 +115,7 @@ export class LuaScript<TReply = unknown> {
   private async runLogged(keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
     const started = performance.now();
     try {
-      return await (this.send(keys, args).promise as Promise<TReply>).then(undefined, (err: unknown) => this.recover(err, keys, args));
+      return await this.evaluate(keys, args);
     } finally {
       this.host.debugLogger?.log(`${this.name} keys=${JSON.stringify(keys)} ${(performance.now() - started).toFixed(2)}ms`);
     }
