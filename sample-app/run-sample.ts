@@ -1,29 +1,15 @@
 /**
- * `npm run sample`: starts the sample app. Uses REDIS_URL / REDIS_CLUSTER_NODES when set; otherwise the
- * Redis at SAMPLE_DEFAULT_REDIS (default redis://127.0.0.1:6379) if it answers; otherwise starts a
- * private redis-server child process on a free port, says so, and stops it when the app exits.
+ * `npm run sample`: starts the sample app. Uses REDIS_URL / REDIS_CLUSTER_NODES when set; otherwise
+ * starts a private redis-server child process on a free loopback port (nothing kept on disk), says
+ * so, and stops it when the app exits. It never uses a Redis nobody named (such as a developer's own
+ * server on 6379).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootstrap } from './main';
-
-/** True if a Redis server answers PING at host:port within 500 ms. */
-function redisAnswers(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host, port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
-  });
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -71,17 +57,16 @@ async function startPrivateRedis(): Promise<{ url: string; pid: number | undefin
 
 async function main(): Promise<void> {
   let redis: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
-  if (!process.env.REDIS_URL && !process.env.REDIS_CLUSTER_NODES) {
-    const fallback = new URL(process.env.SAMPLE_DEFAULT_REDIS ?? 'redis://127.0.0.1:6379');
-    if (await redisAnswers(fallback.hostname, Number(fallback.port || 6379))) {
-      process.env.REDIS_URL = fallback.toString();
-    } else {
-      redis = await startPrivateRedis();
-      process.env.REDIS_URL = redis.url;
-      console.log(
-        `Nothing answers at ${fallback.host}: started a private redis-server (pid ${redis.pid}) at ${redis.url}; it stops when the app exits.`,
-      );
-    }
+  if (process.env.REDIS_CLUSTER_NODES) {
+    console.log(`Using the Redis Cluster of REDIS_CLUSTER_NODES: ${process.env.REDIS_CLUSTER_NODES}`);
+  } else if (process.env.REDIS_URL) {
+    console.log(`Using the Redis of REDIS_URL: ${process.env.REDIS_URL.replace(/\/\/([^@/]*)@/, '//***@')}`);
+  } else {
+    redis = await startPrivateRedis();
+    process.env.REDIS_URL = redis.url;
+    console.log(
+      `No REDIS_URL or REDIS_CLUSTER_NODES given: started a private redis-server (pid ${redis.pid}) at ${redis.url}; it stops when the app exits.`,
+    );
   }
   // Last resort: never leave the child behind, even on an unexpected exit.
   process.once('exit', () => {

@@ -55,19 +55,44 @@ export interface RedisConnection {
   readonly description: string;
 }
 
-/** Checks the connection options: at most one kind, a redis:// or rediss:// URL. */
+/** The address used when no connection option is given at all. */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/**
+ * Checks the connection options: at most one kind, and nothing that would silently point the client
+ * at a server nobody named. An option that is present but `undefined`, `null` or empty (typically an
+ * unset environment variable) fails boot naming it; only options without any connection key use
+ * {@link DEFAULT_REDIS_URL}. The same for `host`, `port` and `path` inside `redis` and for cluster nodes,
+ * where ioredis would otherwise fall back to localhost:6379.
+ */
 export function validateConnectionOptions(options: RedisLuaModuleOptions): void {
-  const given = CONNECTION_KINDS.filter((kind) => options[kind] !== undefined);
-  if (given.length > 1) {
+  const present = CONNECTION_KINDS.filter((kind) => kind in options);
+  for (const kind of present) {
+    const value: unknown = options[kind];
+    if (value === undefined || value === null || value === '') {
+      throw new Error(
+        `nest-redis-lua: option "${kind}" is ${value === '' ? 'an empty string' : String(value)} (an unset environment variable?): ` +
+          `give a value, or leave the option out to use ${DEFAULT_REDIS_URL}`,
+      );
+    }
+  }
+  if (present.length > 1) {
     throw new Error(
-      `nest-redis-lua: give exactly one connection option, got ${given.map((k) => `"${k}"`).join(' and ')} (choose one of url, redis, cluster, client)`,
+      `nest-redis-lua: give exactly one connection option, got ${present.map((k) => `"${k}"`).join(' and ')} (choose one of url, redis, cluster, client)`,
     );
   }
-  if (options.url !== undefined && !/^rediss?:\/\//.test(options.url)) {
-    throw new Error(`nest-redis-lua: option "url" must start with redis:// or rediss://, got "${redactUrl(options.url)}"`);
-  }
-  if (options.cluster !== undefined && (!Array.isArray(options.cluster.nodes) || options.cluster.nodes.length === 0)) {
-    throw new Error('nest-redis-lua: option "cluster.nodes" must list at least one node');
+  if (options.url !== undefined) checkUrl(options.url, 'url');
+  if (options.redis !== undefined) checkAddress(options.redis as Record<string, unknown>, 'redis');
+  if (options.cluster !== undefined) {
+    const { nodes } = options.cluster;
+    if (!Array.isArray(nodes) || nodes.length === 0) throw new Error('nest-redis-lua: option "cluster.nodes" must list at least one node');
+    nodes.forEach((node: unknown, i) => {
+      const field = `cluster.nodes[${i}]`;
+      if (typeof node === 'string') checkUrlOrHostPort(node, field);
+      else if (typeof node === 'number') checkPort(node, field);
+      else if (typeof node === 'object' && node !== null) checkAddress(node as Record<string, unknown>, field);
+      else throw new Error(`nest-redis-lua: option "${field}" must be a URL, "host:port", a port or { host, port }, got ${JSON.stringify(node)}`);
+    });
   }
   // Duck-typed: the application's ioredis may be another copy than ours, where instanceof fails.
   const client = options.client as Partial<Redis> | undefined;
@@ -76,10 +101,48 @@ export function validateConnectionOptions(options: RedisLuaModuleOptions): void 
   }
 }
 
+function checkUrl(url: unknown, field: string): void {
+  if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
+    throw new Error(`nest-redis-lua: option "${field}" must start with redis:// or rediss://, got ${typeof url === 'string' ? `"${redactUrl(url)}"` : String(url)}`);
+  }
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    throw new Error(`nest-redis-lua: option "${field}" is not a valid URL: "${redactUrl(url)}"`);
+  }
+  // ioredis would connect to localhost when the URL names no host.
+  if (host === '') throw new Error(`nest-redis-lua: option "${field}" names no host: "${redactUrl(url)}"`);
+}
+
+function checkUrlOrHostPort(node: string, field: string): void {
+  if (/^rediss?:\/\//.test(node)) return checkUrl(node, field);
+  const match = /^([^:]+):(\d+)$/.exec(node);
+  if (!match) throw new Error(`nest-redis-lua: option "${field}" must be a redis:// URL or "host:port", got "${node}"`);
+  checkPort(Number(match[2]), field);
+}
+
+/** `host` / `port` / `path`, where present, must be real values (ioredis falls back to localhost:6379). */
+function checkAddress(address: Record<string, unknown>, field: string): void {
+  for (const key of ['host', 'path'] as const) {
+    if (key in address && (typeof address[key] !== 'string' || address[key] === '')) {
+      throw new Error(`nest-redis-lua: option "${field}.${key}" is ${address[key] === '' ? 'an empty string' : String(address[key])}: give a value or leave it out`);
+    }
+  }
+  if ('port' in address) checkPort(address.port, `${field}.port`);
+}
+
+function checkPort(port: unknown, field: string): void {
+  const value = typeof port === 'string' && /^\d+$/.test(port) ? Number(port) : port;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65_535) {
+    throw new Error(`nest-redis-lua: option "${field}" must be a port number (1-65535), got ${JSON.stringify(port) ?? 'undefined'}`);
+  }
+}
+
 /** Opens (or adopts) the client described by validated options. */
 export function createConnection(options: RedisLuaModuleOptions): RedisConnection {
   if (options.client) {
-    return { client: options.client, owned: false, description: 'the application\'s client' };
+    return { client: options.client, owned: false, description: `${describeClient(options.client)} (the application's client)` };
   }
   if (options.cluster) {
     const { nodes, options: clusterOptions } = options.cluster;
@@ -92,15 +155,31 @@ export function createConnection(options: RedisLuaModuleOptions): RedisConnectio
     // periodic slotsRefreshInterval): ask for it on every node error, so calls reach the new master as
     // soon as the cluster has promoted it (ioredis coalesces concurrent refreshes).
     client.on('node error', () => client.refreshSlotsCache());
-    return { client, owned: true, description: `cluster ${JSON.stringify(nodes)}` };
+    return { client, owned: true, description: describeClient(client) };
   }
   if (options.redis) {
     const client = new Redis({ ...OWNED_CONNECTION_DEFAULTS, ...options.redis });
-    const where = options.redis.path ?? `${options.redis.host ?? '127.0.0.1'}:${options.redis.port ?? 6379}`;
-    return { client, owned: true, description: where };
+    return { client, owned: true, description: describeClient(client) };
   }
-  const url = options.url ?? 'redis://127.0.0.1:6379';
+  const url = options.url ?? DEFAULT_REDIS_URL;
   return { client: new Redis(url, OWNED_CONNECTION_DEFAULTS), owned: true, description: redactUrl(url) };
+}
+
+/** Where a client points, without credentials: `host:port`, a socket path, or a cluster's seed nodes. */
+function describeClient(client: Redis | Cluster): string {
+  if (isCluster(client)) {
+    const nodes = (client as unknown as { startupNodes?: unknown[] }).startupNodes ?? [];
+    return `cluster ${nodes.map(describeNode).join(', ')}`;
+  }
+  const { host, port, path } = client.options;
+  return path ? `unix:${path}` : `${host ?? '127.0.0.1'}:${port ?? 6379}`;
+}
+
+function describeNode(node: unknown): string {
+  if (typeof node === 'string') return redactUrl(node);
+  if (typeof node === 'number') return `127.0.0.1:${node}`;
+  const { host, port } = node as { host?: string; port?: number };
+  return `${host ?? '127.0.0.1'}:${port ?? 6379}`;
 }
 
 /** Closes a client: QUIT when connected (pending replies arrive first), otherwise drop the socket. */

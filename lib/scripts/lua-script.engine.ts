@@ -57,14 +57,21 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   }
 
   async onModuleInit(): Promise<void> {
-    if (this.options.lazyConnect) return;
+    const { description } = this.connection;
+    if (this.options.lazyConnect) {
+      this.logger.log(`Redis at ${description}: lazyConnect, not contacted at boot; ${this.registered.size} scripts load on first use`);
+      return;
+    }
     const timeoutMs = this.options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms (option "bootTimeoutMs")`)), timeoutMs);
     });
     try {
-      await Promise.race([this.loadAll(), timeout]);
+      const nodes = await Promise.race([this.loadAll(), timeout]);
+      const version = await Promise.race([serverVersion(nodes[0]), timeout]);
+      const kind = isCluster(this.client) ? `Redis Cluster, ${nodes.length} masters` : 'standalone';
+      this.logger.log(`Connected to ${description} (${kind}, Redis ${version}): ${this.registered.size} Lua scripts loaded${isCluster(this.client) ? ' on every master' : ''}`);
     } catch (err) {
       // Boot fails: nothing will call the shutdown hooks, so stop reconnecting now.
       if (this.connection.owned) this.connection.client.disconnect();
@@ -82,7 +89,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
    * SCRIPT LOADs every registered script on the server, or on every master of a cluster (after a
    * PING, so that boot checks the connection even when no script is registered).
    */
-  async loadAll(): Promise<void> {
+  async loadAll(): Promise<Redis[]> {
     const nodes = await this.scriptNodes();
     const bodies = this.scripts.map((s) => s.body);
     await Promise.all(
@@ -91,6 +98,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
         await Promise.all(bodies.map((body) => node.script('LOAD', body)));
       }),
     );
+    return nodes;
   }
 
   /** The servers that must hold the scripts: the client itself, or each cluster master once ready. */
@@ -132,6 +140,12 @@ function validateDefinition(definition: LuaScriptDefinition): void {
   if (numberOfKeys !== undefined && (!Number.isInteger(numberOfKeys) || numberOfKeys < 0)) {
     throw new Error(`nest-redis-lua: forFeature script "${name}": "numberOfKeys" must be an integer >= 0, got ${numberOfKeys}`);
   }
+}
+
+/** `redis_version` from INFO server (a string, or a RESP3 verbatim string), e.g. `7.0.15`; `unknown` when absent. */
+async function serverVersion(node: Redis): Promise<string> {
+  const info = String(await node.info('server'));
+  return /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'of unknown version';
 }
 
 function waitForReady(cluster: Redis | Cluster): Promise<void> {

@@ -4,8 +4,10 @@ import type { RedisLuaModuleOptions } from 'nest-redis-lua';
 /**
  * The sample's Redis settings, read from the environment through ConfigService:
  * - `REDIS_CLUSTER_NODES=127.0.0.1:7000,127.0.0.1:7001` for a Redis Cluster, or
- * - `REDIS_URL=redis://127.0.0.1:6379` for one server (the default);
+ * - `REDIS_URL=redis://127.0.0.1:6380` for one server;
  * - `REDIS_KEY_PREFIX` (default `sample`): the namespace of every key the app writes.
+ * One of the first two is required: the app never picks a server nobody named (`npm run sample`
+ * starts a private redis-server and sets REDIS_URL when neither is given).
  */
 export function redisOptionsFromConfig(config: Pick<ConfigService, 'get'>): RedisLuaModuleOptions {
   const keyPrefix = config.get<string>('REDIS_KEY_PREFIX') || 'sample';
@@ -21,5 +23,7 @@ export function redisOptionsFromConfig(config: Pick<ConfigService, 'get'>): Redi
       keyPrefix,
     };
   }
-  return { url: config.get<string>('REDIS_URL') || 'redis://127.0.0.1:6379', keyPrefix };
+  const url = config.get<string>('REDIS_URL');
+  if (!url) throw new Error('the sample app needs REDIS_URL (one server) or REDIS_CLUSTER_NODES (host:port,host:port): npm run sample sets REDIS_URL to a private redis-server');
+  return { url, keyPrefix };
 }

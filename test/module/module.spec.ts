@@ -2,7 +2,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { Cluster, Redis } from 'ioredis';
-import { InjectRedis, KeyBuilder, REDIS_LUA_KEYS, RateLimiterService, RedisLuaModule, type RedisLuaModuleOptions } from 'nest-redis-lua';
+import { InjectRedis, KeyBuilder, LuaScriptEngine, REDIS_LUA_KEYS, RateLimiterService, RedisLuaModule, type RedisLuaModuleOptions } from 'nest-redis-lua';
 import { bootError } from '../harness/boot';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
@@ -111,6 +111,42 @@ describe('RedisLuaModule options', () => {
     const err = await bootError({ url: 'http://user:secret@127.0.0.1:1' });
     expect(err?.message).toContain('option "url" must start with redis:// or rediss://');
     expect(err?.message).not.toContain('secret');
+  });
+
+  // Typically an unset environment variable: boot fails naming the option, never falls back to localhost.
+  it.each<[string, RedisLuaModuleOptions, RegExp]>([
+    ['url: undefined', { url: undefined }, /option "url" is undefined \(an unset environment variable\?\): give a value, or leave the option out/],
+    ["url: ''", { url: '' }, /option "url" is an empty string/],
+    ['redis: undefined', { redis: undefined }, /option "redis" is undefined/],
+    ['cluster: null', { cluster: null as unknown as RedisLuaModuleOptions['cluster'] }, /option "cluster" is null/],
+    ['client: undefined', { client: undefined }, /option "client" is undefined/],
+    ['a URL without a host', { url: 'redis:///2' }, /option "url" names no host: "redis:\/\/\/2"/],
+    ['a URL that does not parse', { url: 'redis://:secret@:6380' }, /option "url" is not a valid URL: "redis:\/\/\*\*\*@:6380"/],
+    ['redis.host undefined', { redis: { host: undefined, port: 6380 } }, /option "redis.host" is undefined/],
+    ['redis.port NaN', { redis: { host: '127.0.0.1', port: Number('x') } }, /option "redis.port" must be a port number \(1-65535\), got null/],
+    ['redis.path empty', { redis: { path: '' } }, /option "redis.path" is an empty string/],
+    ['a cluster node without host', { cluster: { nodes: [{ host: undefined, port: 7000 }] } }, /option "cluster.nodes\[0\].host" is undefined/],
+    ['a cluster node "host:"', { cluster: { nodes: ['127.0.0.1:7000', 'redis-b:'] } }, /option "cluster.nodes\[1\]" must be a redis:\/\/ URL or "host:port", got "redis-b:"/],
+  ])('fails at boot on %s, naming the option', async (_, options, message) => {
+    const err = await bootError(options);
+    expect(err?.message).toMatch(message);
+    expect(err?.message).not.toContain('secret');
+  });
+
+  it('logs one line at boot: where, which topology, the server version and how many scripts were loaded', async () => {
+    const lines: string[] = [];
+    const logger = { log: (m: string) => lines.push(m), error: () => undefined, warn: () => undefined, debug: () => undefined, verbose: () => undefined };
+    @Module({ imports: [RedisLuaModule.forRoot({ url: `redis://:pw@${standalone.host}:${standalone.port}` })] })
+    class AppModule {}
+    const app = await NestFactory.createApplicationContext(AppModule, { logger });
+    const scripts = app.get(LuaScriptEngine).scripts.length;
+    await app.close();
+    const probe = new Redis(standalone);
+    const version = /redis_version:(\S+)/.exec(await probe.info('server'))![1];
+    probe.disconnect();
+    expect(lines.filter((l) => l.startsWith('Connected to'))).toEqual([
+      `Connected to redis://***@${standalone.host}:${standalone.port} (standalone, Redis ${version}): ${scripts} Lua scripts loaded`,
+    ]);
   });
 
   it.each([['a{b'], [''], ['with space']])('rejects keyPrefix %j', async (keyPrefix) => {

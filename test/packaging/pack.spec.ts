@@ -25,7 +25,7 @@ function luaFiles(dir: string): string[] {
 /** The environment of a child process, without any Redis settings of the caller's shell. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env = { ...process.env };
-  for (const name of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_KEY_PREFIX', 'SAMPLE_DEFAULT_REDIS', 'PORT']) delete env[name];
+  for (const name of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_KEY_PREFIX', 'PORT']) delete env[name];
   return { ...env, ...extra };
 }
 
@@ -112,22 +112,25 @@ describe('the tarball in a fresh Nest app', () => {
   );
 });
 
-describe('npm run sample with nothing on the default Redis address', () => {
+describe('npm run sample without REDIS_URL', () => {
   it(
-    'starts a private redis-server, serves /hello, and stops the redis-server on SIGTERM',
+    'starts a private redis-server (never whatever listens on 6379) and says so, serves /hello, and stops the redis-server on SIGTERM',
     async () => {
       await run('npm', ['run', 'build:sample'], { cwd: ROOT });
-      const [unusedRedisPort, port] = [await freePort(), await freePort()];
+      const port = await freePort();
       const child = spawn(process.execPath, ['dist-sample/run-sample.js'], {
         cwd: ROOT,
-        env: cleanEnv({ SAMPLE_DEFAULT_REDIS: `redis://127.0.0.1:${unusedRedisPort}`, PORT: String(port) }),
+        env: cleanEnv({ PORT: String(port) }),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       children.push(child);
       const output = await waitForOutput(child, /listening on http:\/\/127\.0\.0\.1:\d+/);
-      const started = /started a private redis-server \(pid (\d+)\) at redis:\/\/127\.0\.0\.1:(\d+)/.exec(output);
+      const started = /No REDIS_URL or REDIS_CLUSTER_NODES given: started a private redis-server \(pid (\d+)\) at redis:\/\/127\.0\.0\.1:(\d+)/.exec(output);
       expect(started).not.toBeNull();
-      const redisPid = Number(started![1]);
+      const [redisPid, redisPort] = [Number(started![1]), Number(started![2])];
+      expect(redisPort).not.toBe(6379);
+      // The module's boot line names the private server.
+      expect(output).toContain(`Connected to redis://127.0.0.1:${redisPort} (standalone`);
       expect(output).toContain(`curl http://127.0.0.1:${port}/hello`);
 
       const hello = await fetch(`http://127.0.0.1:${port}/hello`);
@@ -140,4 +143,21 @@ describe('npm run sample with nothing on the default Redis address', () => {
     },
     4 * MINUTES,
   );
+
+  it('with REDIS_URL given, uses that server and says so', async () => {
+    const { standalone } = harnessAddresses();
+    const port = await freePort();
+    const url = `redis://${standalone.host}:${standalone.port}`;
+    const child = spawn(process.execPath, ['dist-sample/run-sample.js'], {
+      cwd: ROOT,
+      env: cleanEnv({ PORT: String(port), REDIS_URL: url, REDIS_KEY_PREFIX: uniquePrefix() }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    const output = await waitForOutput(child, /listening on http:\/\/127\.0\.0\.1:\d+/);
+    expect(output).toContain(`Using the Redis of REDIS_URL: ${url}`);
+    expect(output).not.toContain('private redis-server');
+    expect((await fetch(`http://127.0.0.1:${port}/hello`)).status).toBe(200);
+    expect(await terminate(child)).toEqual({ code: 0, signal: null });
+  });
 });
