@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
 import { isCluster, type RedisConnection } from '../module/redis-connection';
@@ -133,6 +133,18 @@ function validateDefinition(definition: LuaScriptDefinition): void {
   }
   if ((path === undefined) === (lua === undefined)) {
     throw new Error(`nest-redis-lua: forFeature script "${name}" needs exactly one of "path" or "lua"`);
+  }
+  if (path !== undefined && (typeof path !== 'string' || path === '')) {
+    throw new Error(`nest-redis-lua: forFeature script "${name}": "path" must be a non-empty string, got ${JSON.stringify(path) ?? 'undefined'}`);
+  }
+  if (path !== undefined && !isAbsolute(path)) {
+    // Resolved against the working directory, the script would load or not depending on where the app is
+    // started from (and after `nest build` the .lua file is not next to the compiled code unless copied).
+    throw new Error(
+      `nest-redis-lua: forFeature script "${name}": "path" must be absolute, got "${path}" (relative to the working directory ${process.cwd()}, ` +
+        `it would depend on where the app is started). Build it from the module's own folder, e.g. join(__dirname, '${path.replace(/^(\.\/)+/, '')}'), ` +
+        'and have `nest build` copy the .lua files next to the compiled code: "compilerOptions": { "assets": ["**/*.lua"] } in nest-cli.json.',
+    );
   }
   if (lua !== undefined && (typeof lua !== 'string' || lua.trim() === '')) {
     throw new Error(`nest-redis-lua: forFeature script "${name}": "lua" must be a non-empty string`);

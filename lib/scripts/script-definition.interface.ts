@@ -1,11 +1,16 @@
 /**
- * An application script for {@link RedisLuaModule.forFeature}: give `path` (a `.lua` file; absolute,
- * or relative to the working directory; `--- @include "file"` lines are resolved) or `lua` (the body).
+ * An application script for {@link RedisLuaModule.forFeature}: give `path` (an absolute path to a
+ * `.lua` file, e.g. `join(__dirname, 'lua', 'transfer.lua')`; its `--- @include "file"` lines are
+ * resolved relative to it) or `lua` (the body).
  */
 export interface LuaScriptDefinition {
   /** The name to inject it by (`@InjectScript(name)`); unique in the application. */
   name: string;
-  /** A `.lua` file. */
+  /**
+   * Absolute path of a `.lua` file. A relative path fails boot: it would depend on the working
+   * directory. After `nest build`, the file must be copied next to the compiled code
+   * (`"assets": ["**\/*.lua"]` in nest-cli.json's `compilerOptions`).
+   */
   path?: string;
   /** The script body itself. */
   lua?: string;

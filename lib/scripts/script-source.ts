@@ -50,7 +50,11 @@ export function readScriptFile(file: string): ScriptSource {
       text = readFileSync(path, 'utf8');
     } catch (err) {
       const from = stack.length ? ` (included from ${stack[stack.length - 1]})` : '';
-      throw new Error(`nest-redis-lua: cannot read Lua script ${path}${from}: ${(err as Error).message}`);
+      const hint =
+        (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? '. If the app runs from a build folder (nest build), copy the .lua files there: "compilerOptions": { "assets": ["**/*.lua"] } in nest-cli.json'
+          : '';
+      throw new Error(`nest-redis-lua: cannot read Lua script ${path}${from}: ${(err as Error).message}${hint}`);
     }
     text.replace(/\r\n/g, '\n').replace(/\n$/, '').split('\n').forEach((line, i) => {
       const include = INCLUDE.exec(line);

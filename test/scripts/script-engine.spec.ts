@@ -10,6 +10,8 @@ import {
   REDIS_LUA_KEYS,
   RedisLuaModule,
 } from 'nest-redis-lua';
+import { NestFactory } from '@nestjs/core';
+import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
 
 const FIXTURES = join(__dirname, '..', 'fixtures');
@@ -121,9 +123,40 @@ describeTopologies('script engine', (t) => {
       const keys = app.get<KeyBuilder>(REDIS_LUA_KEYS);
       const key = keys.key('test', ['debug']);
       await app.get(Bank).countCalls.run([key]);
-      expect(logged).toEqual([expect.stringMatching(new RegExp(`^count-calls keys=\\[${JSON.stringify(key).replace(/[{}[\]]/g, '\\$&')}\\] \\d+\\.\\d{2}ms$`))]);
+      expect(logged).toEqual([
+        expect.stringMatching(/^Connected to .* Lua scripts loaded/),
+        expect.stringMatching(new RegExp(`^count-calls keys=\\[${JSON.stringify(key).replace(/[{}[\]]/g, '\\$&')}\\] \\d+\\.\\d{2}ms$`)),
+      ]);
     } finally {
       spy.mockRestore();
     }
+  });
+});
+
+describe('forFeature script paths', () => {
+  const { standalone } = harnessAddresses();
+  const connection = { url: `redis://${standalone.host}:${standalone.port}` };
+  const bootWith = async (path: string): Promise<Error | undefined> => {
+    @Module({ imports: [RedisLuaModule.forRoot(connection), RedisLuaModule.forFeature([{ name: 'transfer', path }])] })
+    class AppModule {}
+    return NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false }).then(
+      (app) => app.close().then(() => undefined),
+      (err: Error) => err,
+    );
+  };
+
+  it('a relative path fails boot: it would depend on the working directory', async () => {
+    const err = await bootWith('test/fixtures/transfer.lua');
+    expect(err?.message).toContain('forFeature script "transfer": "path" must be absolute, got "test/fixtures/transfer.lua"');
+    expect(err?.message).toContain(`relative to the working directory ${process.cwd()}`);
+    expect(err?.message).toContain("join(__dirname, 'test/fixtures/transfer.lua')");
+    expect(err?.message).toContain('"assets": ["**/*.lua"]');
+  });
+
+  it('a missing file fails boot naming it, with the nest build hint', async () => {
+    const missing = join(FIXTURES, 'not-copied.lua');
+    const err = await bootWith(missing);
+    expect(err?.message).toContain(`cannot read Lua script ${missing}`);
+    expect(err?.message).toContain('"compilerOptions": { "assets": ["**/*.lua"] } in nest-cli.json');
   });
 });
