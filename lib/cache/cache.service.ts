@@ -5,6 +5,7 @@ import { RedisLuaSubscriber } from '../module/redis-subscriber';
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
+import { outcomeUnknown } from '../scripts/lua-script.errors';
 import { CacheWakeup } from './cache-wakeup';
 import { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache.errors';
 import {
@@ -19,6 +20,12 @@ import {
 
 /** Key feature name: keys look like `<prefix>:cache:{<key>}:v` (value), `:lock`, and channel `:ch`. */
 const FEATURE = 'cache';
+/**
+ * The loader lock is a short lease, renewed every third of it while the loader runs (until
+ * `lockTtlMs` has passed since it was taken): a loader that crashed, or whose lock-taking reply was
+ * lost, blocks the other callers for at most this long, not for `lockTtlMs`.
+ */
+export const LOADER_LEASE_MS = 1_000;
 
 /** Reply of `cache/get-or-lock`: a hit, this caller loads, or another caller loads (its lock's PTTL). */
 type AttemptReply = [1, string] | [2] | [3, number];
@@ -52,6 +59,7 @@ export class CacheAsideService implements OnModuleDestroy {
   private readonly storeScript: LuaScript<0 | 1>;
   private readonly releaseScript: LuaScript<0 | 1>;
   private readonly invalidateScript: LuaScript<0 | 1>;
+  private readonly renewScript: LuaScript<0 | 1>;
   private readonly waiting = new Set<CacheWakeup>();
   private closing = false;
 
@@ -64,6 +72,7 @@ export class CacheAsideService implements OnModuleDestroy {
     this.storeScript = engine.bundled('cache/store', 2);
     this.releaseScript = engine.bundled('cache/release', 1);
     this.invalidateScript = engine.bundled('cache/invalidate', 2);
+    this.renewScript = engine.bundled('cache/renew', 1);
   }
 
   /**
@@ -113,7 +122,7 @@ export class CacheAsideService implements OnModuleDestroy {
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new CacheWaitTimeoutError(key, waitMs);
         // Woken by the loader's PUBLISH; if it died without one, its lock expires after `pttl` ms.
-        const lockLeft = reply[1] > 0 ? reply[1] + 1 : load.lockTtlMs;
+        const lockLeft = reply[1] > 0 ? reply[1] + 1 : Math.min(load.lockTtlMs, LOADER_LEASE_MS);
         this.assertOpen(key);
         await wakeup.wait(Math.min(remaining, lockLeft));
       }
@@ -144,8 +153,17 @@ export class CacheAsideService implements OnModuleDestroy {
     if (this.closing) throw new CacheAsideError(`the application is shutting down; stopped waiting for "${key}"`);
   }
 
+  /**
+   * One read: a hit, the loader lock (a {@link LOADER_LEASE_MS} lease, or `lockTtlMs` if shorter), or
+   * who holds it. When the call fails without a reply, it may still have taken the lock for this
+   * caller, which will never load: the lock is released by token as soon as the connection allows.
+   */
   private attempt(load: Load<unknown>): Promise<AttemptReply> {
-    return this.attemptScript.run([load.keys.value, load.keys.lock], [load.token, load.lockTtlMs]);
+    const lease = Math.min(load.lockTtlMs, LOADER_LEASE_MS);
+    return this.attemptScript.run([load.keys.value, load.keys.lock], [load.token, lease]).catch((err: unknown) => {
+      if (outcomeUnknown(err)) void this.release(load, 'its lock-taking reply was lost');
+      throw err;
+    });
   }
 
   /** A hit → the stored value; this caller holds the lock → run the loader. */
@@ -157,6 +175,7 @@ export class CacheAsideService implements OnModuleDestroy {
   private async runLoader<T>(load: Load<T>): Promise<T> {
     let value: T;
     let text: string;
+    const lease = this.keepLease(load);
     try {
       value = await load.loader();
       text = load.serializer.serialize(value);
@@ -164,24 +183,69 @@ export class CacheAsideService implements OnModuleDestroy {
         throw new CacheAsideError(`the serializer cannot store the value loaded for "${load.key}" (got ${typeof value})`);
       }
     } catch (err) {
-      await this.release(load);
+      lease.stop();
+      await this.release(load, 'its load failed');
       throw err;
     }
+    lease.stop();
     try {
       await this.storeScript.run([load.keys.value, load.keys.lock], [load.token, text, load.ttlMs, load.keys.channel]);
     } catch (err) {
-      // The value was loaded: the caller gets it; waiters retry when the lock expires.
+      // The value was loaded: the caller gets it. If the store did not run, release the lock so that
+      // a waiter loads at once (a no-op if it ran: the lock is then gone).
       this.logger.warn(`cache: could not store the value of "${load.key}": ${(err as Error).message}`);
+      if (outcomeUnknown(err)) void this.release(load, 'its store reply was lost');
     }
     return value;
   }
 
-  /** Releases the lock after a failed load and wakes the waiters; a failure here never hides the loader's error. */
-  private async release(load: Load<unknown>): Promise<void> {
+  /**
+   * Renews the loader lock every third of its lease while the loader runs, until `lockTtlMs` has
+   * passed since the lock was taken (then it expires within one lease and another caller may load).
+   * Timers never keep the process alive; a failed renewal is retried at the next tick of the lease.
+   */
+  private keepLease(load: Load<unknown>): { stop: () => void } {
+    const lease = Math.min(load.lockTtlMs, LOADER_LEASE_MS);
+    const until = Date.now() + load.lockTtlMs;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const schedule = (): void => {
+      if (stopped || Date.now() + lease >= until) return;
+      timer = setTimeout(renew, Math.max(1, Math.floor(lease / 3)));
+      timer.unref();
+    };
+    const renew = (): void => {
+      const ms = Math.min(lease, until - Date.now());
+      if (stopped || ms <= 0) return;
+      this.renewScript.run([load.keys.lock], [load.token, ms]).then(
+        (held) => {
+          if (held === 1) schedule();
+        },
+        (err: Error) => {
+          this.logger.debug(`cache: could not renew the loader lock of "${load.key}": ${err.message}`);
+          schedule();
+        },
+      );
+    };
+    schedule();
+    return {
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+      },
+    };
+  }
+
+  /**
+   * Releases this caller's loader lock (if it still holds it) and wakes the waiters, so that one of
+   * them loads at once. Never throws: a failure never hides the loader's error, and the lease bounds
+   * an unreleased lock.
+   */
+  private async release(load: Load<unknown>, why: string): Promise<void> {
     try {
       await this.releaseScript.run([load.keys.lock], [load.token, load.keys.channel]);
     } catch (err) {
-      this.logger.warn(`cache: could not release the loader lock of "${load.key}": ${(err as Error).message}`);
+      this.logger.warn(`cache: could not release the loader lock of "${load.key}" (${why}); it expires within ${LOADER_LEASE_MS} ms: ${(err as Error).message}`);
     }
   }
 

@@ -6,6 +6,7 @@ import { RedisLuaSubscriber } from '../module/redis-subscriber';
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
+import { outcomeUnknown } from '../scripts/lua-script.errors';
 import { Lock, type LockBackend } from './lock';
 import { LockInputError, LockTimeoutError } from './lock.errors';
 import {
@@ -207,11 +208,35 @@ export class LockService implements OnModuleDestroy {
   /**
    * Releases the lock on `resource` if it is held with `token` (e.g. a token handed to another
    * process) and wakes the waiters. Resolves `true` if it deleted the lock; a wrong token deletes nothing.
+   * When the call fails without a reply (the connection dropped), it rejects with that error and the
+   * release is sent once more in the background (compare-and-delete: harmless if the first one ran).
    */
   async release(resource: string, token: string): Promise<boolean> {
     this.checkResource(resource);
     this.checkToken(token);
-    return (await this.releaseScript.run([this.lockKey(resource), this.waitersKeyOf(resource)], [token, this.channel(resource)])) === 1;
+    try {
+      return (await this.releaseScript.run([this.lockKey(resource), this.waitersKeyOf(resource)], [token, this.channel(resource)])) === 1;
+    } catch (err) {
+      if (outcomeUnknown(err)) this.releaseOrphan(resource, token, 'its release reply was lost');
+      throw err;
+    }
+  }
+
+  /**
+   * Best-effort release by token of a lock this process may hold without knowing it (see `attempt`
+   * and `release`). Written after the failed call on the same connection, it runs after it; when the
+   * connection is down it waits in ioredis's offline queue for the reconnection. If it fails too, the
+   * lock expires by its TTL. Never rejects.
+   */
+  private releaseOrphan(resource: string, token: string, why: string): void {
+    this.releaseScript.run([this.lockKey(resource), this.waitersKeyOf(resource)], [token, this.channel(resource)]).then(
+      (released) => {
+        if (released === 1) this.log.warn(`Lock on "${resource}": released a lock this process took but could not use (${why})`);
+      },
+      (err: Error) => {
+        this.log.warn(`Lock on "${resource}": ${why}; it may stay held until its TTL (the release failed too: ${err.message})`);
+      },
+    );
   }
 
   /** Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token`. */
@@ -255,7 +280,15 @@ export class LockService implements OnModuleDestroy {
       const countTtl = Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
       args.push(count.counted ? COUNTED_WAITER : NEW_WAITER, countTtl);
     }
-    const reply = await this.acquireScript.run([this.lockKeyOf(resource), this.fenceKeyOf(resource), this.waitersKeyOf(resource)], args);
+    let reply: AcquireReply;
+    try {
+      reply = await this.acquireScript.run([this.lockKeyOf(resource), this.fenceKeyOf(resource), this.waitersKeyOf(resource)], args);
+    } catch (err) {
+      // No reply (the connection dropped, or a time-out): the script may have taken the lock for a
+      // caller that now gets an error. Hand it back by token, instead of blocking others for ttlMs.
+      if (outcomeUnknown(err)) this.releaseOrphan(resource, token, 'its acquire reply was lost');
+      throw err;
+    }
     if (count) count.counted = reply[0] !== 1;
     if (reply[0] !== 1) return { pttl: Number(reply[1]) };
     const lock = new Lock(this.backend, resource, token, Number(reply[1]), sentAt, ttlMs, autoExtend);

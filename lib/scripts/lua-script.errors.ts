@@ -56,3 +56,13 @@ const SERVER_STATE_REPLY = /^(BUSY|LOADING|OOM|READONLY|MASTERDOWN|NOREPLICAS|MI
 export function isServerStateError(err: unknown): boolean {
   return err instanceof Error && SERVER_STATE_REPLY.test(err.message);
 }
+
+/**
+ * True when a failed script call may still have run on the server: the connection dropped after the
+ * call was written, or no reply came in time (a timed-out call can still run when a frozen server
+ * resumes). False for any error reply (the script ran and raised an error, or the server refused it
+ * without running it: NOSCRIPT, BUSY, OOM...). Callers that took a lease in such a call undo it.
+ */
+export function outcomeUnknown(err: unknown): boolean {
+  return !(err instanceof LuaScriptError) && !(err instanceof Error && err.name === 'ReplyError');
+}

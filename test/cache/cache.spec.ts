@@ -130,6 +130,37 @@ describeTopologies('CacheAsideService', (t) => {
     expect(await cache.getOrLoad('orphan', 60_000, () => 'recovered', { waitMs: 10_000 })).toBe('recovered');
   });
 
+  it('the loader lock is a lease of at most a second, renewed while the loader runs (a crashed loader\'s lock expires within a second, not lockTtlMs)', async () => {
+    const { services: [a, b], keys } = await twoInstances();
+    const lockKey = keys.key('cache', ['leased'], 'lock');
+    const redis = t.client();
+    const started = gate();
+    const finish = gate();
+    const loading = a.getOrLoad('leased', 60_000, async () => {
+      started.open();
+      await finish.promise;
+      return 'loaded';
+    }, { lockTtlMs: 60_000 });
+    await started.promise;
+    const first = await redis.pttl(lockKey);
+    expect(first).toBeGreaterThan(0);
+    expect(first).toBeLessThanOrEqual(1_000); // a lease, not the 60 s lockTtlMs
+    // Renewed while the loader runs: its PTTL goes up again (no event for it: poll).
+    for (let last = first, i = 0; ; i++) {
+      const now = await redis.pttl(lockKey);
+      if (now > last) break;
+      if (i > 1_000) throw new Error(`the lease was never renewed (pttl ${now})`);
+      last = now;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(await redis.get(lockKey)).not.toBeNull();
+    // Another caller that does not wait finds the load in progress.
+    await expect(b.getOrLoad('leased', 60_000, () => 'other', { waitMs: 0 })).rejects.toBeInstanceOf(CacheWaitTimeoutError);
+    finish.open();
+    expect(await loading).toBe('loaded');
+    expect(await redis.exists(lockKey)).toBe(0);
+  });
+
   it('waiting past waitMs fails with CacheWaitTimeoutError and never calls the loader', async () => {
     const { services: [cache], keys } = await twoInstances();
     await t.client().set(keys.key('cache', ['slow'], 'lock'), 'someone-else', 'PX', 30_000);
