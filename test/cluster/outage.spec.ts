@@ -6,6 +6,7 @@ import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { BoundedCounterService, LockService, RateLimiterService, RedisLuaModule } from 'nest-redis-lua';
 import { RedisClusterHarness } from '../harness/redis-server';
+import { boundFor, timeCall } from '../harness/timing';
 
 jest.setTimeout(60_000);
 
@@ -31,24 +32,18 @@ describe('cluster with every node down', () => {
     expect((await counter.increment('stock', 1, 100)).value).toBe(1);
     await Promise.all(cluster.servers.map((s) => s.stop()));
 
-    const timed = async (call: () => Promise<unknown>): Promise<{ ms: number; error?: Error; value?: unknown }> => {
-      const started = performance.now();
-      try {
-        return { ms: performance.now() - started, value: await call() };
-      } catch (error) {
-        return { ms: performance.now() - started, error: error as Error };
-      }
-    };
-    const increment = await timed(() => counter.increment('stock', 1, 100));
-    expect(increment.error?.message).toMatch(/Connection is closed|isn't ready|Too many Cluster redirections|max retries/i);
-    expect(increment.ms).toBeLessThan(1_500);
+    // Each bound is the call's contract (fail at once; the lock: waitMs) plus the measured timer lateness.
+    const increment = await timeCall(() => counter.increment('stock', 1, 100));
+    expect((increment.error as Error | undefined)?.message).toMatch(/Connection is closed|isn't ready|Too many Cluster redirections|max retries/i);
+    expect(increment.ms).toBeLessThan(boundFor(0, increment.lateMs, 1_500));
 
-    const lock = await timed(() => app.get(LockService).acquire('r', { waitMs: 1_000 }));
+    const lock = await timeCall(() => app.get(LockService).acquire('r', { waitMs: 1_000 }));
     expect(lock.error).toBeDefined();
-    expect(lock.ms).toBeLessThan(2_500);
+    expect(lock.ms).toBeLessThan(boundFor(1_000, lock.lateMs, 1_500));
 
-    const limited = await timed(() => app.get(RateLimiterService).consume('u', { limit: 5, windowMs: 1_000 }));
+    const limited = await timeCall(() => app.get(RateLimiterService).consume('u', { limit: 5, windowMs: 1_000 }));
     expect(limited.value).toMatchObject({ allowed: true, degraded: true });
-    expect(limited.ms).toBeLessThan(500);
+    // The client knows it is disconnected: the fail mode decides at once, well before timeoutMs (250 ms).
+    expect(limited.ms).toBeLessThan(boundFor(0, limited.lateMs, 250));
   });
 });

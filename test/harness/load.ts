@@ -3,12 +3,16 @@
  * `until()` resolves (or `maxOps` ran), and records failures, error messages, latencies and the
  * unhandled rejections seen meanwhile.
  */
+import { Lateness } from './timing';
+
 export interface LoadResult<T> {
   operations: number;
   failures: number;
   /** Error message → count. */
   errors: Map<string, number>;
   maxLatencyMs: number;
+  /** How late this process's timers ran at worst during the load (see ./timing): latency bounds add it. */
+  maxLateMs: number;
   unhandledRejections: number;
   results: T[];
 }
@@ -24,7 +28,8 @@ export interface LoadOptions<T> {
 }
 
 export async function runLoad<T>({ concurrency, op, until, maxOps = 1_000_000 }: LoadOptions<T>): Promise<LoadResult<T>> {
-  const result: LoadResult<T> = { operations: 0, failures: 0, errors: new Map(), maxLatencyMs: 0, unhandledRejections: 0, results: [] };
+  const result: LoadResult<T> = { operations: 0, failures: 0, errors: new Map(), maxLatencyMs: 0, maxLateMs: 0, unhandledRejections: 0, results: [] };
+  const lateness = new Lateness();
   let stop = false;
   const onRejection = (): void => {
     result.unhandledRejections += 1;
@@ -55,6 +60,7 @@ export async function runLoad<T>({ concurrency, op, until, maxOps = 1_000_000 }:
     await Promise.all(Array.from({ length: concurrency }, worker));
   } finally {
     process.off('unhandledRejection', onRejection);
+    result.maxLateMs = lateness.stop();
   }
   return result;
 }

@@ -59,7 +59,7 @@ function makeController(hooks: Hooks) {
     }
 
     @Get('slow')
-    @WithLock('slow', { ttlMs: 500, waitMs: 0 })
+    @WithLock('slow', { ttlMs: 1_000, waitMs: 0 })
     async slow(@Query('ms') ms: string, @CurrentLock() lock: Lock): Promise<{ aborted: boolean }> {
       if (Number(ms) > 0) hooks.entered.resolve(lock);
       await delay(Number(ms));
@@ -195,7 +195,7 @@ describeTopologies('@WithLock', (t) => {
   it('a handler running 3× ttlMs keeps its lock (watchdog) and no other request gets in', async () => {
     const hooks = new Hooks();
     const [a, b] = await twoApps(t, hooks);
-    const slow = fetch(url(a, '/slow?ms=1500'));
+    const slow = fetch(url(a, '/slow?ms=3000'));
     let finished = false;
     void slow.then(() => (finished = true));
     await hooks.entered.promise;
