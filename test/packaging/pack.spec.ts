@@ -1,15 +1,16 @@
 /**
  * The published artefacts, end to end. These tests share `dist/` (npm pack and build:sample both
- * rebuild it), so they live in one file and run one after another.
+ * rebuild it), so they live in one file and run one after another. The tarball in freshly generated
+ * Nest apps is fresh-apps.spec.ts, which packs from a copy of the working tree instead.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { harnessAddresses } from '../harness/harness-env';
 import { uniquePrefix } from '../harness/topologies';
 import { freePort } from '../harness/redis-server';
-import { processExists, run, terminate, waitForOutput } from './processes';
+import { cleanEnv, processExists, run, terminate, waitForOutput } from './processes';
 
 const ROOT = join(__dirname, '..', '..');
 const MINUTES = 60_000;
@@ -20,13 +21,6 @@ function luaFiles(dir: string): string[] {
     const path = join(dir, entry);
     return statSync(path).isDirectory() ? luaFiles(path) : entry.endsWith('.lua') ? [path] : [];
   });
-}
-
-/** The environment of a child process, without any Redis settings of the caller's shell. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_KEY_PREFIX', 'PORT']) delete env[name];
-  return { ...env, ...extra };
 }
 
 const work = mkdtempSync(join(tmpdir(), 'nrl-pack-'));
@@ -61,55 +55,6 @@ describe('npm pack', () => {
     expect(runtime.BUNDLED_LUA_DIR).toBe(join(installed, 'lua'));
     for (const file of repoLua) expect(existsSync(join(installed, file))).toBe(true);
   });
-});
-
-describe('the tarball in a fresh Nest app', () => {
-  it(
-    'installs with published dependencies only, compiles against the shipped .d.ts; rate limit and lock routes work against Redis',
-    async () => {
-      // A new app outside the repository: its own package.json, dependencies from the npm registry.
-      const app = join(work, 'consumer-app');
-      cpSync(join(__dirname, 'consumer-app'), app, { recursive: true });
-      const manifest = join(app, 'package.json');
-      writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('file:TARBALL', `file:${tarball}`));
-      await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: app, env: cleanEnv({}) });
-      await run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: app });
-
-      const { standalone } = harnessAddresses();
-      const port = await freePort();
-      const child = spawn(process.execPath, ['dist/main.js'], {
-        cwd: app,
-        env: cleanEnv({ REDIS_URL: `redis://${standalone.host}:${standalone.port}`, REDIS_KEY_PREFIX: uniquePrefix(), PORT: String(port) }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(child);
-      await waitForOutput(child, /consumer listening on/);
-      const base = `http://127.0.0.1:${port}`;
-
-      const statuses: number[] = [];
-      for (let i = 0; i < 4; i++) statuses.push((await fetch(`${base}/limited`)).status);
-      expect(statuses).toEqual([200, 200, 200, 429]);
-
-      // A lock route: each run gets a larger fence; a run while another holds the lock gets 409.
-      const runJob = (id: string, holdMs = 0) => fetch(`${base}/jobs/${id}/run?holdMs=${holdMs}`, { method: 'POST' });
-      const first = await runJob('a');
-      const second = await runJob('a');
-      expect([first.status, second.status]).toEqual([201, 201]);
-      const [fenceA, fenceB] = [((await first.json()) as { fence: number }).fence, ((await second.json()) as { fence: number }).fence];
-      expect(fenceB).toBeGreaterThan(fenceA);
-      const holding = waitForOutput(child, /holding job b/);
-      const long = runJob('b', 1_500);
-      await holding;
-      const refused = await runJob('b');
-      expect(refused.status).toBe(409);
-      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-      expect((await long).status).toBe(201);
-
-      // enableShutdownHooks closes the app, then re-raises the signal.
-      expect(await terminate(child)).toEqual({ code: null, signal: 'SIGTERM' });
-    },
-    6 * MINUTES,
-  );
 });
 
 describe('npm run sample without REDIS_URL', () => {

@@ -1,5 +1,12 @@
-/** Small helpers for the packaging tests: commands and a child's startup line. */
+/** Small helpers for the packaging tests: commands, a child's environment, its startup line and its exit. */
 import { execFile, type ChildProcess } from 'node:child_process';
+
+/** The environment of a child process, without any Redis settings of the caller's shell. */
+export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_KEY_PREFIX', 'PORT']) delete env[name];
+  return { ...env, ...extra };
+}
 
 /** Runs a command to completion; rejects with its output when it fails. */
 export function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<string> {
@@ -41,6 +48,23 @@ export function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs = 
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     child.once('exit', onExit);
+  });
+}
+
+/**
+ * Everything the child prints from now on, and how it ended: resolves once it has exited and its
+ * output streams are closed (so no line printed just before the exit is missed). Call it before the
+ * child exits.
+ */
+export function outputUntilExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  return new Promise((resolve) => {
+    let output = '';
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal, output }));
   });
 }
 

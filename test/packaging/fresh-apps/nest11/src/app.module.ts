@@ -1,0 +1,24 @@
+import { Module } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { RedisLuaModule } from 'nest-redis-lua';
+import { join } from 'node:path';
+import { BumpController } from './bump.controller';
+import { requiredEnv } from './env';
+import { JobsController } from './jobs.controller';
+import { LimitedController } from './limited.controller';
+import { APP_REDIS, RedisClientShutdown } from './redis-client';
+import { ScoresController } from './scores.controller';
+
+/** The application's own client, shared with nest-redis-lua through the `client` option. */
+const redis = new Redis(requiredEnv('REDIS_URL'));
+
+@Module({
+  imports: [
+    RedisLuaModule.forRoot({ client: redis, keyPrefix: process.env.REDIS_KEY_PREFIX ?? 'fresh-app' }),
+    // nest-cli.json's "assets" copies src/lua/*.lua next to the compiled code in dist/.
+    RedisLuaModule.forFeature([{ name: 'bump', path: join(__dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
+  ],
+  controllers: [LimitedController, JobsController, ScoresController, BumpController],
+  providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown],
+})
+export class AppModule {}

@@ -1,0 +1,13 @@
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module';
+
+async function bootstrap() {
+  const app = await NestFactory.create(AppModule);
+  // SIGTERM / SIGINT run the shutdown hooks (RedisClientShutdown quits the client), then exit.
+  app.enableShutdownHooks();
+  const port = Number(process.env.PORT ?? 3000);
+  await app.listen(port, '127.0.0.1');
+  new Logger('Bootstrap').log(`fresh app listening on http://127.0.0.1:${port}`);
+}
+bootstrap();

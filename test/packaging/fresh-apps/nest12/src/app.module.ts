@@ -1,0 +1,25 @@
+import { Module } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { RedisLuaModule } from 'nest-redis-lua';
+import { join } from 'node:path';
+import { BumpController } from './bump.controller.js';
+import { requiredEnv } from './env.js';
+import { JobsController } from './jobs.controller.js';
+import { LimitedController } from './limited.controller.js';
+import { APP_REDIS, RedisClientShutdown } from './redis-client.js';
+import { ScoresController } from './scores.controller.js';
+
+/** The application's own client, shared with nest-redis-lua through the `client` option. */
+const redis = new Redis(requiredEnv('REDIS_URL'));
+
+@Module({
+  imports: [
+    RedisLuaModule.forRoot({ client: redis, keyPrefix: process.env.REDIS_KEY_PREFIX ?? 'fresh-app' }),
+    // nest-cli.json's "assets" copies src/lua/*.lua next to the compiled code in dist/; an ES module
+    // has no __dirname: import.meta.dirname is this file's folder (Node >= 20.11).
+    RedisLuaModule.forFeature([{ name: 'bump', path: join(import.meta.dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
+  ],
+  controllers: [LimitedController, JobsController, ScoresController, BumpController],
+  providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown],
+})
+export class AppModule {}
