@@ -25,7 +25,7 @@ const FEATURE = 'cache';
  * `lockTtlMs` has passed since it was taken): a loader that crashed, or whose lock-taking reply was
  * lost, blocks the other callers for at most this long, not for `lockTtlMs`.
  */
-export const LOADER_LEASE_MS = 1_000;
+const LOADER_LEASE_MS = 1_000;
 
 /** Reply of `cache/get-or-lock`: a hit, this caller loads, or another caller loads (its lock's PTTL). */
 type AttemptReply = [1, string] | [2] | [3, number];

@@ -142,7 +142,7 @@ function checkPort(port: unknown, field: string): void {
 /** Opens (or adopts) the client described by validated options. */
 export function createConnection(options: RedisLuaModuleOptions): RedisConnection {
   if (options.client) {
-    return { client: options.client, owned: false, description: `${describeClient(options.client)} (the application's client)` };
+    return { client: options.client, owned: false, description: `${describeClient(options.client)} via the application's client` };
   }
   if (options.cluster) {
     const { nodes, options: clusterOptions } = options.cluster;

@@ -59,7 +59,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   async onModuleInit(): Promise<void> {
     const { description } = this.connection;
     if (this.options.lazyConnect) {
-      this.logger.log(`Redis at ${description}: lazyConnect, not contacted at boot; ${this.registered.size} scripts load on first use`);
+      this.logger.log(`Redis at ${description}: lazyConnect, boot does not wait for it; ${this.registered.size} Lua scripts load on first use`);
       return;
     }
     const timeoutMs = this.options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
