@@ -50,9 +50,7 @@ const fmt = (value: number, digits = 0): string =>
 export function markdownTable(suite: SuiteResult): string {
   const header = `| ${['', ...suite.columns.map((c) => c.label)].join(' | ')} |`;
   const rule = `|${['---', ...suite.columns.map(() => '---:')].join('|')}|`;
-  const body = suite.rows.map(
-    (row) => `| ${[row.name, ...suite.columns.map((c) => fmt(row.values[c.key], c.digits))].join(' | ')} |`,
-  );
+  const body = suite.rows.map((row) => `| ${[row.name, ...suite.columns.map((c) => fmt(row.values[c.key], c.digits))].join(' | ')} |`);
   const targets = suite.targets.map(
     (t) => `| ${t.description} | ${fmt(t.measured, 2)} | ${t.target} | ${t.reference ? 'reference' : t.met ? 'met' : '**missed**'} |`,
   );
@@ -78,7 +76,9 @@ export function svgChart(suites: readonly SuiteResult[]): string {
   let y = 30;
   const parts: string[] = [];
   for (const suite of charted) {
-    parts.push(`<text x="10" y="${y}" font-weight="bold">${escapeXml(suite.title)} — ${escapeXml(suite.chartLabel ?? suite.chartKey!)}</text>`);
+    parts.push(
+      `<text x="10" y="${y}" font-weight="bold">${escapeXml(suite.title)} — ${escapeXml(suite.chartLabel ?? suite.chartKey!)}</text>`,
+    );
     y += 10;
     const max = Math.max(...suite.rows.map((r) => r.values[suite.chartKey!] || 0), 1);
     for (const row of suite.rows) {

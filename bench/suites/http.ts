@@ -7,7 +7,16 @@
  * cache), vs the same normal users on the unguarded route while the same flood hits that route; and,
  * as the bound of that ratio, the flood answered 429 by a bare Express middleware before Nest routes it.
  */
-import { Controller, Get, Injectable, Module, UseGuards, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Injectable,
+  Module,
+  UseGuards,
+  type CanActivate,
+  type ExecutionContext,
+  type INestApplication,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, Throttle } from '@nestjs/throttler';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
@@ -58,7 +67,12 @@ class BenchController {
 
   @Get('limited')
   @UseGuards(RateLimitGuard)
-  @RateLimit({ limit: USER_LIMIT, windowMs: 60_000, algorithm: 'sliding-window', key: (ctx) => String(ctx.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers['x-user'] ?? 'anon') })
+  @RateLimit({
+    limit: USER_LIMIT,
+    windowMs: 60_000,
+    algorithm: 'sliding-window',
+    key: (ctx) => String(ctx.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers['x-user'] ?? 'anon'),
+  })
   limited(): string {
     return 'ok';
   }
@@ -100,7 +114,11 @@ export async function cannon(url: string, seconds: number, requests?: autocannon
 }
 
 /** Two generators (child processes) started at the same moment; resolves with their mean req/s. */
-async function cannons(seconds: number, a: { url: string; requests?: autocannon.Request[] }, b: { url: string; requests?: autocannon.Request[] }): Promise<[number, number]> {
+async function cannons(
+  seconds: number,
+  a: { url: string; requests?: autocannon.Request[] },
+  b: { url: string; requests?: autocannon.Request[] },
+): Promise<[number, number]> {
   const [ra, rb] = await runLoads([
     { ...a, connections: 32, seconds },
     { ...b, connections: 32, seconds },
@@ -117,7 +135,11 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     return Array.from({ length: 100 }, (_, i) => ({ method: 'GET' as const, path, headers: { 'x-user': `r${run}-u${i}` } }));
   };
   /** The flooder's own req/s in the flood scenarios (429s on the guarded route, 200s on the open one). */
-  const floodRps = new Map<string, number[]>([['limited', []], ['open', []], ['shortcut', []]]);
+  const floodRps = new Map<string, number[]>([
+    ['limited', []],
+    ['open', []],
+    ['shortcut', []],
+  ]);
   /** Normal users on `path` while the flooder hits the same route, from two generators started together. */
   const withFlood = (path: string, flooder = FLOODER): Promise<[number, number]> =>
     cannons(seconds, { url: `${url}${path}`, requests: users(path) }, { url: `${url}${path}`, requests: flooder });
@@ -142,7 +164,10 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
         return served;
       },
     },
-    { name: 'reference: unguarded route behind a guard that only runs `return 1` through the library', run: () => cannon(`${url}/floor`, seconds, users('/floor')) },
+    {
+      name: 'reference: unguarded route behind a guard that only runs `return 1` through the library',
+      run: () => cannon(`${url}/floor`, seconds, users('/floor')),
+    },
     {
       // The bound: the cheapest possible 429 in this server, before Nest even routes the request.
       name: 'reference: @RateLimit route while the flood is answered 429 by a bare Express middleware before Nest',
@@ -175,7 +200,10 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
       return median(a.map((x, round) => x / b[round]));
     };
     const floodOf = ['', '', '', 'limited', 'open', '', 'shortcut'];
-    const rows = scenarios.map((s, i) => ({ name: s.name, values: { rps: value(i), flood: floodOf[i] ? median(floodRps.get(floodOf[i])!) : Number.NaN } }));
+    const rows = scenarios.map((s, i) => ({
+      name: s.name,
+      values: { rps: value(i), flood: floodOf[i] ? median(floodRps.get(floodOf[i])!) : Number.NaN },
+    }));
     return {
       id: 'http',
       title: 'HTTP (Express, autocannon on loopback)',

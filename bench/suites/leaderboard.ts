@@ -7,7 +7,12 @@ import { ratioCheck, type SuiteResult } from '../harness/report';
 import { CEILING, ceilingOn } from './limiter';
 import { LIBRARY_COLUMNS, rowValues } from './limiter-suite';
 
-export async function leaderboardSuite(app: INestApplicationContext, admin: Redis, workload: Workload, rounds: number): Promise<SuiteResult> {
+export async function leaderboardSuite(
+  app: INestApplicationContext,
+  admin: Redis,
+  workload: Workload,
+  rounds: number,
+): Promise<SuiteResult> {
   const boards = app.get(LeaderboardService);
   const ceiling = ceilingOn(app);
   const rows = await interleave(
@@ -23,7 +28,12 @@ export async function leaderboardSuite(app: INestApplicationContext, admin: Redi
     setup: `${workload.concurrency} in flight, ${workload.ops} ops × ${rounds} interleaved rounds, 1000 boards`,
     columns: LIBRARY_COLUMNS,
     rows: rows.map((r) => ({ name: r.name === CEILING ? CEILING : r.name, values: rowValues(r) })),
-    targets: [{ ...ratioCheck('submit ops/s ÷ `return 1` ceiling (reported, no target in the issue)', submit.opsPerSec / top.opsPerSec, 0), target: '—' }],
+    targets: [
+      {
+        ...ratioCheck('submit ops/s ÷ `return 1` ceiling (reported, no target in the issue)', submit.opsPerSec / top.opsPerSec, 0),
+        target: '—',
+      },
+    ],
     chartKey: 'opsPerSec',
     chartLabel: 'ops/s',
   };

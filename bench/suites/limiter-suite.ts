@@ -4,7 +4,19 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { BenchRedis } from '../harness/clients';
 import { interleave, type Row, type Workload } from '../harness/measure';
 import { limitCheck, ratioCheck, type SuiteResult, type TargetCheck } from '../harness/report';
-import { ALGORITHMS, CEILING, FLEXIBLE, MINIMAL_LOG, NEST_LAB, ceilingOn, ioredisCeilingOn, ourLimiters, ourName, peerLimiters, referenceScripts } from './limiter';
+import {
+  ALGORITHMS,
+  CEILING,
+  FLEXIBLE,
+  MINIMAL_LOG,
+  NEST_LAB,
+  ceilingOn,
+  ioredisCeilingOn,
+  ourLimiters,
+  ourName,
+  peerLimiters,
+  referenceScripts,
+} from './limiter';
 import { LuaScriptEngine } from '../../lib';
 
 /** Suffix of the rows measured with `coalesceWrites: false` (the library before write coalescing). */
@@ -19,7 +31,13 @@ export const LIBRARY_COLUMNS = [
 ];
 
 export function rowValues(r: Row): Record<string, number> {
-  return { opsPerSec: r.opsPerSec, cpuUsPerOp: r.cpuUsPerOp, userUsPerOp: r.userUsPerOp, redisUsPerOp: r.redisUsPerOp, redisCpuUsPerOp: r.redisCpuUsPerOp };
+  return {
+    opsPerSec: r.opsPerSec,
+    cpuUsPerOp: r.cpuUsPerOp,
+    userUsPerOp: r.userUsPerOp,
+    redisUsPerOp: r.redisUsPerOp,
+    redisCpuUsPerOp: r.redisCpuUsPerOp,
+  };
 }
 
 export async function limiterSuite(
@@ -32,9 +50,18 @@ export async function limiterSuite(
   uncoalesced: INestApplicationContext,
 ): Promise<SuiteResult> {
   const ours = app.get(LuaScriptEngine).client as Redis;
-  const contenders = [...ourLimiters(app), ...peerLimiters(redis), ceilingOn(app), ioredisCeilingOn(ours), ...referenceScripts(redis.client(), app)];
+  const contenders = [
+    ...ourLimiters(app),
+    ...peerLimiters(redis),
+    ceilingOn(app),
+    ioredisCeilingOn(ours),
+    ...referenceScripts(redis.client(), app),
+  ];
   const [uncoalescedLog] = ourLimiters(uncoalesced);
-  contenders.push({ ...uncoalescedLog, name: `${uncoalescedLog.name} ${UNCOALESCED}` }, { ...ceilingOn(uncoalesced), name: `${CEILING} ${UNCOALESCED}` });
+  contenders.push(
+    { ...uncoalescedLog, name: `${uncoalescedLog.name} ${UNCOALESCED}` },
+    { ...ceilingOn(uncoalesced), name: `${CEILING} ${UNCOALESCED}` },
+  );
   const rows = await interleave(contenders, workload, rounds, admin);
   const by = (name: string): Row => rows.find((r) => r.name === name)!;
   const peers = [by(FLEXIBLE), by(NEST_LAB)];
@@ -45,14 +72,34 @@ export async function limiterSuite(
   const targets: TargetCheck[] = [
     ratioCheck('sliding-log ops/s ÷ best peer', log.opsPerSec / bestPeerOps, 1.2),
     // The floor: the bare commands of a sliding log, on our client (no exact sliding log does less in Redis).
-    { ...ratioCheck('floor: bare sliding-log commands ops/s ÷ best peer (reference)', by(MINIMAL_LOG).opsPerSec / bestPeerOps, 1.2), target: '(≥ 1.2 needs this above 1.2)', reference: true },
-    { ...ratioCheck('sliding-log ops/s ÷ that floor (reference)', log.opsPerSec / by(MINIMAL_LOG).opsPerSec, 0), target: '—', reference: true },
+    {
+      ...ratioCheck('floor: bare sliding-log commands ops/s ÷ best peer (reference)', by(MINIMAL_LOG).opsPerSec / bestPeerOps, 1.2),
+      target: '(≥ 1.2 needs this above 1.2)',
+      reference: true,
+    },
+    {
+      ...ratioCheck('sliding-log ops/s ÷ that floor (reference)', log.opsPerSec / by(MINIMAL_LOG).opsPerSec, 0),
+      target: '—',
+      reference: true,
+    },
     ratioCheck('sliding-log ops/s ÷ `return 1` ceiling', log.opsPerSec / ceiling.opsPerSec, 0.85),
-    { ...ratioCheck('floor: bare sliding-log commands ops/s ÷ `return 1` ceiling (reference)', by(MINIMAL_LOG).opsPerSec / ceiling.opsPerSec, 0.85), target: '(≥ 0.85 needs this above 0.85)', reference: true },
+    {
+      ...ratioCheck(
+        'floor: bare sliding-log commands ops/s ÷ `return 1` ceiling (reference)',
+        by(MINIMAL_LOG).opsPerSec / ceiling.opsPerSec,
+        0.85,
+      ),
+      target: '(≥ 0.85 needs this above 0.85)',
+      reference: true,
+    },
     limitCheck('sliding-log client CPU ÷ best peer', log.cpuUsPerOp / bestPeerCpu, 0.6),
     limitCheck('sliding-log Redis µs per call', log.redisUsPerOp, 9),
     // The floor: a script call that does nothing, on the same client (no client can do a call for less).
-    { ...limitCheck('floor: `return 1` ceiling client CPU ÷ best peer (reference)', ceiling.cpuUsPerOp / bestPeerCpu, 0.6), target: '(≤ 0.6 needs ours below this)', reference: true },
+    {
+      ...limitCheck('floor: `return 1` ceiling client CPU ÷ best peer (reference)', ceiling.cpuUsPerOp / bestPeerCpu, 0.6),
+      target: '(≤ 0.6 needs ours below this)',
+      reference: true,
+    },
   ];
   for (const algorithm of ALGORITHMS.slice(1)) {
     const row = by(ourName(algorithm));

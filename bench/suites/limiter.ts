@@ -53,7 +53,8 @@ export function ourLimiters(app: INestApplicationContext): Contender[] {
   };
   generation++;
   return ALGORITHMS.map((algorithm) => {
-    const rule = algorithm === 'sliding-log' ? { limit: LOG_LIMIT, windowMs: WINDOW_MS, algorithm } : { limit: LIMIT, windowMs: WINDOW_MS, algorithm };
+    const rule =
+      algorithm === 'sliding-log' ? { limit: LOG_LIMIT, windowMs: WINDOW_MS, algorithm } : { limit: LIMIT, windowMs: WINDOW_MS, algorithm };
     const logKey = rotatingKeys(`g${generation}k`);
     return {
       name: ourName(algorithm),

@@ -16,6 +16,7 @@ import { LIBRARY_COLUMNS, rowValues } from './limiter-suite';
 // redlock's package.json "exports" has no "types" entry, so node16 resolution finds no declarations.
 import type RedlockClass from '../../node_modules/redlock/dist/index.js';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- see above: no types to import it by name
 const Redlock = (require('redlock') as { default: typeof RedlockClass }).default;
 
 const OURS_PLAIN = 'nest-redis-lua tryAcquire+release (autoExtend off)';
@@ -138,7 +139,11 @@ export async function lockSuite(
   for (const peer of peers) {
     const peerLabel = peer.name.split(' ')[0];
     targets.push({
-      ...limitCheck(`floor: bare SET NX PX + compare-and-delete client CPU ÷ ${peerLabel} (reference)`, bare.cpuUsPerOp / peer.cpuUsPerOp, 0.7),
+      ...limitCheck(
+        `floor: bare SET NX PX + compare-and-delete client CPU ÷ ${peerLabel} (reference)`,
+        bare.cpuUsPerOp / peer.cpuUsPerOp,
+        0.7,
+      ),
       target: '(≤ 0.7 needs ours below this)',
       reference: true,
     });
@@ -206,7 +211,9 @@ export async function lockSuite(
       rows: handOffRows,
       targets: [
         limitCheck('nest-redis-lua hand-off p50 (ms)', oursHandOff, 2),
-        ...handOffRows.slice(1).map((r) => limitCheck(`nest-redis-lua hand-off p50 ÷ ${r.name.split(' ')[0]}`, oursHandOff / r.values.p50, 1)),
+        ...handOffRows
+          .slice(1)
+          .map((r) => limitCheck(`nest-redis-lua hand-off p50 ÷ ${r.name.split(' ')[0]}`, oursHandOff / r.values.p50, 1)),
       ],
     },
   ];

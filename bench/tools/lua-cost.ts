@@ -15,9 +15,16 @@ async function main(): Promise<void> {
   const redis = new Redis({ port: Number(port) });
   const sha = (await redis.script('LOAD', body)) as string;
   await redis.config('RESETSTAT');
-  execFileSync('redis-benchmark', ['-p', port, '-n', n, '-c', '32', '-r', '1000', 'evalsha', sha, '1', `lc:${name}:__rand_int__`, ...args], { stdio: 'ignore' });
+  execFileSync(
+    'redis-benchmark',
+    ['-p', port, '-n', n, '-c', '32', '-r', '1000', 'evalsha', sha, '1', `lc:${name}:__rand_int__`, ...args],
+    { stdio: 'ignore' },
+  );
   const info = await redis.info('commandstats');
   console.log(name, args.join(' '), /cmdstat_evalsha:[^\r\n]*/.exec(info)?.[0]);
   await redis.quit();
 }
-main().catch((e: unknown) => { console.error(e); process.exitCode = 1; });
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

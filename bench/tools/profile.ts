@@ -35,30 +35,61 @@ async function main(): Promise<void> {
   const libInt = engine.register({ name: 'profile/return-int', lua: 'return 999 * 8589934592 + ARGV[2]' });
   await engine.loadAll();
   const op: (k: number) => Promise<unknown> =
-    what === 'limiter' ? (k) => limiter.consume(`k${k}`, rule)
-    : what === 'log' ? (k) => limiter.consume(logKey(k), logRule)
-    : what === 'lib-ceiling' ? (k) => libCeiling.run([`c${k}`])
-    : what === 'lib-ceiling-args' ? (k) => libCeiling.run([`bench:rl:{k${k}}:f:60000:1000000`], ['1000000', '60000'])
-    : what === 'lib-int' ? (k) => libInt.run([`bench:rl:{k${k}}:f:60000:1000000`], ['1000000', '60000'])
-    : what === 'cmd-fw' ? (k) => {
-        engine.coalescer?.beforeWrite();
-        const command = new Command('evalsha', [fixedSha, '1', `bench:rl:{k${k}}:f:60000:1000000`, '1000000', '60000'], CMD_OPTIONS);
-        (engine.client as Redis).sendCommand(command);
-        return command.promise;
-      }
-    : what === 'cmd-int' ? (k) => {
-        engine.coalescer?.beforeWrite();
-        const command = new Command('evalsha', [libInt.sha, '1', `bench:rl:{k${k}}:f:60000:1000000`, '1000000', '60000'], CMD_OPTIONS);
-        (engine.client as Redis).sendCommand(command);
-        return command.promise;
-      }
-    : what === 'ceiling' ? (k) => ceiling(`c${k}`)
-    : what === 'evalsha' ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(fixedSha, 1, `bench:rl:{k${k}}:f:60000:1000000`, 'c', 1, 'f', 1_000_000, 60_000)
-    : what === 'evalsha-ceiling' ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(ceilingSha, 1, `c${k}`)
-    : async (k) => {
-        const lock = await locks.tryAcquire(`r${k}`, { ttlMs: 10_000, autoExtend: what === 'lock' ? undefined : false });
-        if (lock) await lock.release();
-      };
+    what === 'limiter'
+      ? (k) => limiter.consume(`k${k}`, rule)
+      : what === 'log'
+        ? (k) => limiter.consume(logKey(k), logRule)
+        : what === 'lib-ceiling'
+          ? (k) => libCeiling.run([`c${k}`])
+          : what === 'lib-ceiling-args'
+            ? (k) => libCeiling.run([`bench:rl:{k${k}}:f:60000:1000000`], ['1000000', '60000'])
+            : what === 'lib-int'
+              ? (k) => libInt.run([`bench:rl:{k${k}}:f:60000:1000000`], ['1000000', '60000'])
+              : what === 'cmd-fw'
+                ? (k) => {
+                    engine.coalescer?.beforeWrite();
+                    const command = new Command(
+                      'evalsha',
+                      [fixedSha, '1', `bench:rl:{k${k}}:f:60000:1000000`, '1000000', '60000'],
+                      CMD_OPTIONS,
+                    );
+                    (engine.client as Redis).sendCommand(command);
+                    return command.promise;
+                  }
+                : what === 'cmd-int'
+                  ? (k) => {
+                      engine.coalescer?.beforeWrite();
+                      const command = new Command(
+                        'evalsha',
+                        [libInt.sha, '1', `bench:rl:{k${k}}:f:60000:1000000`, '1000000', '60000'],
+                        CMD_OPTIONS,
+                      );
+                      (engine.client as Redis).sendCommand(command);
+                      return command.promise;
+                    }
+                  : what === 'ceiling'
+                    ? (k) => ceiling(`c${k}`)
+                    : what === 'evalsha'
+                      ? (k) =>
+                          (app.get(LuaScriptEngine).client as Redis).evalsha(
+                            fixedSha,
+                            1,
+                            `bench:rl:{k${k}}:f:60000:1000000`,
+                            'c',
+                            1,
+                            'f',
+                            1_000_000,
+                            60_000,
+                          )
+                      : what === 'evalsha-ceiling'
+                        ? (k) => (app.get(LuaScriptEngine).client as Redis).evalsha(ceilingSha, 1, `c${k}`)
+                        : async (k) => {
+                            const lock = await locks.tryAcquire(`r${k}`, {
+                              ttlMs: 10_000,
+                              autoExtend: what === 'lock' ? undefined : false,
+                            });
+                            if (lock) await lock.release();
+                          };
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < ops) await op(next++ % 1000);
@@ -72,4 +103,10 @@ async function main(): Promise<void> {
   await app.close();
   await server.destroy();
 }
-main().then(() => process.exit(), (e: unknown) => { console.error(e); process.exit(1); });
+main().then(
+  () => process.exit(),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -40,7 +40,10 @@ export function checkCacheKey(key: unknown): string {
 /** Checks a duration in ms: a safe integer, > 0 unless `allowZero`. */
 export function checkMs(field: string, value: unknown, allowZero = false): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) {
-    throw new CacheInputError(field, `${field} must be ${allowZero ? 'a non-negative' : 'a positive'} integer number of ms, got ${String(value)}`);
+    throw new CacheInputError(
+      field,
+      `${field} must be ${allowZero ? 'a non-negative' : 'a positive'} integer number of ms, got ${String(value)}`,
+    );
   }
   return value;
 }

@@ -245,7 +245,9 @@ export class CacheAsideService implements OnModuleDestroy {
     try {
       await this.releaseScript.run([load.keys.lock], [load.token, load.keys.channel]);
     } catch (err) {
-      this.logger.warn(`cache: could not release the loader lock of "${load.key}" (${why}); it expires within ${LOADER_LEASE_MS} ms: ${(err as Error).message}`);
+      this.logger.warn(
+        `cache: could not release the loader lock of "${load.key}" (${why}); it expires within ${LOADER_LEASE_MS} ms: ${(err as Error).message}`,
+      );
     }
   }
 

@@ -100,7 +100,10 @@ export function checkInteger(field: string, value: unknown, min: number, max = N
 
 function checkChoice<T extends string>(field: string, value: unknown, choices: readonly T[]): T {
   if (!choices.includes(value as T)) {
-    throw new LeaderboardInputError(field, `${field} must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${JSON.stringify(value)}`);
+    throw new LeaderboardInputError(
+      field,
+      `${field} must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${JSON.stringify(value)}`,
+    );
   }
   return value as T;
 }

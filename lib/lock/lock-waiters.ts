@@ -62,13 +62,15 @@ export class LockWaitQueues {
     let queue = this.queues.get(channel);
     if (!queue) {
       const created = new WaitQueue();
-      created.ready = this.subscriber.subscribe(channel, () => created.notice()).then(
-        (unsubscribe) => {
-          created.unsubscribe = unsubscribe;
-          if (this.queues.get(channel) !== created) unsubscribe();
-        },
-        (err: Error) => this.logger.warn(`cannot subscribe to lock release notices on ${channel}: ${err.message}`),
-      );
+      created.ready = this.subscriber
+        .subscribe(channel, () => created.notice())
+        .then(
+          (unsubscribe) => {
+            created.unsubscribe = unsubscribe;
+            if (this.queues.get(channel) !== created) unsubscribe();
+          },
+          (err: Error) => this.logger.warn(`cannot subscribe to lock release notices on ${channel}: ${err.message}`),
+        );
       this.queues.set(channel, created);
       queue = created;
     }

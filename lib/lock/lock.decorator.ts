@@ -39,6 +39,6 @@ export function WithLock(resource: LockResource, options: WithLockOptions = {}):
  * The {@link Lock} `@WithLock` took for this request (its `fence`, `signal`, `expiresAt`), or
  * `undefined` on a handler without `@WithLock`.
  */
-export const CurrentLock: () => ParameterDecorator = createParamDecorator(
-  (_data: unknown, context: ExecutionContext): Lock | undefined => getRequestLock(context.switchToHttp().getRequest()),
+export const CurrentLock: () => ParameterDecorator = createParamDecorator((_data: unknown, context: ExecutionContext): Lock | undefined =>
+  getRequestLock(context.switchToHttp().getRequest()),
 );

@@ -72,10 +72,7 @@ export function validateLockOptions(options: LockModuleOptions | undefined, wher
 export function validateWithLockOptions(options: WithLockOptions, where: string): void {
   validateLockOptions(options, where);
   const { conflictStatus, autoExtend } = options;
-  if (
-    conflictStatus !== undefined &&
-    (!Number.isInteger(conflictStatus) || conflictStatus < 400 || conflictStatus > 599)
-  ) {
+  if (conflictStatus !== undefined && (!Number.isInteger(conflictStatus) || conflictStatus < 400 || conflictStatus > 599)) {
     throw new TypeError(
       `nest-redis-lua: ${where}: option "conflictStatus" must be an HTTP error status (400-599), got ${String(conflictStatus)}`,
     );

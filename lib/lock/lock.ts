@@ -169,13 +169,16 @@ export class Lock {
 
   private armExpiry(): void {
     clearTimeout(this.expiryTimer);
-    this.expiryTimer = setTimeout(() => {
-      const why = this.autoExtend
-        ? 'it could not be renewed before it expired' +
-          (this.lastRenewalError ? ` (${(this.lastRenewalError as Error).message})` : ' (Redis did not answer)')
-        : 'it expired (autoExtend is off)';
-      this.lose(why, this.lastRenewalError);
-    }, Math.max(0, this.expires - Date.now()));
+    this.expiryTimer = setTimeout(
+      () => {
+        const why = this.autoExtend
+          ? 'it could not be renewed before it expired' +
+            (this.lastRenewalError ? ` (${(this.lastRenewalError as Error).message})` : ' (Redis did not answer)')
+          : 'it expired (autoExtend is off)';
+        this.lose(why, this.lastRenewalError);
+      },
+      Math.max(0, this.expires - Date.now()),
+    );
     this.expiryTimer.unref();
   }
 

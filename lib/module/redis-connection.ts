@@ -91,7 +91,10 @@ export function validateConnectionOptions(options: RedisLuaModuleOptions): void 
       if (typeof node === 'string') checkUrlOrHostPort(node, field);
       else if (typeof node === 'number') checkPort(node, field);
       else if (typeof node === 'object' && node !== null) checkAddress(node as Record<string, unknown>, field);
-      else throw new Error(`nest-redis-lua: option "${field}" must be a URL, "host:port", a port or { host, port }, got ${JSON.stringify(node)}`);
+      else
+        throw new Error(
+          `nest-redis-lua: option "${field}" must be a URL, "host:port", a port or { host, port }, got ${JSON.stringify(node)}`,
+        );
     });
   }
   // Duck-typed: the application's ioredis may be another copy than ours, where instanceof fails.
@@ -103,7 +106,9 @@ export function validateConnectionOptions(options: RedisLuaModuleOptions): void 
 
 function checkUrl(url: unknown, field: string): void {
   if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
-    throw new Error(`nest-redis-lua: option "${field}" must start with redis:// or rediss://, got ${typeof url === 'string' ? `"${redactUrl(url)}"` : String(url)}`);
+    throw new Error(
+      `nest-redis-lua: option "${field}" must start with redis:// or rediss://, got ${typeof url === 'string' ? `"${redactUrl(url)}"` : String(url)}`,
+    );
   }
   let host: string;
   try {
@@ -126,7 +131,9 @@ function checkUrlOrHostPort(node: string, field: string): void {
 function checkAddress(address: Record<string, unknown>, field: string): void {
   for (const key of ['host', 'path'] as const) {
     if (key in address && (typeof address[key] !== 'string' || address[key] === '')) {
-      throw new Error(`nest-redis-lua: option "${field}.${key}" is ${address[key] === '' ? 'an empty string' : String(address[key])}: give a value or leave it out`);
+      throw new Error(
+        `nest-redis-lua: option "${field}.${key}" is ${address[key] === '' ? 'an empty string' : String(address[key])}: give a value or leave it out`,
+      );
     }
   }
   if ('port' in address) checkPort(address.port, `${field}.port`);

@@ -3,8 +3,7 @@ import { LuaScriptEngine } from '../scripts/lua-script.engine';
 
 /** Details of a health check, in the shape `@nestjs/terminus` expects from an indicator. */
 export type RedisLuaHealthDetails =
-  | { status: 'up'; nodes: number; latencyMs: number; scripts: number; scriptsReloaded: number }
-  | { status: 'down'; message: string };
+  { status: 'up'; nodes: number; latencyMs: number; scripts: number; scriptsReloaded: number } | { status: 'down'; message: string };
 
 /** `{ [key]: details }`: pass it straight to Terminus's `HealthCheckService.check`. */
 export type RedisLuaHealthResult<Key extends string = string> = Record<Key, RedisLuaHealthDetails>;

@@ -1,11 +1,4 @@
-import {
-  Inject,
-  Logger,
-  Module,
-  type DynamicModule,
-  type OnApplicationShutdown,
-  type Provider,
-} from '@nestjs/common';
+import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { validateLockOptions } from '../lock/lock.options';
 import { LockService } from '../lock/lock.service';
@@ -105,10 +98,7 @@ function validateOptions(options: RedisLuaModuleOptions): void {
   validateRateLimitModuleOptions(options.rateLimit);
   // Before the connection opens: a boot failure after it would leave it open.
   validateLockOptions(options.lock, 'RedisLuaModule.forRoot({ lock })');
-  if (
-    options.bootTimeoutMs !== undefined &&
-    (!Number.isFinite(options.bootTimeoutMs) || options.bootTimeoutMs <= 0)
-  ) {
+  if (options.bootTimeoutMs !== undefined && (!Number.isFinite(options.bootTimeoutMs) || options.bootTimeoutMs <= 0)) {
     throw new Error(`nest-redis-lua: option "bootTimeoutMs" must be a positive number of ms, got ${options.bootTimeoutMs}`);
   }
   for (const flag of ['coalesceWrites', 'debug', 'lazyConnect'] as const) {

@@ -65,9 +65,7 @@ export class RedisLuaSubscriber implements OnApplicationShutdown {
     const { client } = this.main;
     // The module's own clusters run without an offline queue; the subscriber keeps one, so that its
     // first SUBSCRIBE waits for the new connection to be ready instead of failing.
-    const connection: Redis | Cluster = isCluster(client)
-      ? client.duplicate(undefined, { enableOfflineQueue: true })
-      : client.duplicate();
+    const connection: Redis | Cluster = isCluster(client) ? client.duplicate(undefined, { enableOfflineQueue: true }) : client.duplicate();
     connection.on('message', (channel: string, message: string) => {
       this.listeners.get(channel)?.forEach((listener) => {
         // A throwing listener must not escape into the socket's data handler (an uncaught exception).

@@ -54,14 +54,17 @@ function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[],
   if (typeof input !== 'object' || input === null) {
     throw new TypeError(`nest-redis-lua: ${where}: give a rule, an array of rules or options`);
   }
-  const options: RateLimitRouteOptions = Array.isArray(input) ? { rules: [...(input as RateLimitRouteRule[])] } : (input as RateLimitRouteOptions);
+  const options: RateLimitRouteOptions = Array.isArray(input)
+    ? { rules: [...(input as RateLimitRouteRule[])] }
+    : (input as RateLimitRouteOptions);
   const { rules, key, cost, failMode, timeoutMs, limit, windowMs, algorithm, name } = options;
   let list: Array<Partial<RateLimitRouteRule>>;
   if (rules !== undefined) {
     if (limit !== undefined || windowMs !== undefined || algorithm !== undefined) {
       throw new TypeError(`nest-redis-lua: ${where}: give either "rules" or limit/windowMs/algorithm, not both`);
     }
-    if (!Array.isArray(rules) || rules.length === 0) throw new TypeError(`nest-redis-lua: ${where}: option "rules" must be a non-empty array`);
+    if (!Array.isArray(rules) || rules.length === 0)
+      throw new TypeError(`nest-redis-lua: ${where}: option "rules" must be a non-empty array`);
     list = rules;
   } else {
     list = [{ limit, windowMs, algorithm, name }];
@@ -69,12 +72,14 @@ function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[],
   list.forEach((rule, i) => {
     const at = list.length === 1 && rules === undefined ? '' : `rules[${i}].`;
     if (typeof rule !== 'object' || rule === null) throw new TypeError(`nest-redis-lua: ${where}: option "${at}" must be a rule object`);
-    if (rule.limit !== undefined && typeof rule.limit !== 'function') assertPositiveInteger(rule.limit, `${at}limit`, where, MAX_RATE_LIMIT);
+    if (rule.limit !== undefined && typeof rule.limit !== 'function')
+      assertPositiveInteger(rule.limit, `${at}limit`, where, MAX_RATE_LIMIT);
     if (rule.windowMs !== undefined) assertPositiveInteger(rule.windowMs, `${at}windowMs`, where, MAX_WINDOW_MS);
     assertAlgorithm(rule.algorithm, `${at}algorithm`, where);
     assertRuleName(rule.name, `${at}name`, where);
   });
-  if (key !== undefined && typeof key !== 'function') throw new TypeError(`nest-redis-lua: ${where}: option "key" must be a function of the execution context`);
+  if (key !== undefined && typeof key !== 'function')
+    throw new TypeError(`nest-redis-lua: ${where}: option "key" must be a function of the execution context`);
   if (cost !== undefined && typeof cost !== 'function') assertPositiveInteger(cost, 'cost', where, MAX_RATE_LIMIT);
   assertFailMode(failMode, 'failMode', where);
   if (timeoutMs !== undefined) assertPositiveInteger(timeoutMs, 'timeoutMs', where, 60_000);

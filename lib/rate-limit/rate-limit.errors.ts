@@ -12,7 +12,10 @@ export class RateLimitUnavailableError extends Error {
     readonly failMode: RateLimitFailMode,
     options?: { cause?: unknown },
   ) {
-    super(`nest-redis-lua: rate limit for "${key.slice(0, 100)}" could not be checked: Redis is unavailable (failMode "${failMode}")`, options);
+    super(
+      `nest-redis-lua: rate limit for "${key.slice(0, 100)}" could not be checked: Redis is unavailable (failMode "${failMode}")`,
+      options,
+    );
   }
 }
 

@@ -47,9 +47,12 @@ export class RateLimitRouteExplorer implements OnModuleInit {
         if (!route) continue;
         const where = `@RateLimit on ${metatype.name}.${name}`;
         route.rules.forEach((rule, i) => {
-          const missing = rule.limit === undefined && defaults.limit === undefined ? 'limit'
-            : rule.windowMs === undefined && defaults.windowMs === undefined ? 'windowMs'
-            : undefined;
+          const missing =
+            rule.limit === undefined && defaults.limit === undefined
+              ? 'limit'
+              : rule.windowMs === undefined && defaults.windowMs === undefined
+                ? 'windowMs'
+                : undefined;
           if (missing) {
             const at = route.rules.length === 1 ? '' : `rules[${i}].`;
             throw new Error(`nest-redis-lua: ${where}: option "${at}${missing}" is missing and forRoot({ rateLimit }) has no default`);
@@ -66,7 +69,9 @@ export class RateLimitRouteExplorer implements OnModuleInit {
           const resolved = resolveRules(rules, where, defaults);
           const smallest = Math.min(...resolved.map((rule) => rule.limit));
           if (typeof route.cost === 'number' && route.cost > smallest) {
-            throw new Error(`nest-redis-lua: ${where}: option "cost" (${route.cost}) is above the smallest limit (${smallest}): no request could pass`);
+            throw new Error(
+              `nest-redis-lua: ${where}: option "cost" (${route.cost}) is above the smallest limit (${smallest}): no request could pass`,
+            );
           }
         }
       }

@@ -1,14 +1,15 @@
-import {
-  Injectable,
-  ServiceUnavailableException,
-  type CanActivate,
-  type ExecutionContext,
-} from '@nestjs/common';
+import { Injectable, ServiceUnavailableException, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { clientIdentity } from './client-ip';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.decorator';
 import { RateLimitExceededException, RateLimitUnavailableError } from './rate-limit.errors';
-import { resolveRules, type ContextValue, type RateLimitResult, type RateLimitRule, type ResolvedRateLimitRule } from './rate-limit.options';
+import {
+  resolveRules,
+  type ContextValue,
+  type RateLimitResult,
+  type RateLimitRule,
+  type ResolvedRateLimitRule,
+} from './rate-limit.options';
 import { RateLimiterService, type ConsumeOptions } from './rate-limit.service';
 
 /** The parts of an Express or Fastify request the guard reads. */
@@ -144,7 +145,9 @@ export class RateLimitGuard implements CanActivate {
       route,
       where: `${cls.name}.${handler.name}`,
       // Constant limits (no tier function) and the built-in resolveRules: resolved once, on first use.
-      constant: (route?.rules ?? [{}]).every((rule) => typeof rule.limit !== 'function') && this.resolveRules === RateLimitGuard.prototype.resolveRules,
+      constant:
+        (route?.rules ?? [{}]).every((rule) => typeof rule.limit !== 'function') &&
+        this.resolveRules === RateLimitGuard.prototype.resolveRules,
       options: { cost: 1, failMode: route?.failMode, timeoutMs: route?.timeoutMs },
     };
     if (!byClass) {
@@ -216,7 +219,6 @@ export class RateLimitGuard implements CanActivate {
     if (!result.allowed) throw tooManyRequests(result);
     return true;
   }
-
 
   /** The route's rules with tier functions evaluated and module defaults filled in, validated. */
   protected async resolveRules(

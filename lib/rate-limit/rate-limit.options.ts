@@ -220,11 +220,10 @@ export function validateRateLimitModuleOptions(options: RateLimitModuleOptions |
   assertAlgorithm(options.algorithm, 'rateLimit.algorithm', where);
   assertFailMode(options.failMode, 'rateLimit.failMode', where);
   if (options.timeoutMs !== undefined) assertPositiveInteger(options.timeoutMs, 'rateLimit.timeoutMs', where, 60_000);
-  if (
-    options.localCacheSize !== undefined &&
-    (!Number.isInteger(options.localCacheSize) || options.localCacheSize < 0)
-  ) {
-    throw new TypeError(`nest-redis-lua: ${where}: option "rateLimit.localCacheSize" must be an integer >= 0, got ${describeValue(options.localCacheSize)}`);
+  if (options.localCacheSize !== undefined && (!Number.isInteger(options.localCacheSize) || options.localCacheSize < 0)) {
+    throw new TypeError(
+      `nest-redis-lua: ${where}: option "rateLimit.localCacheSize" must be an integer >= 0, got ${describeValue(options.localCacheSize)}`,
+    );
   }
   if (options.onUnavailable !== undefined && typeof options.onUnavailable !== 'function') {
     throw new TypeError(`nest-redis-lua: ${where}: option "rateLimit.onUnavailable" must be a function`);

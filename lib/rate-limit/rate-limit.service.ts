@@ -78,15 +78,28 @@ function snapshotOf(rules: RateLimitRule | readonly RateLimitRule[]): unknown[] 
 function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly RateLimitRule[]): boolean {
   if (!Array.isArray(rules)) {
     const rule = rules as RateLimitRule;
-    return snapshot.length === 6 && snapshot[0] === 1 && snapshot[1] === rule && snapshot[2] === rule.limit
-      && snapshot[3] === rule.windowMs && snapshot[4] === rule.algorithm && snapshot[5] === rule.name;
+    return (
+      snapshot.length === 6 &&
+      snapshot[0] === 1 &&
+      snapshot[1] === rule &&
+      snapshot[2] === rule.limit &&
+      snapshot[3] === rule.windowMs &&
+      snapshot[4] === rule.algorithm &&
+      snapshot[5] === rule.name
+    );
   }
   const list = rules as readonly RateLimitRule[];
   if (snapshot[0] !== list.length || snapshot.length !== 1 + 5 * list.length) return false;
   for (let i = 0, j = 1; i < list.length; i++, j += 5) {
     const rule = list[i];
-    if (snapshot[j] !== rule || snapshot[j + 1] !== rule.limit || snapshot[j + 2] !== rule.windowMs
-      || snapshot[j + 3] !== rule.algorithm || snapshot[j + 4] !== rule.name) return false;
+    if (
+      snapshot[j] !== rule ||
+      snapshot[j + 1] !== rule.limit ||
+      snapshot[j + 2] !== rule.windowMs ||
+      snapshot[j + 3] !== rule.algorithm ||
+      snapshot[j + 4] !== rule.name
+    )
+      return false;
   }
   return true;
 }
@@ -211,7 +224,9 @@ export class RateLimiterService {
     try {
       plan = this.plan(key, rules, op === 'c' ? 'consume' : 'peek');
       if (cost !== 1 && (!Number.isInteger(cost) || cost < 1 || cost > plan.smallestLimit)) {
-        throw new RateLimitInputError(`nest-redis-lua: rate-limit cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${cost}`);
+        throw new RateLimitInputError(
+          `nest-redis-lua: rate-limit cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${cost}`,
+        );
       }
       if (options?.failMode !== undefined || options?.timeoutMs !== undefined) {
         failMode = options.failMode ?? failMode;
@@ -242,9 +257,12 @@ export class RateLimiterService {
     }
     const sentAt = performance.now();
     const { consumeArgs } = plan;
-    const args = consumeArgs !== undefined && op === 'c'
-      ? (cost === 1 ? consumeArgs : [...consumeArgs, String(cost)])
-      : [op, String(cost), ...plan.ruleArgs];
+    const args =
+      consumeArgs !== undefined && op === 'c'
+        ? cost === 1
+          ? consumeArgs
+          : [...consumeArgs, String(cost)]
+        : [op, String(cost), ...plan.ruleArgs];
     const call = new CheckCall(sentAt + timeoutMs, timeoutMs, plan.script.send(redisKeys, args));
     // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
     this.deadlines.watch(timeoutMs, call);
@@ -284,7 +302,14 @@ export class RateLimiterService {
       // An admitted single-rule consume.
       const remaining = Math.floor(reply / REMAINING_UNIT);
       const rule = plan.rules[0];
-      return { allowed: true, limit: rule.limit, remaining, resetMs: reply - remaining * REMAINING_UNIT, retryAfterMs: 0, rule: plan.publicRules[0] };
+      return {
+        allowed: true,
+        limit: rule.limit,
+        remaining,
+        resetMs: reply - remaining * REMAINING_UNIT,
+        retryAfterMs: 0,
+        rule: plan.publicRules[0],
+      };
     }
     const index = reply[1] - 1;
     const rule = plan.rules[index];

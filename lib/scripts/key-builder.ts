@@ -24,7 +24,8 @@ function escapePart(part: string): string {
   let from = 0;
   for (let i = 0; i < part.length; i++) {
     const code = part.charCodeAt(i);
-    const replacement = code === 0x25 ? '%25' : code === 0x3a ? '%3A' : code === 0x7b ? '%7B' : code === 0x7d ? '%7D' : code === 0x23 ? '%23' : undefined;
+    const replacement =
+      code === 0x25 ? '%25' : code === 0x3a ? '%3A' : code === 0x7b ? '%7B' : code === 0x7d ? '%7D' : code === 0x23 ? '%23' : undefined;
     if (replacement !== undefined) {
       escaped += part.slice(from, i) + replacement;
       from = i + 1;

@@ -59,7 +59,9 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   async onModuleInit(): Promise<void> {
     const { description } = this.connection;
     if (this.options.lazyConnect) {
-      this.logger.log(`Redis at ${description}: lazyConnect, boot does not wait for it; ${this.registered.size} Lua scripts load on first use`);
+      this.logger.log(
+        `Redis at ${description}: lazyConnect, boot does not wait for it; ${this.registered.size} Lua scripts load on first use`,
+      );
       return;
     }
     const timeoutMs = this.options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
@@ -71,7 +73,9 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
       const nodes = await Promise.race([this.loadAll(), timeout]);
       const version = await Promise.race([serverVersion(nodes[0]), timeout]);
       const kind = isCluster(this.client) ? `Redis Cluster, ${nodes.length} masters` : 'standalone';
-      this.logger.log(`Connected to ${description} (${kind}, Redis ${version}): ${this.registered.size} Lua scripts loaded${isCluster(this.client) ? ' on every master' : ''}`);
+      this.logger.log(
+        `Connected to ${description} (${kind}, Redis ${version}): ${this.registered.size} Lua scripts loaded${isCluster(this.client) ? ' on every master' : ''}`,
+      );
     } catch (err) {
       // Boot fails: nothing will call the shutdown hooks, so stop reconnecting now.
       if (this.connection.owned) this.connection.client.disconnect();
@@ -135,7 +139,9 @@ function validateDefinition(definition: LuaScriptDefinition): void {
     throw new Error(`nest-redis-lua: forFeature script "${name}" needs exactly one of "path" or "lua"`);
   }
   if (path !== undefined && (typeof path !== 'string' || path === '')) {
-    throw new Error(`nest-redis-lua: forFeature script "${name}": "path" must be a non-empty string, got ${JSON.stringify(path) ?? 'undefined'}`);
+    throw new Error(
+      `nest-redis-lua: forFeature script "${name}": "path" must be a non-empty string, got ${JSON.stringify(path) ?? 'undefined'}`,
+    );
   }
   if (path !== undefined && !isAbsolute(path)) {
     // Resolved against the working directory, the script would load or not depending on where the app is

@@ -54,18 +54,22 @@ export function readScriptFile(file: string): ScriptSource {
         (err as NodeJS.ErrnoException).code === 'ENOENT'
           ? '. If the app runs from a build folder (nest build), copy the .lua files there: "compilerOptions": { "assets": ["**/*.lua"] } in nest-cli.json'
           : '';
-      throw new Error(`nest-redis-lua: cannot read Lua script ${path}${from}: ${(err as Error).message}${hint}`);
+      throw new Error(`nest-redis-lua: cannot read Lua script ${path}${from}: ${(err as Error).message}${hint}`, { cause: err });
     }
-    text.replace(/\r\n/g, '\n').replace(/\n$/, '').split('\n').forEach((line, i) => {
-      const include = INCLUDE.exec(line);
-      if (include) {
-        const target = include[1].endsWith('.lua') ? include[1] : `${include[1]}.lua`;
-        visit(resolve(dirname(path), target), [...stack, path]);
-      } else {
-        lines.push(line);
-        origins.push({ file: path, line: i + 1 });
-      }
-    });
+    text
+      .replace(/\r\n/g, '\n')
+      .replace(/\n$/, '')
+      .split('\n')
+      .forEach((line, i) => {
+        const include = INCLUDE.exec(line);
+        if (include) {
+          const target = include[1].endsWith('.lua') ? include[1] : `${include[1]}.lua`;
+          visit(resolve(dirname(path), target), [...stack, path]);
+        } else {
+          lines.push(line);
+          origins.push({ file: path, line: i + 1 });
+        }
+      });
   };
 
   visit(isAbsolute(file) ? file : resolve(file), []);

@@ -24,6 +24,9 @@ export function redisOptionsFromConfig(config: Pick<ConfigService, 'get'>): Redi
     };
   }
   const url = config.get<string>('REDIS_URL');
-  if (!url) throw new Error('the sample app needs REDIS_URL (one server) or REDIS_CLUSTER_NODES (host:port,host:port): npm run sample sets REDIS_URL to a private redis-server');
+  if (!url)
+    throw new Error(
+      'the sample app needs REDIS_URL (one server) or REDIS_CLUSTER_NODES (host:port,host:port): npm run sample sets REDIS_URL to a private redis-server',
+    );
   return { url, keyPrefix };
 }

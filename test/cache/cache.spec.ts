@@ -19,8 +19,7 @@ function gate(): { promise: Promise<void>; open: () => void } {
 }
 
 describeTopologies('CacheAsideService', (t) => {
-  const boot = (keyPrefix: string): Promise<INestApplication> =>
-    t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix })]);
+  const boot = (keyPrefix: string): Promise<INestApplication> => t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix })]);
 
   /** Two application instances (two connections, two subscribers) sharing one key prefix. */
   const twoInstances = async () => {
@@ -33,7 +32,10 @@ describeTopologies('CacheAsideService', (t) => {
   };
 
   it('a hit returns the stored value without calling the loader; invalidate forces a reload', async () => {
-    const { services: [cache], keys } = await twoInstances();
+    const {
+      services: [cache],
+      keys,
+    } = await twoInstances();
     let calls = 0;
     const loader = async () => ({ n: ++calls, at: 'db' });
     expect(await cache.getOrLoad('user:1', 60_000, loader)).toEqual({ n: 1, at: 'db' });
@@ -51,7 +53,9 @@ describeTopologies('CacheAsideService', (t) => {
   });
 
   it('invalidate during a load: the loader that read old data does not store it, a waiter loads the new data', async () => {
-    const { services: [a, b] } = await twoInstances();
+    const {
+      services: [a, b],
+    } = await twoInstances();
     let db = 'v1';
     const readOld = gate();
     const proceed = gate();
@@ -125,22 +129,33 @@ describeTopologies('CacheAsideService', (t) => {
   });
 
   it('a loader that died holding the lock: a waiter takes over when the lock expires', async () => {
-    const { services: [cache], keys } = await twoInstances();
+    const {
+      services: [cache],
+      keys,
+    } = await twoInstances();
     await t.client().set(keys.key('cache', ['orphan'], 'lock'), 'crashed-loader', 'PX', 300);
     expect(await cache.getOrLoad('orphan', 60_000, () => 'recovered', { waitMs: 10_000 })).toBe('recovered');
   });
 
-  it('the loader lock is a lease of at most a second, renewed while the loader runs (a crashed loader\'s lock expires within a second, not lockTtlMs)', async () => {
-    const { services: [a, b], keys } = await twoInstances();
+  it("the loader lock is a lease of at most a second, renewed while the loader runs (a crashed loader's lock expires within a second, not lockTtlMs)", async () => {
+    const {
+      services: [a, b],
+      keys,
+    } = await twoInstances();
     const lockKey = keys.key('cache', ['leased'], 'lock');
     const redis = t.client();
     const started = gate();
     const finish = gate();
-    const loading = a.getOrLoad('leased', 60_000, async () => {
-      started.open();
-      await finish.promise;
-      return 'loaded';
-    }, { lockTtlMs: 60_000 });
+    const loading = a.getOrLoad(
+      'leased',
+      60_000,
+      async () => {
+        started.open();
+        await finish.promise;
+        return 'loaded';
+      },
+      { lockTtlMs: 60_000 },
+    );
     await started.promise;
     const first = await redis.pttl(lockKey);
     expect(first).toBeGreaterThan(0);
@@ -162,12 +177,13 @@ describeTopologies('CacheAsideService', (t) => {
   });
 
   it('waiting past waitMs fails with CacheWaitTimeoutError and never calls the loader', async () => {
-    const { services: [cache], keys } = await twoInstances();
+    const {
+      services: [cache],
+      keys,
+    } = await twoInstances();
     await t.client().set(keys.key('cache', ['slow'], 'lock'), 'someone-else', 'PX', 30_000);
     let calls = 0;
-    const err = await cache
-      .getOrLoad('slow', 60_000, () => ++calls, { waitMs: 200 })
-      .catch((e: unknown) => e);
+    const err = await cache.getOrLoad('slow', 60_000, () => ++calls, { waitMs: 200 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CacheWaitTimeoutError);
     expect((err as CacheWaitTimeoutError).key).toBe('slow');
     expect(calls).toBe(0);
@@ -179,7 +195,10 @@ describeTopologies('CacheAsideService', (t) => {
     const app = await boot(prefix);
     const keys = app.get<KeyBuilder>(REDIS_LUA_KEYS);
     await t.client().set(keys.key('cache', ['held'], 'lock'), 'someone-else', 'PX', 60_000);
-    const waiting = app.get(CacheAsideService).getOrLoad('held', 60_000, () => 1, { waitMs: 60_000 }).catch((e: unknown) => e);
+    const waiting = app
+      .get(CacheAsideService)
+      .getOrLoad('held', 60_000, () => 1, { waitMs: 60_000 })
+      .catch((e: unknown) => e);
     await app.close();
     const err = await waiting;
     expect(err).toBeInstanceOf(CacheAsideError);
@@ -200,14 +219,20 @@ describeTopologies('CacheAsideService', (t) => {
   });
 
   it('a value the serializer cannot store (undefined as JSON) is an error to the loader caller and releases the lock', async () => {
-    const { services: [cache], keys } = await twoInstances();
+    const {
+      services: [cache],
+      keys,
+    } = await twoInstances();
     await expect(cache.getOrLoad('nothing', 60_000, () => undefined)).rejects.toThrow('cannot store');
     expect(await t.client().exists(keys.key('cache', ['nothing'], 'lock'))).toBe(0);
     expect(await cache.getOrLoad('nothing', 60_000, () => null)).toBeNull();
   });
 
   it('wrong key, TTLs and options: clear errors, nothing read or written', async () => {
-    const { services: [cache], keys } = await twoInstances();
+    const {
+      services: [cache],
+      keys,
+    } = await twoInstances();
     let calls = 0;
     const loader = () => ++calls;
     const cases: Array<[() => Promise<unknown>, string]> = [

@@ -13,7 +13,8 @@ import { recordAll, underLoad } from '../reliability/fixtures/scenario';
 jest.setTimeout(120_000);
 
 /** Errors a call may see while its master is down and the cluster fails over (each clear, none a hang). */
-const FAILOVER_ERRORS = /Connection is closed|Too many Cluster redirections|CLUSTERDOWN|Reached the max retries per request limit|Command timed out|LockTimeoutError|CacheWaitTimeoutError|MOVED|TRYAGAIN/;
+const FAILOVER_ERRORS =
+  /Connection is closed|Too many Cluster redirections|CLUSTERDOWN|Reached the max retries per request limit|Command timed out|LockTimeoutError|CacheWaitTimeoutError|MOVED|TRYAGAIN/;
 
 describe('cluster failover under load (3 masters + 3 replicas)', () => {
   let cluster: RedisClusterHarness;

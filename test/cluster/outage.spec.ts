@@ -34,7 +34,9 @@ describe('cluster with every node down', () => {
 
     // Each bound is the call's contract (fail at once; the lock: waitMs) plus the measured timer lateness.
     const increment = await timeCall(() => counter.increment('stock', 1, 100));
-    expect((increment.error as Error | undefined)?.message).toMatch(/Connection is closed|isn't ready|Too many Cluster redirections|max retries/i);
+    expect((increment.error as Error | undefined)?.message).toMatch(
+      /Connection is closed|isn't ready|Too many Cluster redirections|max retries/i,
+    );
     expect(increment.ms).toBeLessThan(boundFor(0, increment.lateMs, 1_500));
 
     const lock = await timeCall(() => app.get(LockService).acquire('r', { waitMs: 1_000 }));

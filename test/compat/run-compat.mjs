@@ -32,7 +32,9 @@ const SKIP = new Set(['node_modules', 'dist', 'dist-sample', '.git', 'coverage',
  * registry (a tarball built against a set's types is not what npm publish ships).
  */
 const VERSION_INDEPENDENT = ['/test/packaging/fresh-apps\\.spec\\.ts$'];
-const ALL_SETS = readdirSync(HERE).filter((entry) => existsSync(join(HERE, entry, 'versions.json'))).sort();
+const ALL_SETS = readdirSync(HERE)
+  .filter((entry) => existsSync(join(HERE, entry, 'versions.json')))
+  .sort();
 
 const { sets, updateLock, jestArgs } = parseArgs(process.argv.slice(2));
 
@@ -87,7 +89,10 @@ function copyTree(scratch) {
     if (SKIP.has(entry)) continue;
     cpSync(join(ROOT, entry), join(scratch, entry), {
       recursive: true,
-      filter: (source) => !relative(ROOT, source).split('/').some((part) => SKIP.has(part)),
+      filter: (source) =>
+        !relative(ROOT, source)
+          .split('/')
+          .some((part) => SKIP.has(part)),
     });
   }
 }
@@ -106,18 +111,23 @@ function runSet(set) {
 
   if (updateLock) {
     console.log(`test:compat: ${set}: resolving the tree from the npm registry`);
-    if (sh('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'], scratch) !== 0) fail(`${set}: npm install --package-lock-only failed`);
+    if (sh('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'], scratch) !== 0)
+      fail(`${set}: npm install --package-lock-only failed`);
     cpSync(join(scratch, 'package-lock.json'), lockFile);
     console.log(`test:compat: wrote ${relative(ROOT, lockFile)}`);
   } else {
     if (!existsSync(lockFile)) fail(`${relative(ROOT, lockFile)} is missing: run npm run test:compat -- --update-lock`);
     if (!lockMatches(readJson(lockFile), manifest)) {
-      fail(`${relative(ROOT, lockFile)} does not match package.json + ${set}/versions.json (a dependency changed): run npm run test:compat -- --update-lock`);
+      fail(
+        `${relative(ROOT, lockFile)} does not match package.json + ${set}/versions.json (a dependency changed): run npm run test:compat -- --update-lock`,
+      );
     }
     cpSync(lockFile, join(scratch, 'package-lock.json'));
   }
 
-  const lockSha = createHash('sha256').update(readFileSync(join(scratch, 'package-lock.json'))).digest('hex');
+  const lockSha = createHash('sha256')
+    .update(readFileSync(join(scratch, 'package-lock.json')))
+    .digest('hex');
   const marker = join(scratch, 'node_modules', '.nrl-compat-lock');
   if (!existsSync(marker) || readFileSync(marker, 'utf8') !== lockSha) {
     console.log(`test:compat: ${set}: npm ci in ${scratch}`);
@@ -130,7 +140,11 @@ function runSet(set) {
     const installed = readJson(join(scratch, 'node_modules', name, 'package.json')).version;
     if (installed !== version) fail(`${set}: ${name} is ${installed} in the scratch tree, ${version} is pinned`);
   }
-  console.log(`test:compat: ${set}: ${Object.entries(versions.devDependencies).map(([n, v]) => `${n}@${v}`).join(', ')}; node ${process.version}`);
+  console.log(
+    `test:compat: ${set}: ${Object.entries(versions.devDependencies)
+      .map(([n, v]) => `${n}@${v}`)
+      .join(', ')}; node ${process.version}`,
+  );
 
   if (sh('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], scratch) !== 0) fail(`${set}: the type-check failed`);
   // Last, so that the array option takes no jest argument of the caller; '/node_modules/' is jest's

@@ -7,8 +7,7 @@ describeTopologies('BoundedCounterService', (t) => {
   let keys: KeyBuilder;
   const prefix = (): string => t.prefix();
 
-  const boot = (keyPrefix: string): Promise<INestApplication> =>
-    t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix })]);
+  const boot = (keyPrefix: string): Promise<INestApplication> => t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix })]);
 
   beforeEach(async () => {
     const app = await boot(prefix());
@@ -62,9 +61,7 @@ describeTopologies('BoundedCounterService', (t) => {
     const shared = prefix();
     const [one, two] = await Promise.all([boot(shared), boot(shared)]);
     const services = [one.get(BoundedCounterService), two.get(BoundedCounterService)];
-    const results = await Promise.all(
-      Array.from({ length: 500 }, (_, i) => services[i % 2].increment('tickets', 1, 300)),
-    );
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => services[i % 2].increment('tickets', 1, 300)));
     expect(results.filter((r) => r.applied)).toHaveLength(300);
     expect(new Set(results.filter((r) => r.applied).map((r) => r.value)).size).toBe(300);
     expect(results.filter((r) => !r.applied).every((r) => r.value === 300)).toBe(true);

@@ -86,7 +86,10 @@ describeTopologies('README.md "Your own scripts" Lua example', (t) => {
     expect(lua).toBeDefined();
     const path = join(dir, 'transfer.lua');
     writeFileSync(path, lua!);
-    const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix() }), RedisLuaModule.forFeature([{ name: 'transfer', path, numberOfKeys: 2 }])]);
+    const app = await t.app([
+      RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix() }),
+      RedisLuaModule.forFeature([{ name: 'transfer', path, numberOfKeys: 2 }]),
+    ]);
     const transfer = app.get<LuaScript<[0 | 1, number, number]>>(getScriptToken('transfer'));
     const keys = app.get<KeyBuilder>(REDIS_LUA_KEYS);
     const [from, to] = [keys.key('acct', ['ada'], 'checking'), keys.key('acct', ['ada'], 'savings')];

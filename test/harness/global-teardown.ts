@@ -15,8 +15,7 @@ export default async function globalTeardown(): Promise<void> {
     rmSync(dirname(summary), { recursive: true, force: true });
   }
   const servers = (globalThis as Record<string, unknown>).__NRL_SERVERS__ as
-    | { standalone: RedisServer; cluster: RedisClusterHarness }
-    | undefined;
+    { standalone: RedisServer; cluster: RedisClusterHarness } | undefined;
   if (!servers) return;
   await Promise.all([servers.standalone.destroy(), servers.cluster.destroy()]);
 }

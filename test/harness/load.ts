@@ -28,7 +28,15 @@ export interface LoadOptions<T> {
 }
 
 export async function runLoad<T>({ concurrency, op, until, maxOps = 1_000_000 }: LoadOptions<T>): Promise<LoadResult<T>> {
-  const result: LoadResult<T> = { operations: 0, failures: 0, errors: new Map(), maxLatencyMs: 0, maxLateMs: 0, unhandledRejections: 0, results: [] };
+  const result: LoadResult<T> = {
+    operations: 0,
+    failures: 0,
+    errors: new Map(),
+    maxLatencyMs: 0,
+    maxLateMs: 0,
+    unhandledRejections: 0,
+    results: [],
+  };
   const lateness = new Lateness();
   let stop = false;
   const onRejection = (): void => {

@@ -13,7 +13,7 @@ process.on('unhandledRejection', record);
 function assertNone(when: string): void {
   const found = rejections.splice(0);
   if (found.length > 0) {
-    const reasons = found.map((r) => (r instanceof Error ? r.stack ?? r.message : String(r))).join('\n---\n');
+    const reasons = found.map((r) => (r instanceof Error ? (r.stack ?? r.message) : String(r))).join('\n---\n');
     throw new Error(`${found.length} unhandled promise rejection(s) ${when}:\n${reasons}`);
   }
 }

@@ -119,16 +119,22 @@ export class RedisServer {
   private launch(): Promise<void> {
     const { cluster, clusterNodeTimeoutMs = 5000, args = [] } = this.options;
     const argv = [
-      '--port', String(this.port),
-      '--bind', HOST,
-      '--dir', this.dir,
-      '--save', '',
-      '--appendonly', 'no',
-      '--enable-debug-command', 'local',
-      '--loglevel', 'notice',
+      '--port',
+      String(this.port),
+      '--bind',
+      HOST,
+      '--dir',
+      this.dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--enable-debug-command',
+      'local',
+      '--loglevel',
+      'notice',
       ...(cluster
-        ? ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
-           '--cluster-node-timeout', String(clusterNodeTimeoutMs)]
+        ? ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(clusterNodeTimeoutMs)]
         : []),
       ...args,
     ];
@@ -167,7 +173,10 @@ function watchParent(child: ChildProcess): void {
   if (!child.pid) return;
   const watcher = spawn(
     'sh',
-    ['-c', `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`],
+    [
+      '-c',
+      `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`,
+    ],
     { detached: true, stdio: 'ignore' },
   );
   watcher.unref();
@@ -182,7 +191,9 @@ export interface ClusterAddress {
 export class RedisClusterHarness {
   private constructor(readonly servers: RedisServer[]) {}
 
-  static async start(options: { masters?: number; replicasPerMaster?: number; clusterNodeTimeoutMs?: number } = {}): Promise<RedisClusterHarness> {
+  static async start(
+    options: { masters?: number; replicasPerMaster?: number; clusterNodeTimeoutMs?: number } = {},
+  ): Promise<RedisClusterHarness> {
     const { masters = 3, replicasPerMaster = 0, clusterNodeTimeoutMs = 5000 } = options;
     const count = masters * (1 + replicasPerMaster);
     const servers: RedisServer[] = [];
@@ -190,8 +201,14 @@ export class RedisClusterHarness {
       for (let i = 0; i < count; i++) servers.push(await RedisServer.start({ cluster: true, clusterNodeTimeoutMs }));
       const create = spawnSync(
         'redis-cli',
-        ['--cluster', 'create', ...servers.map((s) => `${HOST}:${s.port}`),
-         '--cluster-replicas', String(replicasPerMaster), '--cluster-yes'],
+        [
+          '--cluster',
+          'create',
+          ...servers.map((s) => `${HOST}:${s.port}`),
+          '--cluster-replicas',
+          String(replicasPerMaster),
+          '--cluster-yes',
+        ],
         { encoding: 'utf8' },
       );
       if (create.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}\n${create.stderr}`);

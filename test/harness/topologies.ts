@@ -75,8 +75,7 @@ export function topologyContext(topology: Topology): TopologyContext {
       topology === 'standalone'
         ? { url: `redis://${addresses.standalone.host}:${addresses.standalone.port}` }
         : { cluster: { nodes: addresses.cluster } },
-    client: () =>
-      track(topology === 'standalone' ? new Redis(addresses.standalone) : new Cluster(addresses.cluster)),
+    client: () => track(topology === 'standalone' ? new Redis(addresses.standalone) : new Cluster(addresses.cluster)),
     masters: async () => {
       if (topology === 'standalone') return [track(new Redis(addresses.standalone))];
       const probe = track(new Cluster(addresses.cluster));

@@ -27,7 +27,11 @@ describeTopologies('LeaderboardService', (t) => {
   const ranks = (entries: LeaderboardEntry[]) => entries.map((e) => [e.member, e.score, e.rank]);
 
   it('maxEntries 3: a fourth, lowest score gets rank null (no error); a higher one enters and the lowest is trimmed', async () => {
-    for (const [member, score] of [['a', 100], ['b', 90], ['c', 80]] as const) {
+    for (const [member, score] of [
+      ['a', 100],
+      ['b', 90],
+      ['c', 80],
+    ] as const) {
       await boards.submit('b1', member, score, { maxEntries: 3 });
     }
     expect(await boards.submit('b1', 'd', 70, { maxEntries: 3 })).toEqual({
@@ -45,24 +49,39 @@ describeTopologies('LeaderboardService', (t) => {
       personalBest: true,
       previousBest: null,
     });
-    expect(ranks(await boards.top('b1', 10))).toEqual([['a', 100, 1], ['e', 95, 2], ['b', 90, 3]]);
+    expect(ranks(await boards.top('b1', 10))).toEqual([
+      ['a', 100, 1],
+      ['e', 95, 2],
+      ['b', 90, 3],
+    ]);
     expect(await boards.score('b1', 'c')).toBeNull();
     // The trimmed member's submission is still in its history.
     expect((await boards.history('b1', 'd')).map((h) => h.score)).toEqual([70]);
   });
 
   it('a full board: a newcomer that only ties the worst entry stays off (the incumbent keeps its place), whatever its name', async () => {
-    for (const [member, score] of [['alice', 100], ['bob', 90], ['zoe', 80]] as const) {
+    for (const [member, score] of [
+      ['alice', 100],
+      ['bob', 90],
+      ['zoe', 80],
+    ] as const) {
       await boards.submit('ties', member, score, { maxEntries: 3 });
     }
     expect((await boards.submit('ties', 'zz', 80, { maxEntries: 3 })).rank).toBeNull();
     expect((await boards.submit('ties', 'carl', 80, { maxEntries: 3 })).rank).toBeNull();
-    expect(ranks(await boards.top('ties', 10))).toEqual([['alice', 100, 1], ['bob', 90, 2], ['zoe', 80, 3]]);
+    expect(ranks(await boards.top('ties', 10))).toEqual([
+      ['alice', 100, 1],
+      ['bob', 90, 2],
+      ['zoe', 80, 3],
+    ]);
     await boards.configure('ties-asc', { order: 'asc', maxEntries: 2 });
     await boards.submit('ties-asc', 'm', 10);
     await boards.submit('ties-asc', 'n', 20);
     expect((await boards.submit('ties-asc', 'a', 20)).rank).toBeNull();
-    expect(ranks(await boards.top('ties-asc', 10))).toEqual([['m', 10, 1], ['n', 20, 2]]);
+    expect(ranks(await boards.top('ties-asc', 10))).toEqual([
+      ['m', 10, 1],
+      ['n', 20, 2],
+    ]);
   });
 
   it('maxEntries on an asc board (configured) trims the highest scores', async () => {
@@ -71,7 +90,10 @@ describeTopologies('LeaderboardService', (t) => {
     await boards.submit('laps', 'y', 59.25);
     expect((await boards.submit('laps', 'z', 70)).rank).toBeNull();
     expect((await boards.submit('laps', 'w', 58)).rank).toBe(1);
-    expect(ranks(await boards.top('laps', 5))).toEqual([['w', 58, 1], ['y', 59.25, 2]]);
+    expect(ranks(await boards.top('laps', 5))).toEqual([
+      ['w', 58, 1],
+      ['y', 59.25, 2],
+    ]);
   });
 
   it('best mode keeps the better score and reports personalBest; history records every submission', async () => {
@@ -121,20 +143,43 @@ describeTopologies('LeaderboardService', (t) => {
   });
 
   it('ties share a rank: 100, 90, 90, 80 → 1, 2, 2, 4 via top and rank; asc boards rank the lowest first', async () => {
-    for (const [member, score] of [['d', 80], ['b', 90], ['a', 100], ['c', 90]] as const) {
+    for (const [member, score] of [
+      ['d', 80],
+      ['b', 90],
+      ['a', 100],
+      ['c', 90],
+    ] as const) {
       await boards.submit('ties', member, score);
     }
-    expect(ranks(await boards.top('ties', 10))).toEqual([['a', 100, 1], ['c', 90, 2], ['b', 90, 2], ['d', 80, 4]]);
+    expect(ranks(await boards.top('ties', 10))).toEqual([
+      ['a', 100, 1],
+      ['c', 90, 2],
+      ['b', 90, 2],
+      ['d', 80, 4],
+    ]);
     expect(await Promise.all(['a', 'b', 'c', 'd'].map((m) => boards.rank('ties', m)))).toEqual([1, 2, 2, 4]);
     // From an offset inside a tie, the first entry's rank is still its competition rank.
-    expect(ranks(await boards.top('ties', 2, 2))).toEqual([['b', 90, 2], ['d', 80, 4]]);
+    expect(ranks(await boards.top('ties', 2, 2))).toEqual([
+      ['b', 90, 2],
+      ['d', 80, 4],
+    ]);
     expect(await boards.top('ties', 5, 10)).toEqual([]);
 
     await boards.configure('ties-asc', { order: 'asc' });
-    for (const [member, score] of [['d', 80], ['b', 90], ['a', 100], ['c', 90]] as const) {
+    for (const [member, score] of [
+      ['d', 80],
+      ['b', 90],
+      ['a', 100],
+      ['c', 90],
+    ] as const) {
       await boards.submit('ties-asc', member, score);
     }
-    expect(ranks(await boards.top('ties-asc', 10))).toEqual([['d', 80, 1], ['b', 90, 2], ['c', 90, 2], ['a', 100, 4]]);
+    expect(ranks(await boards.top('ties-asc', 10))).toEqual([
+      ['d', 80, 1],
+      ['b', 90, 2],
+      ['c', 90, 2],
+      ['a', 100, 4],
+    ]);
     expect(await Promise.all(['a', 'b', 'c', 'd'].map((m) => boards.rank('ties-asc', m)))).toEqual([4, 2, 2, 1]);
     // A per-call order overrides the stored one.
     expect(await boards.rank('ties-asc', 'a', { order: 'desc' })).toBe(1);
@@ -195,8 +240,16 @@ describeTopologies('LeaderboardService', (t) => {
     const [one, two] = await Promise.all([boot(prefix), boot(prefix)]);
     await one.get(LeaderboardService).configure('shared', { order: 'asc', maxEntries: 2, historyLength: 1 });
     const other = two.get(LeaderboardService);
-    for (const [m, s] of [['a', 3], ['b', 1], ['c', 2]] as const) await other.submit('shared', m, s);
-    expect(ranks(await other.top('shared', 10))).toEqual([['b', 1, 1], ['c', 2, 2]]);
+    for (const [m, s] of [
+      ['a', 3],
+      ['b', 1],
+      ['c', 2],
+    ] as const)
+      await other.submit('shared', m, s);
+    expect(ranks(await other.top('shared', 10))).toEqual([
+      ['b', 1, 1],
+      ['c', 2, 2],
+    ]);
     await other.submit('shared', 'b', 0.5);
     expect((await other.history('shared', 'b')).map((h) => h.score)).toEqual([0.5]);
   });

@@ -117,10 +117,12 @@ describeTopologies('@WithLock', (t) => {
     const apps = await twoApps(t, hooks);
     const started = performance.now();
     const statuses = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => fetch(url(apps[i % 2], '/counter/1'), { method: 'POST' }).then(async (res) => {
-        await res.arrayBuffer();
-        return res.status;
-      })),
+      Array.from({ length: 200 }, (_, i) =>
+        fetch(url(apps[i % 2], '/counter/1'), { method: 'POST' }).then(async (res) => {
+          await res.arrayBuffer();
+          return res.status;
+        }),
+      ),
     );
     const ok = statuses.filter((s) => s >= 200 && s < 300).length;
     console.log(`[${t.topology}] 200 locked requests over 2 apps: ${ok} 2xx in ${(performance.now() - started).toFixed(0)} ms`);

@@ -54,7 +54,7 @@ describeTopologies('LockService', (t) => {
     await again?.release();
   });
 
-  it('waitMs 0 under contention: LockTimeoutError carrying the holder\'s remaining TTL', async () => {
+  it("waitMs 0 under contention: LockTimeoutError carrying the holder's remaining TTL", async () => {
     const locks = await lockApp(t, t.prefix());
     const before = performance.now();
     const lock = await locks.acquire('r', { ttlMs: 8_000 });
@@ -105,7 +105,10 @@ describeTopologies('LockService', (t) => {
     const holder = await holderSide.acquire('handoff', { ttlMs: 20_000 });
     const waiting = waiterSide.acquire('handoff', { ttlMs: 5_000, waitMs: 15_000 });
     let acquiredAt = 0;
-    void waiting.then(() => (acquiredAt = performance.now()), () => undefined);
+    void waiting.then(
+      () => (acquiredAt = performance.now()),
+      () => undefined,
+    );
     // The waiter is subscribed once the server counts it.
     await waitFor(async () => (await subscribers(masters, holderSide.channel('handoff'))) >= 1, 'the waiter to subscribe');
     const releasedAt = performance.now();
@@ -160,7 +163,10 @@ describeTopologies('LockService', (t) => {
     const holder = await holderSide.acquire('quiet', { ttlMs: 20_000 });
     const waiting = waiterSide.acquire('quiet', { ttlMs: 5_000, waitMs: 15_000 });
     let acquiredAt = 0;
-    void waiting.then(() => (acquiredAt = performance.now()), () => undefined);
+    void waiting.then(
+      () => (acquiredAt = performance.now()),
+      () => undefined,
+    );
     await waitFor(async () => (await redis.get(waitersKey)) === '1', 'the waiter to be counted');
     const pttl = await redis.pttl(waitersKey);
     expect(pttl).toBeGreaterThan(15_000);
@@ -265,7 +271,7 @@ describeTopologies('LockService', (t) => {
     expect(await lock.release()).toBe(true);
   });
 
-  it('a lock deleted behind its holder\'s back aborts its signal; no unhandled rejection', async () => {
+  it("a lock deleted behind its holder's back aborts its signal; no unhandled rejection", async () => {
     const unhandled = jest.fn();
     process.on('unhandledRejection', unhandled);
     try {
@@ -303,7 +309,7 @@ describeTopologies('LockService', (t) => {
     await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
   });
 
-  it('withLock releases in every outcome and never hides the callback\'s error', async () => {
+  it("withLock releases in every outcome and never hides the callback's error", async () => {
     const locks = await lockApp(t, t.prefix());
     const seen: number[] = [];
     expect(await locks.withLock('w', (lock) => (seen.push(lock.fence), 'done'))).toBe('done');
@@ -348,8 +354,7 @@ describeTopologies('LockService', (t) => {
 describe('LockService module options', () => {
   const { standalone } = harnessAddresses();
 
-  const bootError = (lock: unknown) =>
-    bootErrorOf({ url: `redis://${standalone.host}:${standalone.port}`, lock } as RedisLuaModuleOptions);
+  const bootError = (lock: unknown) => bootErrorOf({ url: `redis://${standalone.host}:${standalone.port}`, lock } as RedisLuaModuleOptions);
 
   it('validates forRoot({ lock }) at boot, naming the option', async () => {
     expect((await bootError({ ttlMs: 0 }))?.message).toMatch(/forRoot\(\{ lock \}\): option "ttlMs" must be a positive integer/);
@@ -359,7 +364,9 @@ describe('LockService module options', () => {
   });
 
   it('applies the module defaults', async () => {
-    @Module({ imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}`, lock: { ttlMs: 1234, waitMs: 0 } })] })
+    @Module({
+      imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}`, lock: { ttlMs: 1234, waitMs: 0 } })],
+    })
     class AppModule {}
     const app = await NestFactory.createApplicationContext(AppModule, { logger: false, abortOnError: false });
     try {

@@ -2,7 +2,15 @@ import { Injectable, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { Cluster, Redis } from 'ioredis';
-import { InjectRedis, KeyBuilder, LuaScriptEngine, REDIS_LUA_KEYS, RateLimiterService, RedisLuaModule, type RedisLuaModuleOptions } from 'nest-redis-lua';
+import {
+  InjectRedis,
+  KeyBuilder,
+  LuaScriptEngine,
+  REDIS_LUA_KEYS,
+  RateLimiterService,
+  RedisLuaModule,
+  type RedisLuaModuleOptions,
+} from 'nest-redis-lua';
 import { bootError } from '../harness/boot';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
@@ -35,7 +43,10 @@ describeTopologies('RedisLuaModule connection', (t) => {
     const prefix = t.prefix();
     const addresses = harnessAddresses();
     const ioPrefix = `${prefix}-io:`;
-    const client = t.topology === 'standalone' ? new Redis({ ...addresses.standalone, keyPrefix: ioPrefix }) : new Cluster(addresses.cluster, { keyPrefix: ioPrefix });
+    const client =
+      t.topology === 'standalone'
+        ? new Redis({ ...addresses.standalone, keyPrefix: ioPrefix })
+        : new Cluster(addresses.cluster, { keyPrefix: ioPrefix });
     try {
       const app = await t.app([RedisLuaModule.forRoot({ client, keyPrefix: prefix })]);
       const rule = { limit: 5, windowMs: 60_000, algorithm: 'fixed-window' as const };
@@ -116,7 +127,11 @@ describe('RedisLuaModule options', () => {
 
   // Typically an unset environment variable: boot fails naming the option, never falls back to localhost.
   it.each<[string, RedisLuaModuleOptions, RegExp]>([
-    ['url: undefined', { url: undefined }, /option "url" is undefined \(an unset environment variable\?\): give a value, or leave the option out/],
+    [
+      'url: undefined',
+      { url: undefined },
+      /option "url" is undefined \(an unset environment variable\?\): give a value, or leave the option out/,
+    ],
     ["url: ''", { url: '' }, /option "url" is an empty string/],
     ['redis: undefined', { redis: undefined }, /option "redis" is undefined/],
     ['cluster: null', { cluster: null as unknown as RedisLuaModuleOptions['cluster'] }, /option "cluster" is null/],
@@ -124,10 +139,22 @@ describe('RedisLuaModule options', () => {
     ['a URL without a host', { url: 'redis:///2' }, /option "url" names no host: "redis:\/\/\/2"/],
     ['a URL that does not parse', { url: 'redis://:secret@:6380' }, /option "url" is not a valid URL: "redis:\/\/\*\*\*@:6380"/],
     ['redis.host undefined', { redis: { host: undefined, port: 6380 } }, /option "redis.host" is undefined/],
-    ['redis.port NaN', { redis: { host: '127.0.0.1', port: Number('x') } }, /option "redis.port" must be a port number \(1-65535\), got null/],
+    [
+      'redis.port NaN',
+      { redis: { host: '127.0.0.1', port: Number('x') } },
+      /option "redis.port" must be a port number \(1-65535\), got null/,
+    ],
     ['redis.path empty', { redis: { path: '' } }, /option "redis.path" is an empty string/],
-    ['a cluster node without host', { cluster: { nodes: [{ host: undefined, port: 7000 }] } }, /option "cluster.nodes\[0\].host" is undefined/],
-    ['a cluster node "host:"', { cluster: { nodes: ['127.0.0.1:7000', 'redis-b:'] } }, /option "cluster.nodes\[1\]" must be a redis:\/\/ URL or "host:port", got "redis-b:"/],
+    [
+      'a cluster node without host',
+      { cluster: { nodes: [{ host: undefined, port: 7000 }] } },
+      /option "cluster.nodes\[0\].host" is undefined/,
+    ],
+    [
+      'a cluster node "host:"',
+      { cluster: { nodes: ['127.0.0.1:7000', 'redis-b:'] } },
+      /option "cluster.nodes\[1\]" must be a redis:\/\/ URL or "host:port", got "redis-b:"/,
+    ],
   ])('fails at boot on %s, naming the option', async (_, options, message) => {
     const err = await bootError(options);
     expect(err?.message).toMatch(message);
@@ -136,7 +163,13 @@ describe('RedisLuaModule options', () => {
 
   it('logs one line at boot: where, which topology, the server version and how many scripts were loaded', async () => {
     const lines: string[] = [];
-    const logger = { log: (m: string) => lines.push(m), error: () => undefined, warn: () => undefined, debug: () => undefined, verbose: () => undefined };
+    const logger = {
+      log: (m: string) => lines.push(m),
+      error: () => undefined,
+      warn: () => undefined,
+      debug: () => undefined,
+      verbose: () => undefined,
+    };
     @Module({ imports: [RedisLuaModule.forRoot({ url: `redis://:pw@${standalone.host}:${standalone.port}` })] })
     class AppModule {}
     const app = await NestFactory.createApplicationContext(AppModule, { logger });

@@ -124,10 +124,25 @@ describe.each(VARIANTS)('script replies over $name', (variant) => {
     it('leaderboards: ranks, a member trimmed off (nil rank and score), reads', async () => {
       const { app } = await boot();
       const boards = app.get(LeaderboardService);
-      expect(await boards.submit('b', 'a', 10.5, { maxEntries: 2 })).toEqual({ rank: 1, score: 10.5, personalBest: true, previousBest: null });
+      expect(await boards.submit('b', 'a', 10.5, { maxEntries: 2 })).toEqual({
+        rank: 1,
+        score: 10.5,
+        personalBest: true,
+        previousBest: null,
+      });
       expect(await boards.submit('b', 'b', 20, { maxEntries: 2 })).toEqual({ rank: 1, score: 20, personalBest: true, previousBest: null });
-      expect(await boards.submit('b', 'c', 1, { maxEntries: 2 })).toEqual({ rank: null, score: null, personalBest: false, previousBest: null });
-      expect(await boards.submit('b', 'a', 5, { maxEntries: 2 })).toEqual({ rank: 2, score: 10.5, personalBest: false, previousBest: 10.5 });
+      expect(await boards.submit('b', 'c', 1, { maxEntries: 2 })).toEqual({
+        rank: null,
+        score: null,
+        personalBest: false,
+        previousBest: null,
+      });
+      expect(await boards.submit('b', 'a', 5, { maxEntries: 2 })).toEqual({
+        rank: 2,
+        score: 10.5,
+        personalBest: false,
+        previousBest: 10.5,
+      });
       expect(await boards.rank('b', 'c')).toBeNull();
       expect(await boards.score('b', 'a')).toBe(10.5);
       expect(await boards.top('b', 10)).toEqual([

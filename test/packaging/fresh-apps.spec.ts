@@ -103,9 +103,18 @@ describe.each([
 
       const installed = (name: string): string => readManifest(join(app, 'node_modules', name)).version;
       const major = (name: string): number => Number(installed(name).split('.')[0]);
-      expect({ common: major('@nestjs/common'), core: major('@nestjs/core'), ioredis: major('ioredis') }).toEqual({ common: nest, core: nest, ioredis });
+      expect({ common: major('@nestjs/common'), core: major('@nestjs/core'), ioredis: major('ioredis') }).toEqual({
+        common: nest,
+        core: nest,
+        ioredis,
+      });
       expect(installed('nest-redis-lua')).toBe(readManifest(ROOT).version);
-      expect(readManifest(app).dependencies).toEqual(expect.objectContaining({ 'nest-redis-lua': expect.stringMatching(/^file:/), ioredis: expect.stringMatching(new RegExp(`^\\^${ioredis}\\.`)) }));
+      expect(readManifest(app).dependencies).toEqual(
+        expect.objectContaining({
+          'nest-redis-lua': expect.stringMatching(/^file:/),
+          ioredis: expect.stringMatching(new RegExp(`^\\^${ioredis}\\.`)),
+        }),
+      );
       // The library uses the app's own NestJS and ioredis (peers), and npm sees every peer range met.
       expect(existsSync(join(app, 'node_modules', 'nest-redis-lua', 'node_modules'))).toBe(false);
       await npm(['ls', 'nest-redis-lua', '@nestjs/common', '@nestjs/core', 'ioredis', 'reflect-metadata', 'rxjs']);
@@ -118,7 +127,11 @@ describe.each([
       const startProd = /^node (\S+)$/.exec(readManifest(app).scripts?.['start:prod'] ?? '');
       expect(startProd).not.toBeNull();
       const start = (extra: Record<string, string>): ChildProcess => {
-        const child = spawn(process.execPath, [startProd![1]], { cwd: app, env: cleanEnv({ NO_COLOR: '1', ...extra }), stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [startProd![1]], {
+          cwd: app,
+          env: cleanEnv({ NO_COLOR: '1', ...extra }),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         children.push(child);
         return child;
       };
@@ -131,7 +144,11 @@ describe.each([
 
       const { standalone } = harnessAddresses();
       const port = await freePort();
-      const child = start({ REDIS_URL: `redis://${standalone.host}:${standalone.port}`, REDIS_KEY_PREFIX: uniquePrefix(), PORT: String(port) });
+      const child = start({
+        REDIS_URL: `redis://${standalone.host}:${standalone.port}`,
+        REDIS_KEY_PREFIX: uniquePrefix(),
+        PORT: String(port),
+      });
       const boot = await waitForOutput(child, new RegExp(`fresh app listening on http://127\\.0\\.0\\.1:${port}\\b`));
       // The library runs on the app's client, connected to the harness's private server.
       expect(boot).toContain(`Connected to ${standalone.host}:${standalone.port} via the application's client (standalone`);

@@ -51,6 +51,7 @@ describe('npm pack', () => {
     const installed = join(work, 'unpacked', 'node_modules', 'nest-redis-lua');
     mkdirSync(installed, { recursive: true });
     await run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1'], { cwd: work });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the installed build, by path
     const runtime = require(join(installed, 'dist', 'scripts', 'script-source.js')) as { BUNDLED_LUA_DIR: string };
     expect(runtime.BUNDLED_LUA_DIR).toBe(join(installed, 'lua'));
     for (const file of repoLua) expect(existsSync(join(installed, file))).toBe(true);
@@ -70,7 +71,10 @@ describe('npm run sample without REDIS_URL', () => {
       });
       children.push(child);
       const output = await waitForOutput(child, /listening on http:\/\/127\.0\.0\.1:\d+/);
-      const started = /No REDIS_URL or REDIS_CLUSTER_NODES given: started a private redis-server \(pid (\d+)\) at redis:\/\/127\.0\.0\.1:(\d+)/.exec(output);
+      const started =
+        /No REDIS_URL or REDIS_CLUSTER_NODES given: started a private redis-server \(pid (\d+)\) at redis:\/\/127\.0\.0\.1:(\d+)/.exec(
+          output,
+        );
       expect(started).not.toBeNull();
       const [redisPid, redisPort] = [Number(started![1]), Number(started![2])];
       expect(redisPort).not.toBe(6379);

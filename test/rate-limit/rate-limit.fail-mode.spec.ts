@@ -38,7 +38,11 @@ class ClosedController {
   }
 }
 
-async function app(connection: Pick<RedisLuaModuleOptions, 'url' | 'cluster'>, failMode: RateLimitFailMode, events: RateLimitUnavailableEvent[]): Promise<INestApplication> {
+async function app(
+  connection: Pick<RedisLuaModuleOptions, 'url' | 'cluster'>,
+  failMode: RateLimitFailMode,
+  events: RateLimitUnavailableEvent[],
+): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       RedisLuaModule.forRoot({
@@ -81,45 +85,51 @@ describe('rate limit fail modes', () => {
     it.each<[RateLimitFailMode, number]>([
       ['open', 200],
       ['closed', 503],
-    ])('Redis stopped, failMode %s: answers %i within timeoutMs (plus the measured timer lateness), reports it, no unhandled rejection', async (failMode, status) => {
-      const events: RateLimitUnavailableEvent[] = [];
-      const nest = await app({ url: server.url }, failMode, events);
-      const http = nest.getHttpServer();
-      expect((await timed(http, '/limited')).status).toBe(200);
-      await server.stop();
-      for (let i = 0; i < 3; i++) {
-        const res = await timed(http, '/limited');
-        expect(res.status).toBe(status);
-        expect(res.ms).toBeLessThan(boundFor(TIMEOUT_MS, res.lateMs));
-      }
-      // A route's own failMode wins over the module's.
-      expect((await timed(http, '/closed')).status).toBe(503);
-      expect(events.length).toBeGreaterThanOrEqual(4);
-      expect(events[0]).toMatchObject({ failMode });
-      await nest.close();
-      expect(unhandled).toEqual([]);
-    });
+    ])(
+      'Redis stopped, failMode %s: answers %i within timeoutMs (plus the measured timer lateness), reports it, no unhandled rejection',
+      async (failMode, status) => {
+        const events: RateLimitUnavailableEvent[] = [];
+        const nest = await app({ url: server.url }, failMode, events);
+        const http = nest.getHttpServer();
+        expect((await timed(http, '/limited')).status).toBe(200);
+        await server.stop();
+        for (let i = 0; i < 3; i++) {
+          const res = await timed(http, '/limited');
+          expect(res.status).toBe(status);
+          expect(res.ms).toBeLessThan(boundFor(TIMEOUT_MS, res.lateMs));
+        }
+        // A route's own failMode wins over the module's.
+        expect((await timed(http, '/closed')).status).toBe(503);
+        expect(events.length).toBeGreaterThanOrEqual(4);
+        expect(events[0]).toMatchObject({ failMode });
+        await nest.close();
+        expect(unhandled).toEqual([]);
+      },
+    );
 
     it.each<[RateLimitFailMode, number]>([
       ['open', 200],
       ['closed', 503],
-    ])('Redis paused (connected, silent), failMode %s: answers %i after timeoutMs, and the late reply is harmless', async (failMode, status) => {
-      const events: RateLimitUnavailableEvent[] = [];
-      const nest = await app({ url: server.url }, failMode, events);
-      const http = nest.getHttpServer();
-      expect((await timed(http, '/limited')).status).toBe(200);
-      server.pause();
-      const res = await timed(http, '/limited');
-      server.resume();
-      expect(res.status).toBe(status);
-      expect(res.ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
-      expect(res.ms).toBeLessThan(boundFor(TIMEOUT_MS, res.lateMs));
-      expect(events[0].error.message).toMatch(/did not answer within 250 ms/);
-      // Redis answers again: the limiter works again.
-      expect((await timed(http, '/limited')).status).toBe(200);
-      await nest.close();
-      expect(unhandled).toEqual([]);
-    });
+    ])(
+      'Redis paused (connected, silent), failMode %s: answers %i after timeoutMs, and the late reply is harmless',
+      async (failMode, status) => {
+        const events: RateLimitUnavailableEvent[] = [];
+        const nest = await app({ url: server.url }, failMode, events);
+        const http = nest.getHttpServer();
+        expect((await timed(http, '/limited')).status).toBe(200);
+        server.pause();
+        const res = await timed(http, '/limited');
+        server.resume();
+        expect(res.status).toBe(status);
+        expect(res.ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
+        expect(res.ms).toBeLessThan(boundFor(TIMEOUT_MS, res.lateMs));
+        expect(events[0].error.message).toMatch(/did not answer within 250 ms/);
+        // Redis answers again: the limiter works again.
+        expect((await timed(http, '/limited')).status).toBe(200);
+        await nest.close();
+        expect(unhandled).toEqual([]);
+      },
+    );
 
     it('the service throws RateLimitUnavailableError in closed mode and returns a degraded admission in open mode', async () => {
       const events: RateLimitUnavailableEvent[] = [];
@@ -177,14 +187,21 @@ describe('rate limit options are checked early', () => {
       const descriptor = Object.getOwnPropertyDescriptor(UsersController.prototype, 'find')!;
       RateLimit(options)(UsersController.prototype, 'find', descriptor);
     };
-    expect(() => decorate({ limit: 0, windowMs: 1000 })).toThrow(/@RateLimit on UsersController\.find: option "limit" must be an integer between 1 and 1000000, got 0/);
+    expect(() => decorate({ limit: 0, windowMs: 1000 })).toThrow(
+      /@RateLimit on UsersController\.find: option "limit" must be an integer between 1 and 1000000, got 0/,
+    );
     expect(() => decorate({ limit: -5, windowMs: 1000 })).toThrow(/option "limit"/);
     expect(() => decorate({ limit: 1.5, windowMs: 1000 })).toThrow(/option "limit".*got 1\.5/);
     expect(() => decorate({ limit: 10, windowMs: 0.5 })).toThrow(/UsersController\.find: option "windowMs"/);
     expect(() => decorate({ limit: 10, windowMs: 1000, algorithm: 'leaky-bucket' as never })).toThrow(
       /UsersController\.find: option "algorithm" must be one of sliding-log, sliding-window, token-bucket, fixed-window, got "leaky-bucket"/,
     );
-    expect(() => decorate([{ limit: 10, windowMs: 1000 }, { limit: 10, windowMs: -1 }])).toThrow(/option "rules\[1\]\.windowMs"/);
+    expect(() =>
+      decorate([
+        { limit: 10, windowMs: 1000 },
+        { limit: 10, windowMs: -1 },
+      ]),
+    ).toThrow(/option "rules\[1\]\.windowMs"/);
     expect(() => decorate({ limit: 10, windowMs: 1000, failMode: 'sometimes' as never })).toThrow(/option "failMode"/);
     expect(() => decorate({ limit: 10, windowMs: 1000, cost: 0 })).toThrow(/option "cost"/);
     expect(() => {
@@ -212,7 +229,10 @@ describe('rate limit options are checked early', () => {
       }
     }
     const { standalone } = harnessAddresses();
-    @Module({ imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}` })], controllers: [OrphanController] })
+    @Module({
+      imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}` })],
+      controllers: [OrphanController],
+    })
     class OrphanModule {}
     const orphan = await NestFactory.create(OrphanModule, { logger: false, abortOnError: false });
     await expect(orphan.init()).rejects.toThrow(
@@ -235,7 +255,9 @@ describe('rate limit options are checked early', () => {
       }
       RateLimit(options)(ReportsController.prototype, 'export', Object.getOwnPropertyDescriptor(ReportsController.prototype, 'export')!);
     };
-    expect(() => decorate({ limit: 5, windowMs: 1000, name: 'bad name!' })).toThrow(/ReportsController\.export: option "name" must be 1-64 characters/);
+    expect(() => decorate({ limit: 5, windowMs: 1000, name: 'bad name!' })).toThrow(
+      /ReportsController\.export: option "name" must be 1-64 characters/,
+    );
 
     const { standalone } = harnessAddresses();
     const bootWith = async (options: Parameters<typeof RateLimit>[0]): Promise<Error | undefined> => {
@@ -248,7 +270,10 @@ describe('rate limit options are checked early', () => {
           return 'ok';
         }
       }
-      @Module({ imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}` })], controllers: [ReportsController] })
+      @Module({
+        imports: [RedisLuaModule.forRoot({ url: `redis://${standalone.host}:${standalone.port}` })],
+        controllers: [ReportsController],
+      })
       class ReportsModule {}
       const app = await NestFactory.create(ReportsModule, { logger: false, abortOnError: false });
       try {
@@ -260,9 +285,14 @@ describe('rate limit options are checked early', () => {
         await app.close();
       }
     };
-    expect((await bootWith([{ limit: 5, windowMs: 1000 }, { limit: 5, windowMs: 1000 }]))?.message).toMatch(
-      /@RateLimit on ReportsController\.list: two rules are the same/,
-    );
+    expect(
+      (
+        await bootWith([
+          { limit: 5, windowMs: 1000 },
+          { limit: 5, windowMs: 1000 },
+        ])
+      )?.message,
+    ).toMatch(/@RateLimit on ReportsController\.list: two rules are the same/);
     expect((await bootWith({ limit: 5, windowMs: 1000, cost: 10 }))?.message).toMatch(
       /@RateLimit on ReportsController\.list: option "cost" \(10\) is above the smallest limit \(5\)/,
     );

@@ -88,7 +88,13 @@ class Noop {}
 
 type Platform = 'express' | 'fastify';
 
-async function httpApp(t: TopologyContext, platform: Platform, rateLimit: RateLimitModuleOptions, controllers: Array<new () => object>, global = false): Promise<INestApplication> {
+async function httpApp(
+  t: TopologyContext,
+  platform: Platform,
+  rateLimit: RateLimitModuleOptions,
+  controllers: Array<new () => object>,
+  global = false,
+): Promise<INestApplication> {
   @Module({
     imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit })],
     controllers,
@@ -96,9 +102,10 @@ async function httpApp(t: TopologyContext, platform: Platform, rateLimit: RateLi
   })
   class AppModule {}
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
-  const app = platform === 'fastify'
-    ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
-    : moduleRef.createNestApplication({ logger: false });
+  const app =
+    platform === 'fastify'
+      ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
+      : moduleRef.createNestApplication({ logger: false });
   opened.push(app);
   await app.init();
   if (platform === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
@@ -199,8 +206,12 @@ describeTopologies('@RateLimit over HTTP', (t) => {
         getArgs: () => [{ id: clientId }, {}],
         getArgByIndex: (i: number) => [{ id: clientId }, {}][i],
         switchToWs: () => ({ getClient: () => ({ id: clientId }), getData: () => ({}), getPattern: () => 'msg' }),
-        switchToHttp: () => { throw new Error('not http'); },
-        switchToRpc: () => { throw new Error('not rpc'); },
+        switchToHttp: () => {
+          throw new Error('not http');
+        },
+        switchToRpc: () => {
+          throw new Error('not rpc');
+        },
       }) as unknown as ExecutionContext;
     await expect(guard.canActivate(context('onMessage', 'socket-1'))).resolves.toBe(true);
     await expect(guard.canActivate(context('onMessage', 'socket-1'))).rejects.toThrow(RateLimitExceededException);

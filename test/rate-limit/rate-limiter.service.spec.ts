@@ -27,16 +27,22 @@ describeTopologies('RateLimiterService', (t) => {
     // Four applications: four ioredis clients (four connections, or four cluster clients).
     // No fail-open decision may count as an admitted hit: the deadline is far beyond any load here
     // (a loaded machine makes some of 1000 concurrent calls slower than the default 250 ms).
-    const services = await Promise.all([0, 1, 2, 3].map(() => limiter(t, prefix, { localCacheSize: 0, failMode: 'closed', timeoutMs: 60_000 })));
+    const services = await Promise.all(
+      [0, 1, 2, 3].map(() => limiter(t, prefix, { localCacheSize: 0, failMode: 'closed', timeoutMs: 60_000 })),
+    );
     const cases: Array<[string, RateLimitRule[]]> = [
       ...ALGORITHMS.map((algorithm): [string, RateLimitRule[]] => [algorithm, [{ limit: 100, windowMs: HOUR, algorithm }]]),
-      ['mixed', [{ limit: 100, windowMs: HOUR, algorithm: 'token-bucket' }, { limit: 150, windowMs: HOUR, algorithm: 'sliding-log' }]],
+      [
+        'mixed',
+        [
+          { limit: 100, windowMs: HOUR, algorithm: 'token-bucket' },
+          { limit: 150, windowMs: HOUR, algorithm: 'sliding-log' },
+        ],
+      ],
     ];
     for (const [name, rules] of cases) {
       const key = `exact-${name}`;
-      const results = await Promise.all(
-        Array.from({ length: 1000 }, (_, i) => services[i % 4].consume(key, rules)),
-      );
+      const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => services[i % 4].consume(key, rules)));
       expect(results.filter((r) => r.degraded !== undefined)).toEqual([]);
       const allowed = results.filter((r) => r.allowed && !r.degraded);
       expect({ name, allowed: allowed.length }).toEqual({ name, allowed: 100 });
@@ -142,10 +148,22 @@ describeTopologies('RateLimiterService', (t) => {
     const PER_UNIT = MONTH / 1_000_000; // token bucket: one unit comes back every 2592 ms
     // [lowest, highest] reset after the first hit (1 unit) and after the second (5000 more).
     const resets: Record<RateLimitAlgorithm, [[number, number], [number, number]]> = {
-      'sliding-log': [[MONTH, MONTH], [MONTH - 10_000, MONTH + 5]], // 5000 units logged at consecutive µs
-      'sliding-window': [[MONTH, 2 * MONTH], [MONTH, 2 * MONTH]], // two windows of counters
-      'token-bucket': [[PER_UNIT, PER_UNIT], [5001 * PER_UNIT - 10_000, 5001 * PER_UNIT]],
-      'fixed-window': [[MONTH, MONTH], [MONTH - 10_000, MONTH]],
+      'sliding-log': [
+        [MONTH, MONTH],
+        [MONTH - 10_000, MONTH + 5],
+      ], // 5000 units logged at consecutive µs
+      'sliding-window': [
+        [MONTH, 2 * MONTH],
+        [MONTH, 2 * MONTH],
+      ], // two windows of counters
+      'token-bucket': [
+        [PER_UNIT, PER_UNIT],
+        [5001 * PER_UNIT - 10_000, 5001 * PER_UNIT],
+      ],
+      'fixed-window': [
+        [MONTH, MONTH],
+        [MONTH - 10_000, MONTH],
+      ],
     };
     for (const algorithm of ALGORITHMS) {
       const rule: RateLimitRule = { limit: 1_000_000, windowMs: MONTH, algorithm };
@@ -257,8 +275,28 @@ describeTopologies('RateLimiterService', (t) => {
     const service = await limiter(t, t.prefix());
     const long = 'x'.repeat(10_240);
     const ids = [
-      'a', 'a:b', 'a%3Ab', 'a}', '{a}', '{a', '}{', '*', 'a*', ':', '::', '%', '#', '',
-      'héllo', 'hello', '日本語', '🔥', 'a\nGET /x', long, `${long}y`, `y${long}`,
+      'a',
+      'a:b',
+      'a%3Ab',
+      'a}',
+      '{a}',
+      '{a',
+      '}{',
+      '*',
+      'a*',
+      ':',
+      '::',
+      '%',
+      '#',
+      '',
+      'héllo',
+      'hello',
+      '日本語',
+      '🔥',
+      'a\nGET /x',
+      long,
+      `${long}y`,
+      `y${long}`,
     ].filter((id) => id !== '');
     const rule: RateLimitRule = { limit: 1, windowMs: HOUR };
     const first = await Promise.all(ids.map((id) => service.consume(id, rule)));
@@ -275,7 +313,11 @@ describeTopologies('RateLimiterService', (t) => {
     expect(mine.filter((r) => r.allowed)).toHaveLength(60);
     // A second instance in another process, its Date.now() 30 s ahead. A limiter trusting client clocks
     // would see our hits as older than its window and admit 60 more.
-    const child = await runTsChild(CLOCK_CHILD, [JSON.stringify({ ...t.connection(), keyPrefix: prefix }), 'clock', '60', JSON.stringify(rule)], 25_000);
+    const child = await runTsChild(
+      CLOCK_CHILD,
+      [JSON.stringify({ ...t.connection(), keyPrefix: prefix }), 'clock', '60', JSON.stringify(rule)],
+      25_000,
+    );
     expect(child.stderr).toBe('');
     expect(JSON.parse(child.stdout.trim())).toEqual({ skewMs: 30_000, allowed: 40 });
     expect((await service.consume('clock', rule)).allowed).toBe(false);
@@ -285,11 +327,15 @@ describeTopologies('RateLimiterService', (t) => {
     const service = await limiter(t, t.prefix());
     const rule: RateLimitRule = { limit: 5, windowMs: 1000 };
     await expect(service.consume('', rule)).rejects.toThrow(RateLimitInputError);
-    await expect(service.consume('k', rule, { cost: 0 })).rejects.toThrow(/cost must be an integer between 1 and the smallest limit \(5\), got 0/);
+    await expect(service.consume('k', rule, { cost: 0 })).rejects.toThrow(
+      /cost must be an integer between 1 and the smallest limit \(5\), got 0/,
+    );
     await expect(service.consume('k', rule, { cost: 6 })).rejects.toThrow(RateLimitInputError);
     await expect(service.consume('k', { limit: Number.NaN, windowMs: 1000 })).rejects.toThrow(/"limit" must be an integer/);
     await expect(service.consume('k', { limit: 5, windowMs: 0.5 })).rejects.toThrow(/"windowMs" must be an integer/);
-    await expect(service.consume('k', { limit: 5, windowMs: 1000, algorithm: 'leaky' as RateLimitAlgorithm })).rejects.toThrow(/"algorithm" must be one of/);
+    await expect(service.consume('k', { limit: 5, windowMs: 1000, algorithm: 'leaky' as RateLimitAlgorithm })).rejects.toThrow(
+      /"algorithm" must be one of/,
+    );
     await expect(service.consume('k', [rule, { ...rule }])).rejects.toThrow(/two rules are the same/);
     await expect(service.consume('k', [])).rejects.toThrow(/at least one rate-limit rule/);
     expect(await service.peek('k', rule)).toMatchObject({ remaining: 5 });

@@ -42,7 +42,11 @@ const cases: Case[] = [
   // Rate limiting.
   ['consume key ""', (s) => s.limiter.consume('', rule), RateLimitInputError],
   ...BAD_NUMBERS.map((v): Case => [`consume limit ${v}`, (s) => s.limiter.consume('k', { limit: v, windowMs: 1000 }), RateLimitInputError]),
-  ...BAD_NUMBERS.map((v): Case => [`consume windowMs ${v}`, (s) => s.limiter.consume('k', { limit: 10, windowMs: v }), RateLimitInputError]),
+  ...BAD_NUMBERS.map((v): Case => [
+    `consume windowMs ${v}`,
+    (s) => s.limiter.consume('k', { limit: 10, windowMs: v }),
+    RateLimitInputError,
+  ]),
   ...[...BAD_NUMBERS, 11].map((v): Case => [`consume cost ${v}`, (s) => s.limiter.consume('k', rule, { cost: v }), RateLimitInputError]),
   ...BAD_NUMBERS.map((v): Case => [`consume timeoutMs ${v}`, (s) => s.limiter.consume('k', rule, { timeoutMs: v }), RateLimitInputError]),
   ['consume algorithm "nope"', (s) => s.limiter.consume('k', { ...rule, algorithm: 'nope' as never }), RateLimitInputError],
@@ -68,7 +72,11 @@ const cases: Case[] = [
   ...[NaN, Infinity, -Infinity].map((v): Case => [`submit score ${v}`, (s) => s.boards.submit('b', 'm', v), LeaderboardInputError]),
   ['submit mode "max"', (s) => s.boards.submit('b', 'm', 1, { mode: 'max' as never }), LeaderboardInputError],
   ...BAD_NUMBERS.map((v): Case => [`configure maxEntries ${v}`, (s) => s.boards.configure('b', { maxEntries: v }), LeaderboardInputError]),
-  ...[NaN, -1, Infinity, 1e308, 1.5].map((v): Case => [`configure historyLength ${v}`, (s) => s.boards.configure('b', { historyLength: v }), LeaderboardInputError]),
+  ...[NaN, -1, Infinity, 1e308, 1.5].map((v): Case => [
+    `configure historyLength ${v}`,
+    (s) => s.boards.configure('b', { historyLength: v }),
+    LeaderboardInputError,
+  ]),
   ...[NaN, -1, 0, Infinity, 1.5].map((v): Case => [`top n ${v}`, (s) => s.boards.top('b', v), LeaderboardInputError]),
   ...[NaN, -1, Infinity, 1.5].map((v): Case => [`around radius ${v}`, (s) => s.boards.around('b', 'm', v), LeaderboardInputError]),
   ['remove member ""', (s) => s.boards.remove('b', ''), LeaderboardInputError],
@@ -76,7 +84,11 @@ const cases: Case[] = [
   // Bounded counters.
   ['increment key ""', (s) => s.counters.increment('', 1, 10), CounterInputError],
   ...BAD_NUMBERS.map((v): Case => [`increment amount ${v}`, (s) => s.counters.increment('c', v, 10), CounterInputError]),
-  ...[NaN, Infinity, -Infinity, 1e308, 1.5].map((v): Case => [`increment max ${v}`, (s) => s.counters.increment('c', 1, v), CounterInputError]),
+  ...[NaN, Infinity, -Infinity, 1e308, 1.5].map((v): Case => [
+    `increment max ${v}`,
+    (s) => s.counters.increment('c', 1, v),
+    CounterInputError,
+  ]),
   ...BAD_NUMBERS.map((v): Case => [`increment ttlMs ${v}`, (s) => s.counters.increment('c', 1, 10, { ttlMs: v }), CounterInputError]),
   ...BAD_NUMBERS.map((v): Case => [`decrement amount ${v}`, (s) => s.counters.decrement('c', v), CounterInputError]),
   ...[NaN, Infinity, 1e308, 1.5].map((v): Case => [`set value ${v}`, (s) => s.counters.set('c', v), CounterInputError]),
@@ -84,8 +96,16 @@ const cases: Case[] = [
   // Cache-aside.
   ['getOrLoad key ""', (s) => s.cache.getOrLoad('', 1000, () => 1), CacheInputError],
   ...BAD_NUMBERS.map((v): Case => [`getOrLoad ttlMs ${v}`, (s) => s.cache.getOrLoad('k', v, () => 1), CacheInputError]),
-  ...BAD_NUMBERS.map((v): Case => [`getOrLoad lockTtlMs ${v}`, (s) => s.cache.getOrLoad('k', 1000, () => 1, { lockTtlMs: v }), CacheInputError]),
-  ...BAD_NUMBERS_ZERO_OK.map((v): Case => [`getOrLoad waitMs ${v}`, (s) => s.cache.getOrLoad('k', 1000, () => 1, { waitMs: v }), CacheInputError]),
+  ...BAD_NUMBERS.map((v): Case => [
+    `getOrLoad lockTtlMs ${v}`,
+    (s) => s.cache.getOrLoad('k', 1000, () => 1, { lockTtlMs: v }),
+    CacheInputError,
+  ]),
+  ...BAD_NUMBERS_ZERO_OK.map((v): Case => [
+    `getOrLoad waitMs ${v}`,
+    (s) => s.cache.getOrLoad('k', 1000, () => 1, { waitMs: v }),
+    CacheInputError,
+  ]),
   ['invalidate key ""', (s) => s.cache.invalidate(''), CacheInputError],
 ];
 
@@ -122,7 +142,15 @@ describeTopologies('bad input matrix', (t) => {
   });
 
   it(`records the matrix (${cases.length} cases)`, () => {
-    recordScenario({ scenario: 'bad input matrix (typed error, nothing written)', topology: t.topology, operations: cases.length, failures: 0, unhandledRejections: 0, maxLatencyMs: 0, note: `${cases.length} cases` });
+    recordScenario({
+      scenario: 'bad input matrix (typed error, nothing written)',
+      topology: t.topology,
+      operations: cases.length,
+      failures: 0,
+      unhandledRejections: 0,
+      maxLatencyMs: 0,
+      note: `${cases.length} cases`,
+    });
   });
 
   const AWKWARD = ['a', 'a:b', 'a}', '{a}', 'a*', '*', 'a\nb', 'a b', 'ключ', '🔑', 'a%3Ab', HUGE, `${HUGE}y`];

@@ -35,7 +35,9 @@ describe('a lease whose reply was lost is handed back at once', () => {
   beforeAll(async () => {
     server = await RedisServer.start();
     const moduleRef = await Test.createTestingModule({
-      imports: [RedisLuaModule.forRoot({ redis: { host: server.host, port: server.port, commandTimeout: COMMAND_TIMEOUT_MS }, keyPrefix: 'lost' })],
+      imports: [
+        RedisLuaModule.forRoot({ redis: { host: server.host, port: server.port, commandTimeout: COMMAND_TIMEOUT_MS }, keyPrefix: 'lost' }),
+      ],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
@@ -56,7 +58,13 @@ describe('a lease whose reply was lost is handed back at once', () => {
     // A PING written after the call and its compensation, on the same connection, is answered after
     // both ran. Those sent while the pause lasts time out too: send until one is answered.
     for (let attempt = 0; attempt < 100; attempt++) {
-      if (await client.ping().then(() => true, () => false)) return err;
+      if (
+        await client.ping().then(
+          () => true,
+          () => false,
+        )
+      )
+        return err;
     }
     throw new Error('the paused server never answered again');
   }
@@ -74,7 +82,9 @@ describe('a lease whose reply was lost is handed back at once', () => {
 
   it('Lock.release: a release dropped with its connection (never run) is sent again once the connection is back', async () => {
     // This app's calls wait for their reply (commandTimeout 5 s): only the connection kill loses it.
-    const moduleRef = await Test.createTestingModule({ imports: [RedisLuaModule.forRoot({ url: server.url, keyPrefix: 'lost' })] }).compile();
+    const moduleRef = await Test.createTestingModule({
+      imports: [RedisLuaModule.forRoot({ url: server.url, keyPrefix: 'lost' })],
+    }).compile();
     const patient = moduleRef.createNestApplication({ logger: false });
     await patient.init();
     try {

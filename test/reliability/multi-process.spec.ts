@@ -29,7 +29,8 @@ describe('multi-process exactness (standalone)', () => {
     const started = performance.now();
     const children = await Promise.all([0, 1, 2, 3].map((i) => runTsChild(CHILD, ['hits', url, prefix, '4', String(i)], 100_000)));
     const took = performance.now() - started;
-    for (const child of children) expect({ code: child.code, stderr: child.stderr, timedOut: child.timedOut }).toEqual({ code: 0, stderr: '', timedOut: false });
+    for (const child of children)
+      expect({ code: child.code, stderr: child.stderr, timedOut: child.timedOut }).toEqual({ code: 0, stderr: '', timedOut: false });
     const perProcess = children.map((c) => JSON.parse(c.stdout.trim()) as Record<string, number>);
     for (const algorithm of ['sliding-log', 'sliding-window', 'token-bucket', 'fixed-window']) {
       const total = perProcess.reduce((sum, p) => sum + p[algorithm], 0);
@@ -51,10 +52,19 @@ describe('multi-process exactness (standalone)', () => {
     const started = performance.now();
     const children = await Promise.all([0, 1].map((i) => runTsChild(CHILD, ['lock', url, prefix, '2', String(i)], 100_000)));
     const took = performance.now() - started;
-    for (const child of children) expect({ code: child.code, stderr: child.stderr, timedOut: child.timedOut }).toEqual({ code: 0, stderr: '', timedOut: false });
+    for (const child of children)
+      expect({ code: child.code, stderr: child.stderr, timedOut: child.timedOut }).toEqual({ code: 0, stderr: '', timedOut: false });
     const ok = children.map((c) => (JSON.parse(c.stdout.trim()) as { ok: number }).ok);
     expect(ok).toEqual([100, 100]);
     expect(await redis.get(`${prefix}:shared-counter`)).toBe('200');
-    recordScenario({ scenario: '2 processes x 100 @WithLock writers', topology: 'standalone', operations: 200, failures: 0, unhandledRejections: 0, maxLatencyMs: took, note: 'counter = 200, no lost update' });
+    recordScenario({
+      scenario: '2 processes x 100 @WithLock writers',
+      topology: 'standalone',
+      operations: 200,
+      failures: 0,
+      unhandledRejections: 0,
+      maxLatencyMs: took,
+      note: 'counter = 200, no lost update',
+    });
   });
 });

@@ -129,7 +129,11 @@ describe('faults on a standalone Redis', () => {
     expect(scriptValue).toBeGreaterThanOrEqual(tally.scriptRuns);
     expect(scriptValue).toBeLessThanOrEqual(tally.scriptRuns + results.get('user script')!.failures);
     recordAll('CLIENT KILL TYPE normal', 'standalone', results, (f, r) =>
-      f === 'counter' ? `value ${counterValue} = ${tally.counterApplied} acknowledged + ${counterValue - tally.counterApplied} of ${r.failures} failed` : f === 'rate limit' ? `stored ${stored}, admitted ${tally.rateAllowed} + ${tally.rateDegraded} failed open` : '',
+      f === 'counter'
+        ? `value ${counterValue} = ${tally.counterApplied} acknowledged + ${counterValue - tally.counterApplied} of ${r.failures} failed`
+        : f === 'rate limit'
+          ? `stored ${stored}, admitted ${tally.rateAllowed} + ${tally.rateDegraded} failed open`
+          : '',
     );
   });
 });
@@ -172,11 +176,19 @@ describe('a frozen Redis (SIGSTOP) on a standalone server', () => {
     for (const [feature, r] of results) {
       expect(r.unhandledRejections).toBe(0);
       for (const message of r.errors.keys()) expect(message).toMatch(OUTAGE_ERRORS);
-      const bound = boundFor(COMMAND_TIMEOUT_MS + (feature === 'lock' || feature === 'cache-aside' ? 2_000 + COMMAND_TIMEOUT_MS : 0), r.maxLateMs, 1_000);
+      const bound = boundFor(
+        COMMAND_TIMEOUT_MS + (feature === 'lock' || feature === 'cache-aside' ? 2_000 + COMMAND_TIMEOUT_MS : 0),
+        r.maxLateMs,
+        1_000,
+      );
       expect(r.maxLatencyMs).toBeLessThan(bound);
     }
     recordAll('SIGSTOP (frozen Redis)', 'standalone', results, (f) =>
-      f === 'rate limit' ? `frozen ${(pausedFor / 1000).toFixed(1)} s; ${tally.rateDegraded} decided open within ${RATE_TIMEOUT_MS} ms` : f === 'lock' ? 'max 1 holder, 2 apps' : '',
+      f === 'rate limit'
+        ? `frozen ${(pausedFor / 1000).toFixed(1)} s; ${tally.rateDegraded} decided open within ${RATE_TIMEOUT_MS} ms`
+        : f === 'lock'
+          ? 'max 1 holder, 2 apps'
+          : '',
     );
   });
 });
@@ -184,20 +196,37 @@ describe('a frozen Redis (SIGSTOP) on a standalone server', () => {
 describe('Redis unreachable at boot', () => {
   it('boot fails with a clear error within bootTimeoutMs and the process is left clean', async () => {
     const port = await freePort();
-    const moduleRef = await Test.createTestingModule({ imports: [RedisLuaModule.forRoot({ url: `redis://127.0.0.1:${port}`, bootTimeoutMs: 800 })] }).compile();
+    const moduleRef = await Test.createTestingModule({
+      imports: [RedisLuaModule.forRoot({ url: `redis://127.0.0.1:${port}`, bootTimeoutMs: 800 })],
+    }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     const boot = await timeCall(() => app.init());
     expect(boot.error).toBeInstanceOf(Error);
-    expect((boot.error as Error).message).toMatch(/cannot load Lua scripts into Redis at redis:\/\/127\.0\.0\.1:\d+: no answer within 800 ms \(option "bootTimeoutMs"\).*lazyConnect: true/);
+    expect((boot.error as Error).message).toMatch(
+      /cannot load Lua scripts into Redis at redis:\/\/127\.0\.0\.1:\d+: no answer within 800 ms \(option "bootTimeoutMs"\).*lazyConnect: true/,
+    );
     const took = boot.ms;
     expect(took).toBeLessThan(boundFor(800, boot.lateMs, 1_500));
     await app.close();
-    recordScenario({ scenario: 'Redis unreachable at boot', topology: 'standalone', operations: 1, failures: 1, unhandledRejections: 0, maxLatencyMs: took, note: 'clear error after bootTimeoutMs 800' });
+    recordScenario({
+      scenario: 'Redis unreachable at boot',
+      topology: 'standalone',
+      operations: 1,
+      failures: 1,
+      unhandledRejections: 0,
+      maxLatencyMs: took,
+      note: 'clear error after bootTimeoutMs 800',
+    });
   });
 
   it('boot waits for a Redis that comes up within bootTimeoutMs', async () => {
     const port = await freePort();
-    const moduleRef = await Test.createTestingModule({ imports: [RedisLuaModule.forRoot({ url: `redis://127.0.0.1:${port}`, bootTimeoutMs: 10_000 }), RedisLuaModule.forFeature([USER_SCRIPT])] }).compile();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        RedisLuaModule.forRoot({ url: `redis://127.0.0.1:${port}`, bootTimeoutMs: 10_000 }),
+        RedisLuaModule.forFeature([USER_SCRIPT]),
+      ],
+    }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     const booting = app.init();
     const engine = app.get(LuaScriptEngine);
@@ -216,7 +245,15 @@ describe('Redis unreachable at boot', () => {
   it('lazyConnect: boot succeeds without Redis, calls fail clearly, then work once Redis is up', async () => {
     const port = await freePort();
     const moduleRef = await Test.createTestingModule({
-      imports: [RedisLuaModule.forRoot({ url: `redis://127.0.0.1:${port}`, lazyConnect: true, keyPrefix: 'lazy', rateLimit: { failMode: 'closed' } }), RedisLuaModule.forFeature([USER_SCRIPT])],
+      imports: [
+        RedisLuaModule.forRoot({
+          url: `redis://127.0.0.1:${port}`,
+          lazyConnect: true,
+          keyPrefix: 'lazy',
+          rateLimit: { failMode: 'closed' },
+        }),
+        RedisLuaModule.forFeature([USER_SCRIPT]),
+      ],
     }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     await app.init();
@@ -237,7 +274,15 @@ describe('Redis unreachable at boot', () => {
       if (engine.client.status !== 'ready') await new Promise((resolve) => engine.client.once('ready', resolve));
       await expect(counters.increment('c', 1, 10)).resolves.toEqual({ applied: true, value: 1 });
       await expect(limiter.consume('k', { limit: 5, windowMs: 1000 })).resolves.toMatchObject({ allowed: true, remaining: 4 });
-      recordScenario({ scenario: 'lazyConnect, Redis down then up', topology: 'standalone', operations: 4, failures: 2, unhandledRejections: 0, maxLatencyMs: failedWithin, note: 'fails fast, then works without restart' });
+      recordScenario({
+        scenario: 'lazyConnect, Redis down then up',
+        topology: 'standalone',
+        operations: 4,
+        failures: 2,
+        unhandledRejections: 0,
+        maxLatencyMs: failedWithin,
+        note: 'fails fast, then works without restart',
+      });
     } finally {
       await app.close();
       await server?.destroy();

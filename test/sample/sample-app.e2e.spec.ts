@@ -85,7 +85,10 @@ describeTopologies('sample app', (t) => {
       expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
       expect(refused.body).toMatchObject({ statusCode: 409, error: 'Conflict' });
       // A waiting request gets the lock as soon as the holder releases it.
-      const waiting = request(server).post('/inventory/gadget/reserve').send({ quantity: 2 }).then((r) => r);
+      const waiting = request(server)
+        .post('/inventory/gadget/reserve')
+        .send({ quantity: 2 })
+        .then((r) => r);
       await held.release();
       const reply = await waiting;
       expect(reply.status).toBe(201);
@@ -118,7 +121,9 @@ describeTopologies('sample app', (t) => {
       { member: 'cy', score: 200, rank: 3 },
       { member: 'eve', score: 50, rank: 5 },
     ]);
-    expect((await request(server).get('/games/tetris/leaderboard?top=2').expect(200)).body.map((e: { member: string }) => e.member)).toEqual(['bob', 'ada']);
+    expect(
+      (await request(server).get('/games/tetris/leaderboard?top=2').expect(200)).body.map((e: { member: string }) => e.member),
+    ).toEqual(['bob', 'ada']);
     expect((await request(server).get('/games/tetris/leaderboard').expect(200)).body).toHaveLength(5);
 
     const page = await request(server).get('/games/tetris/players/ada').expect(200);

@@ -1,15 +1,7 @@
 import { Injectable, Logger, Module } from '@nestjs/common';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import {
-  InjectScript,
-  KeyBuilder,
-  LuaScript,
-  LuaScriptEngine,
-  LuaScriptError,
-  REDIS_LUA_KEYS,
-  RedisLuaModule,
-} from 'nest-redis-lua';
+import { InjectScript, KeyBuilder, LuaScript, LuaScriptEngine, LuaScriptError, REDIS_LUA_KEYS, RedisLuaModule } from 'nest-redis-lua';
 import { NestFactory } from '@nestjs/core';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
@@ -113,7 +105,7 @@ describeTopologies('script engine', (t) => {
     const redis = t.client();
     for (const key of counters) expect(await redis.get(key)).toBe('1');
   });
-  it('with debug: true logs every call (script name, keys, duration) through Nest\'s Logger', async () => {
+  it("with debug: true logs every call (script name, keys, duration) through Nest's Logger", async () => {
     const logged: string[] = [];
     const spy = jest.spyOn(Logger.prototype, 'log').mockImplementation(function (this: Logger, message: unknown) {
       if ((this as unknown as { context?: string }).context === 'RedisLua') logged.push(String(message));

@@ -53,7 +53,10 @@ const CALLS = 200;
 
 describeTopologies('write coalescing', (t) => {
   const boot = (coalesceWrites?: boolean) =>
-    t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), ...(coalesceWrites === undefined ? {} : { coalesceWrites }) }), ProbeModule]);
+    t.app([
+      RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), ...(coalesceWrites === undefined ? {} : { coalesceWrites }) }),
+      ProbeModule,
+    ]);
 
   /** CALLS script calls and plain commands in one callback, alternating on one list; the socket writes they took. */
   async function burst(coalesceWrites?: boolean): Promise<{ writes: number; list: string[]; replies: number[] }> {
@@ -119,7 +122,10 @@ describeTopologies('write coalescing', (t) => {
       // Five timers due at the same moment run in one timers phase, each in its own callback (as the
       // requests an HTTP server reads in one poll phase): the flush waits for all of them.
       const replies = await Promise.all(
-        Array.from({ length: 5 }, (_, i) => new Promise<number>((resolve, reject) => setTimeout(() => append.run([list], [`t${i}`]).then(resolve, reject), 0))),
+        Array.from(
+          { length: 5 },
+          (_, i) => new Promise<number>((resolve, reject) => setTimeout(() => append.run([list], [`t${i}`]).then(resolve, reject), 0)),
+        ),
       );
       expect(replies.sort()).toEqual([1, 2, 3, 4, 5]);
       expect(counter.count()).toBe(1);
