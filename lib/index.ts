@@ -11,7 +11,7 @@ export { RedisLuaHealthIndicator, type RedisLuaHealthDetails, type RedisLuaHealt
 export { LuaScript, type ScriptArg } from './scripts/lua-script';
 export { LuaScriptEngine } from './scripts/lua-script.engine';
 export { LuaScriptError } from './scripts/lua-script.errors';
-export { RedisLuaInputError } from './module/redis-lua.errors';
+export { RedisLuaInputError } from './core/errors';
 export type { LuaScriptDefinition } from './scripts/script-definition.interface';
 export { InjectScript, getScriptToken } from './scripts/script.decorators';
 export { KeyBuilder, encodeKeyPart, type KeyPart } from './scripts/key-builder';
@@ -47,13 +47,8 @@ export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './
 // Rate limiting
 export { RateLimiterService, type ConsumeOptions } from './rate-limit/rate-limit.service';
 export { RateLimitGuard, type RateLimitRequest, type RateLimitResponse } from './rate-limit/rate-limit.guard';
-export {
-  RateLimit,
-  SkipRateLimit,
-  RATE_LIMIT_METADATA,
-  SKIP_RATE_LIMIT_METADATA,
-  type RateLimitMetadata,
-} from './rate-limit/rate-limit.decorator';
+export { RateLimit, SkipRateLimit } from './rate-limit/rate-limit.decorator';
+export { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit/rate-limit.metadata';
 export { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit/rate-limit.errors';
 export {
   RATE_LIMIT_ALGORITHMS,

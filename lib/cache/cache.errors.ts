@@ -1,4 +1,5 @@
-import { RedisLuaInputError } from '../module/redis-lua.errors';
+import { RedisLuaInputError } from '../core/errors';
+import { message } from '../core/messages';
 
 /**
  * Base class of the errors {@link CacheAsideService} raises itself at run time (a loader's own error
@@ -6,23 +7,11 @@ import { RedisLuaInputError } from '../module/redis-lua.errors';
  */
 export class CacheAsideError extends Error {
   override readonly name: string = 'CacheAsideError';
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(`nest-redis-lua cache: ${message}`, options);
-  }
 }
 
 /** Bad input to a {@link CacheAsideService} call: thrown before anything is read or written. */
 export class CacheInputError extends RedisLuaInputError {
   override readonly name = 'CacheInputError';
-
-  constructor(
-    /** The argument or option at fault, e.g. `ttlMs`, `waitMs`. */
-    field: string,
-    message: string,
-  ) {
-    super(`nest-redis-lua cache: ${message}`, field);
-  }
 }
 
 /** Another caller was loading the value and it did not arrive within `waitMs`. */
@@ -35,6 +24,6 @@ export class CacheWaitTimeoutError extends CacheAsideError {
     /** How long it waited, in ms (the `waitMs` option). */
     readonly waitMs: number,
   ) {
-    super(`gave up waiting for "${key}" after ${waitMs} ms: another caller holds its loader lock`);
+    super(message('CacheAsideService.getOrLoad', `gave up waiting for "${key}" after ${waitMs} ms: another caller holds its loader lock`));
   }
 }

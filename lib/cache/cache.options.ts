@@ -1,5 +1,3 @@
-import { CacheInputError } from './cache.errors';
-
 /** Turns values into the strings stored in Redis and back. */
 export interface CacheSerializer<T> {
   serialize(value: T): string;
@@ -28,22 +26,3 @@ export const JSON_SERIALIZER: CacheSerializer<unknown> = {
 
 export const DEFAULT_LOCK_TTL_MS = 10_000;
 export const DEFAULT_WAIT_MS = 10_000;
-
-/** Checks a cache key: a non-empty string. */
-export function checkCacheKey(key: unknown): string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new CacheInputError('key', `key must be a non-empty string, got ${JSON.stringify(key)}`);
-  }
-  return key;
-}
-
-/** Checks a duration in ms: a safe integer, > 0 unless `allowZero`. */
-export function checkMs(field: string, value: unknown, allowZero = false): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < (allowZero ? 0 : 1)) {
-    throw new CacheInputError(
-      field,
-      `${field} must be ${allowZero ? 'a non-negative' : 'a positive'} integer number of ms, got ${String(value)}`,
-    );
-  }
-  return value;
-}

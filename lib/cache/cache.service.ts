@@ -7,16 +7,10 @@ import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { outcomeUnknown } from '../scripts/lua-script.errors';
 import { CacheWakeup } from './cache-wakeup';
+import { message, mustBe } from '../core/messages';
+import { MAX_TIMER_MS, checkDuration, checkFunction, checkText, fail, inputSite, type InputSite } from '../core/validation';
 import { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache.errors';
-import {
-  DEFAULT_LOCK_TTL_MS,
-  DEFAULT_WAIT_MS,
-  JSON_SERIALIZER,
-  checkCacheKey,
-  checkMs,
-  type CacheSerializer,
-  type GetOrLoadOptions,
-} from './cache.options';
+import { DEFAULT_LOCK_TTL_MS, DEFAULT_WAIT_MS, JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache.options';
 
 /** Key feature name: keys look like `<prefix>:cache:{<key>}:v` (value), `:lock`, and channel `:ch`. */
 const FEATURE = 'cache';
@@ -26,6 +20,9 @@ const FEATURE = 'cache';
  * lost, blocks the other callers for at most this long, not for `lockTtlMs`.
  */
 const LOADER_LEASE_MS = 1_000;
+
+const GET_OR_LOAD = inputSite('CacheAsideService.getOrLoad', CacheInputError);
+const INVALIDATE = inputSite('CacheAsideService.invalidate', CacheInputError);
 
 /** Reply of `cache/get-or-lock`: a hit, this caller loads, or another caller loads (its lock's PTTL). */
 type AttemptReply = [1, string] | [2] | [3, number];
@@ -87,19 +84,18 @@ export class CacheAsideService implements OnModuleDestroy {
    */
   async getOrLoad<T>(key: string, ttlMs: number, loader: () => T | Promise<T>, options: GetOrLoadOptions<T> = {}): Promise<T> {
     const load: Load<T> = {
-      key: checkCacheKey(key),
-      keys: this.cacheKeys(key),
+      key: checkText(key, 'key', GET_OR_LOAD),
+      keys: this.cacheKeys(key, GET_OR_LOAD),
       token: randomUUID(),
-      ttlMs: checkMs('ttlMs', ttlMs),
-      lockTtlMs: checkMs('lockTtlMs', options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS),
-      loader,
+      ttlMs: checkDuration(ttlMs, 'ttlMs', GET_OR_LOAD, false, MAX_TIMER_MS, 'argument'),
+      lockTtlMs: checkDuration(options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS, 'lockTtlMs', GET_OR_LOAD),
+      loader: checkFunction(loader, 'loader', GET_OR_LOAD, 'a function', 'argument'),
       serializer: options.serializer ?? (JSON_SERIALIZER as CacheSerializer<T>),
     };
-    const waitMs = checkMs('waitMs', options.waitMs ?? DEFAULT_WAIT_MS, true);
-    if (typeof loader !== 'function') throw new CacheInputError('loader', 'loader must be a function');
+    const waitMs = checkDuration(options.waitMs ?? DEFAULT_WAIT_MS, 'waitMs', GET_OR_LOAD, true);
     const { serializer } = load;
     if (typeof serializer?.serialize !== 'function' || typeof serializer.deserialize !== 'function') {
-      throw new CacheInputError('serializer', 'serializer must have serialize and deserialize functions');
+      fail(GET_OR_LOAD, 'serializer', mustBe('serializer', 'an object with serialize and deserialize functions', serializer));
     }
 
     // A hit (the common case) costs one round trip and no subscription.
@@ -138,7 +134,7 @@ export class CacheAsideService implements OnModuleDestroy {
    * again. True if there was a value or a load to cancel.
    */
   async invalidate(key: string): Promise<boolean> {
-    const keys = this.cacheKeys(key);
+    const keys = this.cacheKeys(key, INVALIDATE);
     return (await this.invalidateScript.run([keys.value, keys.lock], [keys.channel])) === 1;
   }
 
@@ -150,7 +146,8 @@ export class CacheAsideService implements OnModuleDestroy {
 
   /** Waiting callers stop when the application shuts down (checked before and after every wait). */
   private assertOpen(key: string): void {
-    if (this.closing) throw new CacheAsideError(`the application is shutting down; stopped waiting for "${key}"`);
+    if (this.closing)
+      throw new CacheAsideError(message('CacheAsideService.getOrLoad', `the application is shutting down; stopped waiting for "${key}"`));
   }
 
   /**
@@ -180,7 +177,9 @@ export class CacheAsideService implements OnModuleDestroy {
       value = await load.loader();
       text = load.serializer.serialize(value);
       if (typeof text !== 'string') {
-        throw new CacheAsideError(`the serializer cannot store the value loaded for "${load.key}" (got ${typeof value})`);
+        throw new CacheAsideError(
+          message('CacheAsideService.getOrLoad', `the serializer cannot store the value loaded for "${load.key}" (got ${typeof value})`),
+        );
       }
     } catch (err) {
       lease.stop();
@@ -193,7 +192,7 @@ export class CacheAsideService implements OnModuleDestroy {
     } catch (err) {
       // The value was loaded: the caller gets it. If the store did not run, release the lock so that
       // a waiter loads at once (a no-op if it ran: the lock is then gone).
-      this.logger.warn(`cache: could not store the value of "${load.key}": ${(err as Error).message}`);
+      this.logger.warn(`CacheAsideService: could not store the value of "${load.key}": ${(err as Error).message}`);
       if (outcomeUnknown(err)) void this.release(load, 'its store reply was lost');
     }
     return value;
@@ -222,7 +221,7 @@ export class CacheAsideService implements OnModuleDestroy {
           if (held === 1) schedule();
         },
         (err: Error) => {
-          this.logger.debug(`cache: could not renew the loader lock of "${load.key}": ${err.message}`);
+          this.logger.debug(`CacheAsideService: could not renew the loader lock of "${load.key}": ${err.message}`);
           schedule();
         },
       );
@@ -251,8 +250,8 @@ export class CacheAsideService implements OnModuleDestroy {
     }
   }
 
-  private cacheKeys(key: string): CacheKeys {
-    checkCacheKey(key);
+  private cacheKeys(key: string, site: InputSite): CacheKeys {
+    checkText(key, 'key', site);
     return {
       value: this.keys.key(FEATURE, [key], 'v'),
       lock: this.keys.key(FEATURE, [key], 'lock'),

@@ -1,4 +1,4 @@
-import { RedisLuaInputError } from '../module/redis-lua.errors';
+import { RedisLuaInputError } from '../core/errors';
 
 /**
  * Bad input to a {@link BoundedCounterService} call (an amount that is not a positive safe integer,
@@ -6,12 +6,4 @@ import { RedisLuaInputError } from '../module/redis-lua.errors';
  */
 export class CounterInputError extends RedisLuaInputError {
   override readonly name = 'CounterInputError';
-
-  constructor(
-    /** The argument or option at fault, e.g. `amount`, `max`, `ttlMs`. */
-    field: string,
-    message: string,
-  ) {
-    super(`nest-redis-lua counter: ${message}`, field);
-  }
 }

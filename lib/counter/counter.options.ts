@@ -1,4 +1,4 @@
-import { CounterInputError } from './counter.errors';
+import { checkDuration, checkInteger, checkText, type InputSite } from '../core/validation';
 
 /** Options of {@link BoundedCounterService.increment} and {@link BoundedCounterService.decrement}. */
 export interface CounterChangeOptions {
@@ -23,24 +23,17 @@ export interface CounterChangeResult {
   value: number;
 }
 
-/** Checks a counter key: a non-empty string. */
-export function checkCounterKey(key: unknown): string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new CounterInputError('key', `key must be a non-empty string, got ${JSON.stringify(key)}`);
-  }
-  return key;
+/** A counter key: a non-empty string. */
+export function checkCounterKey(key: unknown, site: InputSite): string {
+  return checkText(key, 'key', site);
 }
 
-/** Checks a safe integer; `positive` also requires it to be > 0. */
-export function checkCounterInteger(field: string, value: unknown, positive = false): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || (positive && value <= 0)) {
-    const wanted = positive ? 'a positive safe integer' : 'a safe integer';
-    throw new CounterInputError(field, `${field} must be ${wanted}, got ${String(value)}`);
-  }
-  return value;
+/** An amount (positive) or a bound or value (any safe integer). */
+export function checkCounterInteger(value: unknown, field: string, site: InputSite, positive = false): number {
+  return checkInteger(value, field, site, positive ? 1 : Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 'argument');
 }
 
-/** The `ttlMs` option as a script argument (`''` = none). */
-export function ttlArg(options: { ttlMs?: number }): string {
-  return options.ttlMs === undefined ? '' : String(checkCounterInteger('ttlMs', options.ttlMs, true));
+/** The `ttlMs` option as a script argument (`''` = none): a positive integer number of ms. */
+export function ttlArg(options: { ttlMs?: number }, site: InputSite): string {
+  return options.ttlMs === undefined ? '' : String(checkDuration(options.ttlMs, 'ttlMs', site, false, Number.MAX_SAFE_INTEGER));
 }

@@ -4,6 +4,8 @@ import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
+import { inputSite, type InputSite } from '../core/validation';
+import { CounterInputError } from './counter.errors';
 import {
   checkCounterInteger,
   checkCounterKey,
@@ -15,6 +17,13 @@ import {
 
 /** Key feature name: keys look like `<prefix>:counter:{<key>}`. */
 const FEATURE = 'counter';
+
+const site = (method: string): InputSite => inputSite(`BoundedCounterService.${method}`, CounterInputError);
+const INCREMENT = site('increment');
+const DECREMENT = site('decrement');
+const GET = site('get');
+const SET = site('set');
+const DELETE = site('delete');
 
 /**
  * Integer counters that never pass a bound, exact under any concurrency: the check and the change
@@ -42,9 +51,9 @@ export class BoundedCounterService {
    * @throws CounterInputError unless `amount` is a positive safe integer and `max` a safe integer.
    */
   async increment(key: string, amount: number, max: number, options: CounterChangeOptions = {}): Promise<CounterChangeResult> {
-    checkCounterInteger('amount', amount, true);
-    checkCounterInteger('max', max);
-    return this.change(key, amount, max, ttlArg(options));
+    checkCounterInteger(amount, 'amount', INCREMENT, true);
+    checkCounterInteger(max, 'max', INCREMENT);
+    return this.change(this.counterKey(key, INCREMENT), amount, max, ttlArg(options, INCREMENT));
   }
 
   /**
@@ -53,37 +62,37 @@ export class BoundedCounterService {
    * @throws CounterInputError unless `amount` is a positive safe integer and `min` a safe integer.
    */
   async decrement(key: string, amount: number, min = 0, options: CounterChangeOptions = {}): Promise<CounterChangeResult> {
-    checkCounterInteger('amount', amount, true);
-    checkCounterInteger('min', min);
-    return this.change(key, -amount, min, ttlArg(options));
+    checkCounterInteger(amount, 'amount', DECREMENT, true);
+    checkCounterInteger(min, 'min', DECREMENT);
+    return this.change(this.counterKey(key, DECREMENT), -amount, min, ttlArg(options, DECREMENT));
   }
 
   /** The counter's value (0 when it does not exist). */
   async get(key: string): Promise<number> {
-    const value = await this.client.get(this.counterKey(key));
+    const value = await this.client.get(this.counterKey(key, GET));
     return value === null ? 0 : Number(value);
   }
 
   /** Sets the counter to `value` (a safe integer), with an expiry if `ttlMs` is given. No bound is checked. */
   async set(key: string, value: number, options: CounterSetOptions = {}): Promise<void> {
-    const counterKey = this.counterKey(key);
-    checkCounterInteger('value', value);
-    const ttl = ttlArg(options);
+    const counterKey = this.counterKey(key, SET);
+    checkCounterInteger(value, 'value', SET);
+    const ttl = ttlArg(options, SET);
     if (ttl === '') await this.client.set(counterKey, String(value));
     else await this.client.set(counterKey, String(value), 'PX', ttl);
   }
 
   /** Deletes the counter. True if it existed. */
   async delete(key: string): Promise<boolean> {
-    return (await this.client.del(this.counterKey(key))) === 1;
+    return (await this.client.del(this.counterKey(key, DELETE))) === 1;
   }
 
-  private async change(key: string, delta: number, bound: number, ttl: string): Promise<CounterChangeResult> {
-    const [applied, value] = await this.changeScript.run([this.counterKey(key)], [String(delta), String(bound), ttl]);
+  private async change(counterKey: string, delta: number, bound: number, ttl: string): Promise<CounterChangeResult> {
+    const [applied, value] = await this.changeScript.run([counterKey], [String(delta), String(bound), ttl]);
     return { applied: applied === 1, value: Number(value) };
   }
 
-  private counterKey(key: string): string {
-    return this.keys.key(FEATURE, [checkCounterKey(key)]);
+  private counterKey(key: string, site: InputSite): string {
+    return this.keys.key(FEATURE, [checkCounterKey(key, site)]);
   }
 }

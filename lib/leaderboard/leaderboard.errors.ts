@@ -1,4 +1,4 @@
-import { RedisLuaInputError } from '../module/redis-lua.errors';
+import { RedisLuaInputError } from '../core/errors';
 
 /**
  * Bad input to a {@link LeaderboardService} call (a non-finite score, an empty or over-long member,
@@ -6,12 +6,4 @@ import { RedisLuaInputError } from '../module/redis-lua.errors';
  */
 export class LeaderboardInputError extends RedisLuaInputError {
   override readonly name = 'LeaderboardInputError';
-
-  constructor(
-    /** The argument or option at fault, e.g. `score`, `member`, `maxEntries`. */
-    field: string,
-    message: string,
-  ) {
-    super(`nest-redis-lua leaderboard: ${message}`, field);
-  }
 }

@@ -1,4 +1,4 @@
-import { LeaderboardInputError } from './leaderboard.errors';
+import { checkChoice, checkInteger, checkText, type InputSite } from '../core/validation';
 
 /** Which scores rank first: `desc` = higher is better (points), `asc` = lower is better (lap times). */
 export type LeaderboardOrder = 'desc' | 'asc';
@@ -70,62 +70,34 @@ export const MAX_READ_ENTRIES = 1000;
 const ORDERS: readonly LeaderboardOrder[] = ['desc', 'asc'];
 const MODES: readonly SubmitMode[] = ['best', 'latest', 'increment'];
 
-/** Checks a board or member name: a non-empty string of at most `maxBytes` UTF-8 bytes. */
-export function checkName(field: 'board' | 'member', value: unknown, maxBytes: number): string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new LeaderboardInputError(field, `${field} must be a non-empty string, got ${JSON.stringify(value)}`);
-  }
-  const bytes = Buffer.byteLength(value, 'utf8');
-  if (bytes > maxBytes) {
-    throw new LeaderboardInputError(field, `${field} must be at most ${maxBytes} bytes (UTF-8), got ${bytes}`);
-  }
-  return value;
+/** A board name: a non-empty string of at most {@link MAX_BOARD_BYTES} UTF-8 bytes. */
+export function checkBoard(value: unknown, site: InputSite): string {
+  return checkText(value, 'board', site, { maxBytes: MAX_BOARD_BYTES });
 }
 
-/** Checks a score: a finite number. */
-export function checkScore(value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new LeaderboardInputError('score', `score must be a finite number, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** Checks an integer argument or option within [min, max]. */
-export function checkInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new LeaderboardInputError(field, `${field} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-function checkChoice<T extends string>(field: string, value: unknown, choices: readonly T[]): T {
-  if (!choices.includes(value as T)) {
-    throw new LeaderboardInputError(
-      field,
-      `${field} must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value as T;
+/** A member name: a non-empty string of at most {@link MAX_MEMBER_BYTES} UTF-8 bytes. */
+export function checkMember(value: unknown, site: InputSite): string {
+  return checkText(value, 'member', site, { maxBytes: MAX_MEMBER_BYTES });
 }
 
 /** Board settings as script arguments: `[order, maxEntries, historyLength]`, `''` where not given. */
-export function configArgs(config: LeaderboardConfig): [string, string, string] {
+export function configArgs(config: LeaderboardConfig, site: InputSite): [string, string, string] {
   const { order, maxEntries, historyLength } = config;
   return [
-    order === undefined ? '' : checkChoice('order', order, ORDERS),
-    maxEntries === undefined ? '' : String(checkInteger('maxEntries', maxEntries, 1)),
-    historyLength === undefined ? '' : String(checkInteger('historyLength', historyLength, 0, MAX_HISTORY_LENGTH)),
+    order === undefined ? '' : checkChoice(order, 'order', site, ORDERS),
+    maxEntries === undefined ? '' : String(checkInteger(maxEntries, 'maxEntries', site, 1, Number.MAX_SAFE_INTEGER)),
+    historyLength === undefined ? '' : String(checkInteger(historyLength, 'historyLength', site, 0, MAX_HISTORY_LENGTH)),
   ];
 }
 
 /** The submit mode, checked (default `best`). */
-export function checkMode(mode: unknown = 'best'): SubmitMode {
-  return checkChoice('mode', mode, MODES);
+export function checkMode(mode: unknown, site: InputSite): SubmitMode {
+  return mode === undefined ? 'best' : checkChoice(mode, 'mode', site, MODES);
 }
 
 /** The order override of a read, as a script argument (`''` = the board's stored order). */
-export function orderArg(options: LeaderboardReadOptions = {}): string {
-  return options.order === undefined ? '' : checkChoice('order', options.order, ORDERS);
+export function orderArg(options: LeaderboardReadOptions | undefined, site: InputSite): string {
+  return options?.order === undefined ? '' : checkChoice(options.order, 'order', site, ORDERS);
 }
 
 /** Parses a score as Redis formats it (`inf` and `-inf` included). */

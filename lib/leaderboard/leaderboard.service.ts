@@ -4,14 +4,13 @@ import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
+import { checkFinite, checkInteger, inputSite, type InputSite } from '../core/validation';
+import { LeaderboardInputError } from './leaderboard.errors';
 import {
-  MAX_BOARD_BYTES,
-  MAX_MEMBER_BYTES,
   MAX_READ_ENTRIES,
-  checkInteger,
+  checkBoard,
+  checkMember,
   checkMode,
-  checkName,
-  checkScore,
   configArgs,
   orderArg,
   parseScore,
@@ -27,6 +26,18 @@ type SubmitReply = [number | null, string | null, 0 | 1, string | null];
 
 /** Key feature name: keys look like `<prefix>:lb:{<board>}:...`. */
 const FEATURE = 'lb';
+
+const site = (method: string): InputSite => inputSite(`LeaderboardService.${method}`, LeaderboardInputError);
+const CONFIGURE = site('configure');
+const SUBMIT = site('submit');
+const TOP = site('top');
+const AROUND = site('around');
+const RANK = site('rank');
+const SCORE = site('score');
+const HISTORY = site('history');
+const COUNT = site('count');
+const REMOVE = site('remove');
+const RESET = site('reset');
 
 /** The keys of one board; all carry the board as hash tag, so they share one cluster slot. */
 interface BoardKeys {
@@ -70,8 +81,8 @@ export class LeaderboardService {
    * application uses them. Options given to a call override them for that call.
    */
   async configure(board: string, config: LeaderboardConfig): Promise<void> {
-    const args = configArgs(config);
-    await this.configureScript.run([this.boardKeys(board).config], args);
+    const keys = this.boardKeys(board, CONFIGURE);
+    await this.configureScript.run([keys.config], configArgs(config, CONFIGURE));
   }
 
   /**
@@ -81,11 +92,11 @@ export class LeaderboardService {
    * @throws LeaderboardInputError for a non-finite score, an empty or over-long member, a wrong option.
    */
   async submit(board: string, member: string, score: number, options: SubmitOptions = {}): Promise<SubmitResult> {
-    const keys = this.boardKeys(board);
-    checkName('member', member, MAX_MEMBER_BYTES);
-    checkScore(score);
-    const mode = checkMode(options.mode);
-    const [order, maxEntries, historyLength] = configArgs(options);
+    const keys = this.boardKeys(board, SUBMIT);
+    checkMember(member, SUBMIT);
+    checkFinite(score, 'score', SUBMIT);
+    const mode = checkMode(options.mode, SUBMIT);
+    const [order, maxEntries, historyLength] = configArgs(options, SUBMIT);
     const [rank, current, personalBest, previous] = await this.submitScript.run(
       [keys.scores, keys.config, this.historyKey(board, member), keys.histories],
       [member, String(score), mode, order, maxEntries, historyLength],
@@ -100,10 +111,10 @@ export class LeaderboardService {
 
   /** The best `n` entries (at most 1000) starting at 0-based position `offset`, best first. */
   async top(board: string, n: number, offset = 0, options?: LeaderboardReadOptions): Promise<LeaderboardEntry[]> {
-    const keys = this.boardKeys(board);
-    checkInteger('n', n, 1, MAX_READ_ENTRIES);
-    checkInteger('offset', offset, 0);
-    const reply = await this.rangeScript.run([keys.scores, keys.config], [orderArg(options), 'top', offset, n]);
+    const keys = this.boardKeys(board, TOP);
+    checkInteger(n, 'n', TOP, 1, MAX_READ_ENTRIES, 'argument');
+    checkInteger(offset, 'offset', TOP, 0, Number.MAX_SAFE_INTEGER, 'argument');
+    const reply = await this.rangeScript.run([keys.scores, keys.config], [orderArg(options, TOP), 'top', offset, n]);
     return toEntries(reply);
   }
 
@@ -112,34 +123,34 @@ export class LeaderboardService {
    * first; empty when the member is not on the board.
    */
   async around(board: string, member: string, radius: number, options?: LeaderboardReadOptions): Promise<LeaderboardEntry[]> {
-    const keys = this.boardKeys(board);
-    checkName('member', member, MAX_MEMBER_BYTES);
-    checkInteger('radius', radius, 0, Math.floor((MAX_READ_ENTRIES - 1) / 2));
-    const reply = await this.rangeScript.run([keys.scores, keys.config], [orderArg(options), 'around', member, radius]);
+    const keys = this.boardKeys(board, AROUND);
+    checkMember(member, AROUND);
+    checkInteger(radius, 'radius', AROUND, 0, Math.floor((MAX_READ_ENTRIES - 1) / 2), 'argument');
+    const reply = await this.rangeScript.run([keys.scores, keys.config], [orderArg(options, AROUND), 'around', member, radius]);
     return toEntries(reply);
   }
 
   /** The member's competition rank, or `null` when it is not on the board. */
   async rank(board: string, member: string, options?: LeaderboardReadOptions): Promise<number | null> {
-    const keys = this.boardKeys(board);
-    checkName('member', member, MAX_MEMBER_BYTES);
-    const reply = await this.entryScript.run([keys.scores, keys.config], [member, orderArg(options)]);
+    const keys = this.boardKeys(board, RANK);
+    checkMember(member, RANK);
+    const reply = await this.entryScript.run([keys.scores, keys.config], [member, orderArg(options, RANK)]);
     return reply === null ? null : reply[0];
   }
 
   /** The member's board score, or `null` when it is not on the board. */
   async score(board: string, member: string): Promise<number | null> {
-    const keys = this.boardKeys(board);
-    checkName('member', member, MAX_MEMBER_BYTES);
+    const keys = this.boardKeys(board, SCORE);
+    checkMember(member, SCORE);
     const score = await this.client.zscore(keys.scores, member);
     return score === null ? null : parseScore(score);
   }
 
   /** The member's last `n` submitted scores (default and at most 1000), newest first. */
   async history(board: string, member: string, n = MAX_READ_ENTRIES): Promise<LeaderboardHistoryEntry[]> {
-    checkName('board', board, MAX_BOARD_BYTES);
-    checkName('member', member, MAX_MEMBER_BYTES);
-    checkInteger('n', n, 1, MAX_READ_ENTRIES);
+    checkBoard(board, HISTORY);
+    checkMember(member, HISTORY);
+    checkInteger(n, 'n', HISTORY, 1, MAX_READ_ENTRIES, 'argument');
     const rows = await this.client.lrange(this.historyKey(board, member), 0, n - 1);
     return rows.map((row) => {
       const colon = row.indexOf(':');
@@ -149,13 +160,13 @@ export class LeaderboardService {
 
   /** How many entries the board holds. */
   async count(board: string): Promise<number> {
-    return this.client.zcard(this.boardKeys(board).scores);
+    return this.client.zcard(this.boardKeys(board, COUNT).scores);
   }
 
   /** Removes the member from the board and deletes its history. True if there was anything to remove. */
   async remove(board: string, member: string): Promise<boolean> {
-    const keys = this.boardKeys(board);
-    checkName('member', member, MAX_MEMBER_BYTES);
+    const keys = this.boardKeys(board, REMOVE);
+    checkMember(member, REMOVE);
     const removed = await this.removeScript.run([keys.scores, this.historyKey(board, member), keys.histories], [member]);
     return removed === 1;
   }
@@ -165,12 +176,12 @@ export class LeaderboardService {
    * Returns how many entries the board had. One script, O(members with a history).
    */
   async reset(board: string): Promise<number> {
-    const keys = this.boardKeys(board);
+    const keys = this.boardKeys(board, RESET);
     return this.resetScript.run([keys.scores, keys.histories]);
   }
 
-  private boardKeys(board: string): BoardKeys {
-    checkName('board', board, MAX_BOARD_BYTES);
+  private boardKeys(board: string, site: InputSite): BoardKeys {
+    checkBoard(board, site);
     return {
       scores: this.keys.key(FEATURE, [board], 'scores'),
       config: this.keys.key(FEATURE, [board], 'config'),

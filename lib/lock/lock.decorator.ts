@@ -1,7 +1,10 @@
-import { createParamDecorator, SetMetadata, UseInterceptors, type ExecutionContext } from '@nestjs/common';
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { routeDecorator } from '../core/route-metadata';
 import type { Lock } from './lock';
 import { compileLockResource, getRequestLock, WITH_LOCK_METADATA, type WithLockMetadata } from './lock-resource';
 import { LockInterceptor } from './lock.interceptor';
+import { inputSite } from '../core/validation';
+import { LockInputError } from './lock.errors';
 import { validateWithLockOptions, type LockResource, type WithLockOptions } from './lock.options';
 
 /**
@@ -24,14 +27,13 @@ import { validateWithLockOptions, type LockResource, type WithLockOptions } from
 export function WithLock(resource: LockResource, options: WithLockOptions = {}): MethodDecorator {
   return (target, key, descriptor) => {
     const where = `@WithLock on ${(target as { constructor: { name: string } }).constructor.name}.${String(key)}`;
-    validateWithLockOptions(options, where);
+    validateWithLockOptions(options, inputSite(where, LockInputError));
     const meta: WithLockMetadata = {
       resource: compileLockResource(resource, where),
       options: { ...options },
       where: where.slice('@WithLock on '.length),
     };
-    SetMetadata(WITH_LOCK_METADATA, meta)(target, key, descriptor);
-    UseInterceptors(LockInterceptor)(target, key, descriptor);
+    routeDecorator(WITH_LOCK_METADATA, meta, { interceptor: LockInterceptor })(target, key, descriptor);
   };
 }
 

@@ -1,4 +1,6 @@
-import { RedisLuaInputError } from '../module/redis-lua.errors';
+import { RedisLuaInputError } from '../core/errors';
+import { RedisLuaHttpException } from '../core/http';
+import { message } from '../core/messages';
 
 /**
  * `acquire` gave up: the lock was still held after `waitMs`. `@WithLock` turns it into a 409 (or the
@@ -18,7 +20,7 @@ export class LockTimeoutError extends Error {
      */
     readonly retryAfterMs: number | undefined,
   ) {
-    super(`Lock on "${resource}" is held by another owner (waited ${waitMs} ms)`);
+    super(message('LockService.acquire', `the lock on "${resource}" is held by another owner (waited ${waitMs} ms)`));
   }
 }
 
@@ -43,4 +45,20 @@ export class LockLostError extends Error {
 /** Bad input to a {@link LockService} call (an empty resource, a malformed token), before any Redis call. */
 export class LockInputError extends RedisLuaInputError {
   override readonly name = 'LockInputError';
+}
+
+/**
+ * 409 (or `@WithLock`'s `conflictStatus`): the route's lock stayed held by another request past
+ * `waitMs`. Body `{ statusCode, error, message, retryAfter }`; the interceptor also sends
+ * `Retry-After` (seconds, from the holder's remaining TTL).
+ */
+export class LockConflictException extends RedisLuaHttpException {
+  constructor(
+    /** Seconds until the holder's lease runs out (at least 1). */
+    readonly retryAfter: number,
+    status = 409,
+    options?: { cause?: unknown },
+  ) {
+    super(status, 'The resource is locked by another request; retry later', { retryAfter }, options);
+  }
 }

@@ -1,19 +1,15 @@
-import { STATUS_CODES } from 'node:http';
 import { HttpException, Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Observable, type Subscription } from 'rxjs';
+import { retryAfterSeconds, setResponseHeader, withoutStack, type HeaderTarget } from '../core/http';
+import { RouteCache } from '../core/route-metadata';
 import type { Lock } from './lock';
-import { LockTimeoutError } from './lock.errors';
+import { LockConflictException, LockTimeoutError } from './lock.errors';
 import { resolveLockResource, setRequestLock, WITH_LOCK_METADATA, type WithLockMetadata } from './lock-resource';
 import { LockService } from './lock.service';
 
 /** Status nginx logs for a client that closed the connection before the response. */
 const CLIENT_CLOSED_REQUEST = 499;
-
-interface HeaderSetter {
-  header?: (name: string, value: string) => unknown;
-  setHeader?: (name: string, value: string) => unknown;
-}
 
 interface RawResponse {
   writableFinished?: boolean;
@@ -38,8 +34,14 @@ export class LockInterceptor implements NestInterceptor {
     protected readonly locks: LockService,
   ) {}
 
+  /** Per handler and class: the route's `@WithLock` metadata, read once (null: the route has none). */
+  private readonly routes = new RouteCache<WithLockMetadata | null>(
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- what Nest's Reflector takes
+    (handler) => this.reflector.get<WithLockMetadata | undefined>(WITH_LOCK_METADATA, handler as Function) ?? null,
+  );
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const meta = this.reflector.get<WithLockMetadata | undefined>(WITH_LOCK_METADATA, context.getHandler());
+    const meta = this.routes.get(context);
     if (!meta) return next.handle();
     return new Observable<unknown>((subscriber) => {
       const abort = new AbortController();
@@ -99,24 +101,10 @@ export class LockInterceptor implements NestInterceptor {
    * JSON body, and a `Retry-After` header (seconds, at least 1) from the holder's remaining TTL.
    */
   protected conflict(context: ExecutionContext, meta: WithLockMetadata, err: LockTimeoutError): HttpException {
-    const status = meta.options.conflictStatus ?? 409;
-    const retryAfterMs = err.retryAfterMs ?? meta.options.ttlMs ?? this.locks.defaults.ttlMs;
-    const retryAfter = Math.max(1, Math.ceil(retryAfterMs / 1000));
-    if (context.getType() === 'http') {
-      const response = context.switchToHttp().getResponse<HeaderSetter>();
-      if (typeof response.header === 'function') response.header('Retry-After', String(retryAfter));
-      else response.setHeader?.('Retry-After', String(retryAfter));
-    }
-    return new HttpException(
-      {
-        statusCode: status,
-        error: STATUS_CODES[status] ?? 'Conflict',
-        message: 'The resource is locked by another request; retry later',
-        retryAfter,
-      },
-      status,
-      { cause: err },
-    );
+    const retryAfter = retryAfterSeconds(err.retryAfterMs ?? meta.options.ttlMs ?? this.locks.defaults.ttlMs);
+    if (context.getType() === 'http')
+      setResponseHeader(context.switchToHttp().getResponse<HeaderTarget>(), 'Retry-After', String(retryAfter));
+    return withoutStack(() => new LockConflictException(retryAfter, meta.options.conflictStatus ?? 409, { cause: err }));
   }
 
   /** Calls `gone` if the HTTP client disconnects; returns the function that stops watching. */

@@ -1,4 +1,5 @@
 import type { ExecutionContext } from '@nestjs/common';
+import { checkBoolean, checkDuration, checkInteger, checkObject, type InputSite } from '../core/validation';
 
 /** Defaults of every lock, set with `RedisLuaModule.forRoot({ lock: { ... } })`. */
 export interface LockModuleOptions {
@@ -44,40 +45,20 @@ export interface WithLockOptions extends LockModuleOptions {
 export const DEFAULT_LOCK_TTL_MS = 30_000;
 /** Default wait for a held lock in ms. */
 export const DEFAULT_LOCK_WAIT_MS = 5_000;
-/** Largest ttlMs / waitMs: what a Node.js timer can wait for. */
-export const MAX_LOCK_MS = 2_147_483_647;
-
-/** Throws unless `value` is an integer in [min, MAX_LOCK_MS]; `where` names the caller in the message. */
-export function checkLockMs(value: unknown, option: string, min: number, where: string): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_LOCK_MS) {
-    const what = min > 0 ? 'a positive integer' : 'an integer >= 0';
-    throw new TypeError(
-      `nest-redis-lua: ${where}: option "${option}" must be ${what} number of ms (at most ${MAX_LOCK_MS}), got ${String(value)}`,
-    );
-  }
-}
-
-/** Validates lock timing options (`ttlMs` > 0, `waitMs` >= 0, integers); `where` names the caller. */
-export function validateLockOptions(options: LockModuleOptions | undefined, where: string): void {
+/**
+ * Checks lock timing options where given (`ttlMs` > 0, `waitMs` >= 0, whole ms a timer can wait),
+ * naming `site.where` in the message.
+ */
+export function validateLockOptions(options: LockModuleOptions | undefined, site: InputSite): void {
   if (options === undefined) return;
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`nest-redis-lua: ${where}: lock options must be an object`);
-  }
-  checkLockMs(options.ttlMs, 'ttlMs', 1, where);
-  checkLockMs(options.waitMs, 'waitMs', 0, where);
+  checkObject(options, 'lock', site, 'an object of lock options');
+  if (options.ttlMs !== undefined) checkDuration(options.ttlMs, 'ttlMs', site);
+  if (options.waitMs !== undefined) checkDuration(options.waitMs, 'waitMs', site, true);
 }
 
-/** Validates `@WithLock` options at decoration time. */
-export function validateWithLockOptions(options: WithLockOptions, where: string): void {
-  validateLockOptions(options, where);
-  const { conflictStatus, autoExtend } = options;
-  if (conflictStatus !== undefined && (!Number.isInteger(conflictStatus) || conflictStatus < 400 || conflictStatus > 599)) {
-    throw new TypeError(
-      `nest-redis-lua: ${where}: option "conflictStatus" must be an HTTP error status (400-599), got ${String(conflictStatus)}`,
-    );
-  }
-  if (autoExtend !== undefined && typeof autoExtend !== 'boolean') {
-    throw new TypeError(`nest-redis-lua: ${where}: option "autoExtend" must be a boolean, got ${String(autoExtend)}`);
-  }
+/** Checks `@WithLock` options at decoration time. */
+export function validateWithLockOptions(options: WithLockOptions, site: InputSite): void {
+  validateLockOptions(options, site);
+  if (options.conflictStatus !== undefined) checkInteger(options.conflictStatus, 'conflictStatus', site, 400, 599);
+  if (options.autoExtend !== undefined) checkBoolean(options.autoExtend, 'autoExtend', site);
 }

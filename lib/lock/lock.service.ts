@@ -9,6 +9,7 @@ import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { outcomeUnknown } from '../scripts/lua-script.errors';
 import { Lock, type LockBackend } from './lock';
 import { LockInputError, LockTimeoutError } from './lock.errors';
+import { checkDuration, checkText, inputSite, type InputSite } from '../core/validation';
 import {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
@@ -29,6 +30,14 @@ const MIN_FENCE_KEY_TTL_MS = 60_000;
  * waiter (which never uncounts itself) keeps releases publishing notices.
  */
 const WAITER_COUNT_MARGIN_MS = 5_000;
+
+const site = (method: string): InputSite => inputSite(`LockService.${method}`, LockInputError);
+const ACQUIRE = site('acquire');
+const TRY_ACQUIRE = site('tryAcquire');
+const RELEASE = site('release');
+const EXTEND = site('extend');
+/** A lock token: what this library hands out is 24 characters; one handed in may be up to 256. */
+const TOKEN = { maxLength: 256 };
 
 /** ARGV[4] of acquire.lua (absent for a plain attempt): a subscribed waiter not counted yet, a counted one. */
 const NEW_WAITER = '1';
@@ -119,8 +128,8 @@ export class LockService implements OnModuleDestroy {
    * @throws the `signal`'s reason when it aborts while waiting.
    */
   async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
-    this.checkResource(resource);
-    validateLockOptions(options, 'LockService.acquire');
+    checkText(resource, 'resource', ACQUIRE);
+    validateLockOptions(options, ACQUIRE);
     const ttlMs = options.ttlMs ?? this.defaults.ttlMs;
     const waitMs = options.waitMs ?? this.defaults.waitMs;
     const autoExtend = options.autoExtend ?? true;
@@ -180,8 +189,8 @@ export class LockService implements OnModuleDestroy {
 
   /** One attempt: the lock, or `null` if another owner holds it. */
   async tryAcquire(resource: string, options: TryAcquireLockOptions = {}): Promise<Lock | null> {
-    this.checkResource(resource);
-    validateLockOptions(options, 'LockService.tryAcquire');
+    checkText(resource, 'resource', TRY_ACQUIRE);
+    validateLockOptions(options, TRY_ACQUIRE);
     const attempt = await this.attempt(resource, options.ttlMs ?? this.defaults.ttlMs, options.autoExtend ?? true, this.closing.signal);
     return attempt.lock ?? null;
   }
@@ -212,8 +221,8 @@ export class LockService implements OnModuleDestroy {
    * release is sent once more in the background (compare-and-delete: harmless if the first one ran).
    */
   async release(resource: string, token: string): Promise<boolean> {
-    this.checkResource(resource);
-    this.checkToken(token);
+    checkText(resource, 'resource', RELEASE);
+    checkText(token, 'token', RELEASE, TOKEN);
     try {
       return (await this.releaseScript.run([this.lockKey(resource), this.waitersKeyOf(resource)], [token, this.channel(resource)])) === 1;
     } catch (err) {
@@ -241,9 +250,9 @@ export class LockService implements OnModuleDestroy {
 
   /** Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token`. */
   async extend(resource: string, token: string, ttlMs: number): Promise<boolean> {
-    this.checkResource(resource);
-    this.checkToken(token);
-    validateLockOptions({ ttlMs }, 'LockService.extend');
+    checkText(resource, 'resource', EXTEND);
+    checkText(token, 'token', EXTEND, TOKEN);
+    checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
     return (await this.extendScript.run([this.lockKey(resource)], [token, ttlMs])) === 1;
   }
 
@@ -328,18 +337,6 @@ export class LockService implements OnModuleDestroy {
       await lock.release();
     } catch (err) {
       this.log.warn(`Lock on "${lock.resource}": release failed, it expires by its TTL: ${(err as Error).message}`);
-    }
-  }
-
-  private checkResource(resource: unknown): asserts resource is string {
-    if (typeof resource !== 'string' || resource.length === 0) {
-      throw new LockInputError(`nest-redis-lua: a lock resource must be a non-empty string, got ${JSON.stringify(resource)}`, 'resource');
-    }
-  }
-
-  private checkToken(token: unknown): void {
-    if (typeof token !== 'string' || token.length === 0 || token.length > 256) {
-      throw new LockInputError('nest-redis-lua: a lock token must be a non-empty string of at most 256 characters', 'token');
     }
   }
 }

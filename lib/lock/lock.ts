@@ -1,6 +1,9 @@
 import type { Logger } from '@nestjs/common';
 import { LockLostError } from './lock.errors';
-import { checkLockMs } from './lock.options';
+import { checkDuration, inputSite } from '../core/validation';
+import { LockInputError } from './lock.errors';
+
+const EXTEND = inputSite('Lock.extend', LockInputError);
 
 /** What a {@link Lock} needs from the service that made it. @internal */
 export interface LockBackend {
@@ -88,7 +91,7 @@ export class Lock {
    * @throws LockLostError when the lock is no longer held (its `signal` is aborted too).
    */
   async extend(ttlMs: number = this.ttl): Promise<void> {
-    checkLockMs(ttlMs, 'ttlMs', 1, 'Lock.extend');
+    checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
     if (this.state !== 'held') {
       throw new LockLostError(this.resource, `cannot extend a lock that was ${this.state}`);
     }

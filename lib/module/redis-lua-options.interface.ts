@@ -1,6 +1,5 @@
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
-import type { RateLimitModuleOptions } from '../rate-limit/rate-limit.options';
-import type { LockModuleOptions } from '../lock/lock.options';
+import type { FeatureOptions } from './features';
 
 /** A Redis Cluster to connect to: seed nodes and ioredis `ClusterOptions`. */
 export interface RedisLuaClusterConnection {
@@ -11,9 +10,11 @@ export interface RedisLuaClusterConnection {
 
 /**
  * Options of {@link RedisLuaModule.forRoot}. Give at most one connection kind
- * (`url`, `redis`, `cluster` or `client`); with none, the module connects to `redis://127.0.0.1:6379`.
+ * (`url`, `redis`, `cluster` or `client`); with none at all, the module connects to `redis://127.0.0.1:6379`
+ * (an option that is present but `undefined` or empty fails boot). The features' sections
+ * (`rateLimit`, `lock`) come from {@link FeatureOptions}.
  */
-export interface RedisLuaModuleOptions {
+export interface RedisLuaModuleOptions extends FeatureOptions {
   /** A `redis://` or `rediss://` URL. */
   url?: string;
   /** ioredis options for a standalone server. */
@@ -48,10 +49,6 @@ export interface RedisLuaModuleOptions {
    * included. `false` writes each call at once.
    */
   coalesceWrites?: boolean;
-  /** Rate limiting: defaults of `RateLimiterService` and of every `@RateLimit` route (see the README). */
-  rateLimit?: RateLimitModuleOptions;
-  /** Defaults of every lock (`LockService`, `@WithLock`): `ttlMs` (30000), `waitMs` (5000). Validated at boot. */
-  lock?: LockModuleOptions;
 }
 
 /** Defaults applied to the options a user gives. */

@@ -1,23 +1,18 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { validateLockOptions } from '../lock/lock.options';
-import { LockService } from '../lock/lock.service';
+import { checkBoolean, checkDuration, inputSite } from '../core/validation';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import type { LuaScriptDefinition } from '../scripts/script-definition.interface';
 import { getScriptToken } from '../scripts/script.decorators';
+import { FEATURES } from './features';
 import { closeClient, createConnection, validateConnectionOptions, type RedisConnection } from './redis-connection';
 import { REDIS_LUA_CLIENT, REDIS_LUA_CONNECTION, REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from './redis-lua.constants';
 import { ConfigurableModuleClass } from './redis-lua.module-definition';
 import { DEFAULT_KEY_PREFIX, type RedisLuaModuleOptions } from './redis-lua-options.interface';
 import { RedisLuaHealthIndicator } from './redis-lua.health';
 import { RedisLuaSubscriber } from './redis-subscriber';
-import { LeaderboardService } from '../leaderboard/leaderboard.service';
-import { BoundedCounterService } from '../counter/counter.service';
-import { CacheAsideService } from '../cache/cache.service';
-import { RateLimiterService } from '../rate-limit/rate-limit.service';
-import { validateRateLimitModuleOptions } from '../rate-limit/rate-limit.options';
-import { RateLimitRouteExplorer } from '../rate-limit/rate-limit.explorer';
+import { RouteChecks } from './route-checks';
 
 const connectionProvider: Provider = {
   provide: REDIS_LUA_CONNECTION,
@@ -30,8 +25,8 @@ const connectionProvider: Provider = {
   },
 };
 
-/** Services every feature shares; feature services are added to this list by their folders. */
-const SHARED_PROVIDERS: Provider[] = [
+/** What every feature builds on: the connection, the key builder, the script engine, pub/sub, health. */
+const CORE_PROVIDERS: Provider[] = [
   connectionProvider,
   { provide: REDIS_LUA_CLIENT, inject: [REDIS_LUA_CONNECTION], useFactory: (c: RedisConnection) => c.client },
   {
@@ -42,12 +37,10 @@ const SHARED_PROVIDERS: Provider[] = [
   LuaScriptEngine,
   RedisLuaSubscriber,
   RedisLuaHealthIndicator,
-  LeaderboardService,
-  BoundedCounterService,
-  CacheAsideService,
-  RateLimiterService,
-  LockService,
 ];
+
+/** The core and every feature's providers: registered by the module and exported to the application. */
+const EXPORTED_PROVIDERS: Provider[] = [...CORE_PROVIDERS, ...FEATURES.flatMap((feature) => feature.providers)];
 
 /**
  * The module: one Redis connection, the Lua script engine and the feature services.
@@ -62,8 +55,8 @@ const SHARED_PROVIDERS: Provider[] = [
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [...SHARED_PROVIDERS, RateLimitRouteExplorer],
-  exports: SHARED_PROVIDERS,
+  providers: [...EXPORTED_PROVIDERS, RouteChecks],
+  exports: EXPORTED_PROVIDERS,
 })
 export class RedisLuaModule extends ConfigurableModuleClass implements OnApplicationShutdown {
   constructor(@Inject(REDIS_LUA_CONNECTION) private readonly connection: RedisConnection) {
@@ -92,19 +85,18 @@ export class RedisLuaModule extends ConfigurableModuleClass implements OnApplica
 @Module({})
 export class RedisLuaFeatureModule {}
 
+const MODULE_SITE = inputSite('');
+
+/** Every option, before the connection opens (a boot failure after it would leave it open). */
 function validateOptions(options: RedisLuaModuleOptions): void {
   validateConnectionOptions(options);
   if (options.keyPrefix !== undefined) validateKeyPrefix(options.keyPrefix);
-  validateRateLimitModuleOptions(options.rateLimit);
-  // Before the connection opens: a boot failure after it would leave it open.
-  validateLockOptions(options.lock, 'RedisLuaModule.forRoot({ lock })');
-  if (options.bootTimeoutMs !== undefined && (!Number.isFinite(options.bootTimeoutMs) || options.bootTimeoutMs <= 0)) {
-    throw new Error(`nest-redis-lua: option "bootTimeoutMs" must be a positive number of ms, got ${options.bootTimeoutMs}`);
-  }
+  if (options.bootTimeoutMs !== undefined) checkDuration(options.bootTimeoutMs, 'bootTimeoutMs', MODULE_SITE);
   for (const flag of ['coalesceWrites', 'debug', 'lazyConnect'] as const) {
-    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
-      throw new Error(`nest-redis-lua: option "${flag}" must be true or false, got ${JSON.stringify(options[flag])}`);
-    }
+    if (options[flag] !== undefined) checkBoolean(options[flag], flag, MODULE_SITE);
+  }
+  for (const { options: section } of FEATURES) {
+    if (section) section.validate((options as Record<string, unknown>)[section.key]);
   }
 }
 

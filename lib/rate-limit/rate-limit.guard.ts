@@ -1,15 +1,21 @@
-import { Injectable, ServiceUnavailableException, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { clientIdentity } from './client-ip';
-import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.decorator';
-import { RateLimitExceededException, RateLimitUnavailableError } from './rate-limit.errors';
 import {
-  resolveRules,
-  type ContextValue,
-  type RateLimitResult,
-  type RateLimitRule,
-  type ResolvedRateLimitRule,
-} from './rate-limit.options';
+  httpArgs,
+  RedisLuaUnavailableException,
+  retryAfterSeconds,
+  setResponseHeader,
+  type HeaderTarget,
+  withoutStack,
+} from '../core/http';
+import { message } from '../core/messages';
+import { RouteCache } from '../core/route-metadata';
+import { inputSite } from '../core/validation';
+import { clientIdentity } from './client-ip';
+import { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
+import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.metadata';
+import type { ContextValue, RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
+import { constantLimits, resolveRouteRules } from './rate-limit.rules';
 import { RateLimiterService, type ConsumeOptions } from './rate-limit.service';
 
 /** The parts of an Express or Fastify request the guard reads. */
@@ -23,10 +29,7 @@ export interface RateLimitRequest {
 }
 
 /** The parts of an Express response or a Fastify reply the guard writes. */
-export interface RateLimitResponse {
-  header?: (name: string, value: string) => unknown;
-  setHeader?: (name: string, value: string) => unknown;
-}
+export type RateLimitResponse = HeaderTarget;
 
 /** What the guard keeps per route (handler and class). */
 interface RouteEntry {
@@ -40,17 +43,24 @@ interface RouteEntry {
   readonly options: ConsumeOptions;
 }
 
-/** Marks a request already counted, so a guard registered twice (global and local) counts once. */
+/** A handler or controller class, as the reflector takes them. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- what Nest's Reflector takes
+type Named = Function;
+
+/** Marks an HTTP request already counted, so that a guard registered several times counts it once. */
 const COUNTED = Symbol('nest-redis-lua:rate-limit-counted');
+/** The same for other transports: Nest hands every guard of one invocation the same context. */
+const countedContexts = new WeakSet<ExecutionContext>();
 
 function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 /**
- * Applies `@RateLimit` (and the module's defaults, e.g. as `APP_GUARD`) to requests: builds the key,
- * asks {@link RateLimiterService}, writes the headers and answers 429 (or 503 with `failMode: 'closed'`
- * when Redis is unavailable). Extend it and override the protected methods for other transports.
+ * Applies `@RateLimit` (which applies this guard itself) and the module's defaults (as `APP_GUARD`)
+ * to requests: builds the key, asks {@link RateLimiterService}, writes the headers and answers 429
+ * (or 503 with `failMode: 'closed'` when Redis is unavailable). Extend it and override the protected
+ * methods for other transports.
  *
  * HTTP (Express and Fastify): key = client IP + HTTP method + route pattern. Other contexts (RPC,
  * WebSocket, GraphQL) are limited when the route gives a `key` function; without one the first call
@@ -64,24 +74,20 @@ export class RateLimitGuard implements CanActivate {
   ) {}
 
   /** Per handler and class: the route's metadata and, when its limits are constants, its rules. */
-  private readonly routes = new WeakMap<object, Map<object, RouteEntry>>();
+  private readonly routes = new RouteCache<RouteEntry>((handler, controller) => this.routeEntry(handler as Named, controller as Named));
 
   /**
-   * Not an `async` function: with constant limits and a synchronous key (the common case) the only
-   * promise is the limiter's; each `await` of a plain value would cost a turn of the microtask queue.
-   * Errors are always rejections.
+   * Not an `async` function (bench: "@RateLimit route ÷ unguarded"): with constant limits and a
+   * synchronous key (the common case) the only promise is the limiter's; each `await` of a plain
+   * value would cost a turn of the microtask queue. Errors are always rejections.
    */
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     try {
-      const entry = this.routeEntry(context);
+      const entry = this.routes.get(context);
       if (entry.skip) return true;
-      const { route } = entry;
       const { req, res } = this.getRequestResponse(context);
-      if (req) {
-        const marked = req as Record<symbol, unknown>;
-        if (marked[COUNTED]) return true;
-        marked[COUNTED] = true;
-      }
+      if (this.alreadyCounted(context, req)) return true;
+      const { route } = entry;
       const tracker = route?.key ? route.key(context) : this.getTracker(context, entry.where);
       const cost = typeof route?.cost === 'function' ? route.cost(context) : (route?.cost ?? 1);
       if (entry.rules === undefined || isPromiseLike(tracker) || isPromiseLike(cost)) {
@@ -91,6 +97,19 @@ export class RateLimitGuard implements CanActivate {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** True if another registration of this guard already counted this request (and marks it counted). */
+  private alreadyCounted(context: ExecutionContext, req: RateLimitRequest | undefined): boolean {
+    if (req) {
+      const marked = req as Record<symbol, unknown>;
+      if (marked[COUNTED]) return true;
+      marked[COUNTED] = true;
+      return false;
+    }
+    if (countedContexts.has(context)) return true;
+    countedContexts.add(context);
+    return false;
   }
 
   /** `canActivate` once the rules (first request of a route), the key or the cost needed awaiting. */
@@ -118,44 +137,29 @@ export class RateLimitGuard implements CanActivate {
     return this.limiter.consume(this.generateKey(context, tracker), rules, options).then(
       (result) => this.handleResult(result, rules, res),
       (err: unknown) => {
-        if (err instanceof RateLimitUnavailableError) throw new ServiceUnavailableException('Rate limit unavailable, try again later');
+        if (err instanceof RateLimitUnavailableError)
+          throw new RedisLuaUnavailableException('Rate limit unavailable, try again later', { cause: err });
         throw err;
       },
     );
   }
 
-  /**
-   * The route's metadata, read once per handler and class (the reflector walks metadata on every
-   * call otherwise). Metadata is static once the application is up.
-   */
-  private routeEntry(context: ExecutionContext): RouteEntry {
-    const handler = context.getHandler();
-    const cls = context.getClass();
-    let byClass = this.routes.get(handler);
-    const known = byClass?.get(cls);
-    if (known) return known;
-    const targets = [handler, cls];
+  /** The route's metadata, read on its first request (see {@link RouteCache}). */
+  private routeEntry(handler: Named, controller: Named): RouteEntry {
+    const targets = [handler, controller];
     const route = this.reflector.getAllAndOverride<RateLimitMetadata | undefined>(RATE_LIMIT_METADATA, targets);
     const defaults = this.limiter.options;
     const skip =
       this.reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets) === true ||
       (!route && (defaults.limit === undefined || defaults.windowMs === undefined));
-    const entry: RouteEntry = {
+    return {
       skip,
       route,
-      where: `${cls.name}.${handler.name}`,
+      where: `${controller.name}.${handler.name}`,
       // Constant limits (no tier function) and the built-in resolveRules: resolved once, on first use.
-      constant:
-        (route?.rules ?? [{}]).every((rule) => typeof rule.limit !== 'function') &&
-        this.resolveRules === RateLimitGuard.prototype.resolveRules,
+      constant: constantLimits(route?.rules ?? [{}]) !== undefined && this.resolveRules === RateLimitGuard.prototype.resolveRules,
       options: { cost: 1, failMode: route?.failMode, timeoutMs: route?.timeoutMs },
     };
-    if (!byClass) {
-      byClass = new Map();
-      this.routes.set(handler, byClass);
-    }
-    byClass.set(cls, entry);
-    return entry;
   }
 
   /** The rules of one request; kept on the entry when they cannot change between requests. */
@@ -166,25 +170,25 @@ export class RateLimitGuard implements CanActivate {
     return rules;
   }
 
-  /**
-   * The request and response of an HTTP context; both undefined elsewhere. Read as the context's
-   * arguments 0 and 1 (what `switchToHttp()` returns, without the three functions it creates each time).
-   */
+  /** The request and response of an HTTP context; both undefined elsewhere. */
   protected getRequestResponse(context: ExecutionContext): { req?: RateLimitRequest; res?: RateLimitResponse } {
-    if (context.getType() !== 'http') return {};
-    return { req: context.getArgByIndex<RateLimitRequest>(0), res: context.getArgByIndex<RateLimitResponse>(1) };
+    return httpArgs<RateLimitRequest, RateLimitResponse>(context);
   }
 
   /** Who is limited when the route gives no `key`: the client IP (IPv6 masked to /64). */
   protected getTracker(context: ExecutionContext, where: string): string {
     const { req } = this.getRequestResponse(context);
     if (!req) {
-      throw new Error(
-        `nest-redis-lua: @RateLimit on ${where} runs in a "${context.getType()}" context, which has no client IP: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
+      throw new RateLimitInputError(
+        message(
+          '',
+          `@RateLimit on ${where} runs in a "${context.getType()}" context, which has no client IP: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
+        ),
+        'key',
       );
     }
     if (typeof req.ip !== 'string' || req.ip === '') {
-      throw new Error(`nest-redis-lua: @RateLimit on ${where}: the request has no "ip"; give a "key" function`);
+      throw new RateLimitInputError(message(`@RateLimit on ${where}`, 'the request has no "ip"; give a "key" function'), 'key');
     }
     return clientIdentity(req.ip);
   }
@@ -200,58 +204,47 @@ export class RateLimitGuard implements CanActivate {
     return `${tracker}\n${routeId}`;
   }
 
-  /** Writes the headers; throws 429 when denied. */
+  /**
+   * Writes the headers (IETF `RateLimit-Policy` / `RateLimit`, optionally the `X-RateLimit-*` ones,
+   * `Retry-After` when denied).
+   * @throws RateLimitExceededException (429) when the hit was denied.
+   */
   protected handleResult(result: RateLimitResult, rules: readonly ResolvedRateLimitRule[], res: RateLimitResponse | undefined): boolean {
     if (res && !result.degraded) {
       const headers = this.limiter.options.headers ?? {};
       const resetSeconds = Math.ceil(result.resetMs / 1000);
       if (headers.ietf !== false) {
-        setHeader(res, 'RateLimit-Policy', policyOf(rules));
-        setHeader(res, 'RateLimit', `"${result.rule.name}";r=${result.remaining};t=${resetSeconds}`);
+        setResponseHeader(res, 'RateLimit-Policy', policyOf(rules));
+        setResponseHeader(res, 'RateLimit', `"${result.rule.name}";r=${result.remaining};t=${resetSeconds}`);
       }
       if (headers.legacy) {
-        setHeader(res, 'X-RateLimit-Limit', String(result.limit));
-        setHeader(res, 'X-RateLimit-Remaining', String(result.remaining));
-        setHeader(res, 'X-RateLimit-Reset', String(resetSeconds));
+        setResponseHeader(res, 'X-RateLimit-Limit', String(result.limit));
+        setResponseHeader(res, 'X-RateLimit-Remaining', String(result.remaining));
+        setResponseHeader(res, 'X-RateLimit-Reset', String(resetSeconds));
       }
-      if (!result.allowed) setHeader(res, 'Retry-After', String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
+      if (!result.allowed) setResponseHeader(res, 'Retry-After', String(retryAfterSeconds(result.retryAfterMs)));
     }
-    if (!result.allowed) throw tooManyRequests(result);
+    if (!result.allowed) throw withoutStack(() => new RateLimitExceededException(result));
     return true;
   }
 
-  /** The route's rules with tier functions evaluated and module defaults filled in, validated. */
+  /**
+   * The route's rules with tier functions evaluated and module defaults filled in, checked.
+   * @throws RateLimitInputError when a rule lacks a limit or window and the module gives no default.
+   */
   protected async resolveRules(
     context: ExecutionContext,
     route: RateLimitMetadata | undefined,
     where: string,
   ): Promise<ResolvedRateLimitRule[]> {
-    const defaults = this.limiter.options;
     const declared = route?.rules ?? [{}];
-    const rules: RateLimitRule[] = [];
-    for (const [i, rule] of declared.entries()) {
-      const limit = rule.limit === undefined ? defaults.limit : await resolveValue(rule.limit, context);
-      const windowMs = rule.windowMs ?? defaults.windowMs;
-      const at = declared.length === 1 ? '' : `rules[${i}].`;
-      if (limit === undefined || windowMs === undefined) {
-        throw new TypeError(
-          `nest-redis-lua: @RateLimit on ${where}: option "${at}${limit === undefined ? 'limit' : 'windowMs'}" is missing and forRoot({ rateLimit }) has no default`,
-        );
-      }
-      rules.push({ limit, windowMs, algorithm: rule.algorithm, name: rule.name });
-    }
-    return resolveRules(rules, `@RateLimit on ${where}`, defaults);
+    const limits = await Promise.all(declared.map((rule) => (rule.limit === undefined ? undefined : resolveValue(rule.limit, context))));
+    return resolveRouteRules(declared, limits, this.limiter.options, inputSite(`@RateLimit on ${where}`, RateLimitInputError));
   }
 }
 
 async function resolveValue<T>(value: ContextValue<T>, context: ExecutionContext): Promise<T> {
   return typeof value === 'function' ? (value as (c: ExecutionContext) => T | Promise<T>)(context) : value;
-}
-
-/** Node's `setHeader` where there is one (Express: its `header()` only adds coercions), else Fastify's `header()`. */
-function setHeader(res: RateLimitResponse, name: string, value: string): void {
-  if (typeof res.setHeader === 'function') res.setHeader(name, value);
-  else res.header?.(name, value);
 }
 
 /** `RateLimit-Policy` of a rules array: the same for every request of a route with constant limits. */
@@ -264,19 +257,4 @@ function policyOf(rules: readonly ResolvedRateLimitRule[]): string {
     policies.set(rules, policy);
   }
   return policy;
-}
-
-/**
- * The 429 exception, built without capturing a stack trace: it is an answer to the client, not a
- * fault (Nest's exception filter does not log it), and capturing the stack was the costliest step of
- * a denied request in the bench profile. Everything else about the exception is unchanged.
- */
-function tooManyRequests(result: RateLimitResult): RateLimitExceededException {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new RateLimitExceededException(result);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
 }

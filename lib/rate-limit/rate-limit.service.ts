@@ -1,28 +1,27 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { Command } from 'ioredis';
+import { describeValue } from '../core/messages';
+import { checkText, fail, inputSite, type InputSite } from '../core/validation';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { LuaScriptError } from '../scripts/lua-script.errors';
+import { CheckCall, resultOf, type ScriptReply } from './rate-limit.call';
 import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
-import { DeadlineSweeper, type Lane, type PendingCall } from './deadlines';
+import { DeadlineSweeper } from './deadlines';
 import {
   DEFAULT_LOCAL_CACHE_SIZE,
   DEFAULT_RATE_LIMIT_TIMEOUT_MS,
-  RATE_LIMIT_ALGORITHMS,
-  assertFailMode,
-  assertPositiveInteger,
-  resolveRules,
-  type RateLimitAlgorithm,
   type RateLimitFailMode,
   type RateLimitModuleOptions,
   type RateLimitResult,
   type RateLimitRule,
   type ResolvedRateLimitRule,
 } from './rate-limit.options';
+import { checkFailMode, checkTimeout } from './rate-limit.rules';
+import { RulePlans, type RulePlan } from './rule-plan';
 
 /** Options of one {@link RateLimiterService.consume} call. */
 export interface ConsumeOptions {
@@ -34,99 +33,11 @@ export interface ConsumeOptions {
   timeoutMs?: number;
 }
 
-/**
- * `[allowed, rule index (1-based), remaining, resetMs, retryAfterMs]`, or, when one rule admits a
- * consume, the integer `remaining * 2^33 + resetMs` (see the scripts' headers).
- */
-type ScriptReply = [number, number, number, number, number] | number;
+type Plan = RulePlan<LuaScript<ScriptReply>>;
 
-/** 2^33: the integer reply's `remaining` unit (resetMs, at most two 30-day windows, stays below it). */
-const REMAINING_UNIT = 8_589_934_592;
-
-/** The Redis key feature segment of rate-limit keys. */
-const FEATURE = 'rl';
-
-/** Everything a call needs from its rules, computed once per rules object (see `plan`). */
-interface RulePlan {
-  readonly rules: readonly ResolvedRateLimitRule[];
-  /** Each rule as results show it (frozen, shared by every result of the plan). */
-  readonly publicRules: ReadonlyArray<RateLimitResult['rule']>;
-  /** The fields the plan was made from, compared on every use: a mutated rule object is resolved again. */
-  readonly snapshot: readonly unknown[];
-  readonly script: LuaScript<ScriptReply>;
-  /** ARGV after `op` and `cost`: algorithm code, limit and window of each rule (decimal strings). */
-  readonly ruleArgs: readonly string[];
-  /** One rule: the compact ARGV of a consume, `[limit, windowMs]` (the cost follows unless it is 1). */
-  readonly consumeArgs?: readonly string[];
-  /** Builds each rule's key from the identifier. */
-  readonly keyOf: ReadonlyArray<(key: string) => string>;
-  readonly smallestLimit: number;
-}
-
-/** The fields of `rules` a plan depends on, in a flat list (rule objects included, by identity). */
-function snapshotOf(rules: RateLimitRule | readonly RateLimitRule[]): unknown[] {
-  const list: readonly RateLimitRule[] = Array.isArray(rules) ? rules : [rules as RateLimitRule];
-  const values: unknown[] = [list.length];
-  for (const rule of list) {
-    if (typeof rule !== 'object' || rule === null) values.push(rule);
-    else values.push(rule, rule.limit, rule.windowMs, rule.algorithm, rule.name);
-  }
-  return values;
-}
-
-/** True if `rules` still has the fields `snapshot` was taken from (no allocation: runs on every call). */
-function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly RateLimitRule[]): boolean {
-  if (!Array.isArray(rules)) {
-    const rule = rules as RateLimitRule;
-    return (
-      snapshot.length === 6 &&
-      snapshot[0] === 1 &&
-      snapshot[1] === rule &&
-      snapshot[2] === rule.limit &&
-      snapshot[3] === rule.windowMs &&
-      snapshot[4] === rule.algorithm &&
-      snapshot[5] === rule.name
-    );
-  }
-  const list = rules as readonly RateLimitRule[];
-  if (snapshot[0] !== list.length || snapshot.length !== 1 + 5 * list.length) return false;
-  for (let i = 0, j = 1; i < list.length; i++, j += 5) {
-    const rule = list[i];
-    if (
-      snapshot[j] !== rule ||
-      snapshot[j + 1] !== rule.limit ||
-      snapshot[j + 2] !== rule.windowMs ||
-      snapshot[j + 3] !== rule.algorithm ||
-      snapshot[j + 4] !== rule.name
-    )
-      return false;
-  }
-  return true;
-}
-
-/**
- * One consume or peek waiting for Redis. At its deadline the command it waits for is rejected, which
- * settles the call through the same error path as a dropped connection (the fail mode decides).
- */
-class CheckCall implements PendingCall {
-  /** An EVAL after NOSCRIPT is in flight (sent at most once per call). */
-  recovering = false;
-  // DeadlineSweeper's links, declared so that every call has the same shape.
-  previousPending?: PendingCall = undefined;
-  nextPending?: PendingCall = undefined;
-  lane?: Lane = undefined;
-
-  constructor(
-    readonly deadline: number,
-    private readonly timeoutMs: number,
-    /** The EVALSHA, or the EVAL that replaced it. */
-    public command: Command,
-  ) {}
-
-  expire(): void {
-    this.command.reject(new Error(`Redis did not answer within ${this.timeoutMs} ms (option "timeoutMs")`));
-  }
-}
+const site = (method: string): InputSite => inputSite(`RateLimiterService.${method}`, RateLimitInputError);
+const SITES = { c: site('consume'), p: site('peek') } as const;
+const RESET = site('reset');
 
 /**
  * Exact, atomic rate limiting in one round trip: every rule of a call is checked, then the hit is
@@ -141,13 +52,12 @@ class CheckCall implements PendingCall {
 @Injectable()
 export class RateLimiterService {
   private readonly logger = new Logger('RateLimit');
-  private readonly scripts: Record<RateLimitAlgorithm | 'mixed', LuaScript<ScriptReply>>;
   private readonly denied: LocalDenyCache<RateLimitResult>;
   /** Module-level rate-limit options (validated at boot with the connection options). */
   readonly options: RateLimitModuleOptions;
   private outage = false;
   /** Resolved rules per rules object (a route's or a caller's constant): validated once, not per call. */
-  private readonly plans = new WeakMap<object, RulePlan>();
+  private readonly plans: RulePlans<LuaScript<ScriptReply>>;
   private readonly deadlines = new DeadlineSweeper();
   /** The module's failMode and timeoutMs, or the error a call without its own options reports. */
   private readonly defaultFailMode: RateLimitFailMode;
@@ -161,17 +71,18 @@ export class RateLimiterService {
   ) {
     this.options = moduleOptions.rateLimit ?? {};
     this.denied = new LocalDenyCache(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE);
-    this.scripts = {
+    const scripts = {
       'sliding-log': engine.bundled<ScriptReply>('rate-limit/sliding-log'),
       'sliding-window': engine.bundled<ScriptReply>('rate-limit/sliding-window'),
       'token-bucket': engine.bundled<ScriptReply>('rate-limit/token-bucket'),
       'fixed-window': engine.bundled<ScriptReply>('rate-limit/fixed-window'),
       mixed: engine.bundled<ScriptReply>('rate-limit/mixed'),
     };
+    this.plans = new RulePlans(scripts, keys, this.options);
     this.defaultFailMode = this.options.failMode ?? 'open';
     this.defaultTimeoutMs = this.options.timeoutMs ?? DEFAULT_RATE_LIMIT_TIMEOUT_MS;
     try {
-      this.checkCallOptions(this.defaultFailMode, this.defaultTimeoutMs, 'c');
+      this.checkCallOptions(this.defaultFailMode, this.defaultTimeoutMs, SITES.c);
     } catch (err) {
       this.defaultsError = (err as Error).message;
     }
@@ -198,7 +109,7 @@ export class RateLimiterService {
    * process's deny cache (other processes see the reset once their cached denial runs out).
    */
   async reset(key: string, rules: RateLimitRule | readonly RateLimitRule[]): Promise<void> {
-    const plan = this.plan(key, rules, 'reset');
+    const plan = this.plan(key, rules, RESET);
     const redisKeys = plan.keyOf.map((keyOf) => keyOf(key));
     // Every deny-cache entry of this identifier, whatever its rules: all its Redis keys carry its hash
     // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
@@ -217,22 +128,21 @@ export class RateLimiterService {
     rules: RateLimitRule | readonly RateLimitRule[],
     options: ConsumeOptions | undefined,
   ): Promise<RateLimitResult> {
-    let plan: RulePlan;
+    let plan: Plan;
     let failMode = this.defaultFailMode;
     let timeoutMs = this.defaultTimeoutMs;
     const cost = options?.cost ?? 1;
+    const site = SITES[op];
     try {
-      plan = this.plan(key, rules, op === 'c' ? 'consume' : 'peek');
+      plan = this.plan(key, rules, site);
       if (cost !== 1 && (!Number.isInteger(cost) || cost < 1 || cost > plan.smallestLimit)) {
-        throw new RateLimitInputError(
-          `nest-redis-lua: rate-limit cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${cost}`,
-        );
+        fail(site, 'cost', `cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${describeValue(cost)}`);
       }
       if (options?.failMode !== undefined || options?.timeoutMs !== undefined) {
         failMode = options.failMode ?? failMode;
         timeoutMs = options.timeoutMs ?? timeoutMs;
         // Per-call options, checked before any Redis call (a NaN timeout would decide at once).
-        this.checkCallOptions(failMode, timeoutMs, op);
+        this.checkCallOptions(failMode, timeoutMs, site);
       } else if (this.defaultsError !== undefined) {
         throw new RateLimitInputError(this.defaultsError);
       }
@@ -291,36 +201,14 @@ export class RateLimiterService {
   /** The result of a reply; a denied consume is remembered in the deny cache until it may pass. */
   private result(
     reply: ScriptReply,
-    plan: RulePlan,
+    plan: Plan,
     op: 'c' | 'p',
     sentAt: number,
     redisKeys: readonly string[],
     cost: number,
     cacheKey: string | undefined,
   ): RateLimitResult {
-    if (typeof reply === 'number') {
-      // An admitted single-rule consume.
-      const remaining = Math.floor(reply / REMAINING_UNIT);
-      const rule = plan.rules[0];
-      return {
-        allowed: true,
-        limit: rule.limit,
-        remaining,
-        resetMs: reply - remaining * REMAINING_UNIT,
-        retryAfterMs: 0,
-        rule: plan.publicRules[0],
-      };
-    }
-    const index = reply[1] - 1;
-    const rule = plan.rules[index];
-    const result: RateLimitResult = {
-      allowed: reply[0] === 1,
-      limit: rule.limit,
-      remaining: Math.max(0, reply[2]),
-      resetMs: reply[3],
-      retryAfterMs: reply[4],
-      rule: plan.publicRules[index],
-    };
+    const result = resultOf(reply, plan);
     if (!result.allowed && op === 'c') {
       const denyKey = cacheKey ?? `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
       this.denied.set(denyKey, sentAt + result.retryAfterMs - performance.now(), result);
@@ -329,7 +217,7 @@ export class RateLimiterService {
   }
 
   /** The fail mode's answer when Redis could not decide: a degraded result, or a rejection (`closed`). */
-  private settleUnavailable(error: Error, key: string, failMode: RateLimitFailMode, plan: RulePlan): Promise<RateLimitResult> {
+  private settleUnavailable(error: Error, key: string, failMode: RateLimitFailMode, plan: Plan): Promise<RateLimitResult> {
     try {
       return Promise.resolve(this.unavailable(error, key, failMode, plan.rules[0]));
     } catch (err) {
@@ -338,13 +226,9 @@ export class RateLimiterService {
   }
 
   /** Throws {@link RateLimitInputError} unless a call's fail mode and timeout are valid. */
-  private checkCallOptions(failMode: unknown, timeoutMs: unknown, op: 'c' | 'p'): void {
-    try {
-      assertFailMode(failMode, 'failMode', `RateLimiterService.${op === 'c' ? 'consume' : 'peek'}`);
-      assertPositiveInteger(timeoutMs, 'timeoutMs', `RateLimiterService.${op === 'c' ? 'consume' : 'peek'}`, 60_000);
-    } catch (err) {
-      throw new RateLimitInputError((err as Error).message);
-    }
+  private checkCallOptions(failMode: unknown, timeoutMs: unknown, site: InputSite): void {
+    checkFailMode(failMode, 'failMode', site);
+    checkTimeout(timeoutMs, 'timeoutMs', site);
   }
 
   private unavailable(error: Error, key: string, failMode: RateLimitFailMode, rule: ResolvedRateLimitRule): RateLimitResult {
@@ -369,38 +253,9 @@ export class RateLimiterService {
     };
   }
 
-  /**
-   * The rules' plan: validated and resolved on first use of a rules object, then reused as long as
-   * the object's fields are unchanged (a mutated or new object is resolved again).
-   */
-  private plan(key: string, rules: RateLimitRule | readonly RateLimitRule[], method: string): RulePlan {
-    if (typeof key !== 'string' || key.length === 0) {
-      throw new RateLimitInputError(`nest-redis-lua: RateLimiterService.${method}: key must be a non-empty string`);
-    }
-    const cacheable = typeof rules === 'object' && rules !== null;
-    const known = cacheable ? this.plans.get(rules) : undefined;
-    if (known && unchanged(known.snapshot, rules)) return known;
-    let resolved: ResolvedRateLimitRule[];
-    try {
-      resolved = resolveRules(rules, `RateLimiterService.${method}`, this.options);
-    } catch (err) {
-      throw new RateLimitInputError((err as Error).message);
-    }
-    const ruleArgs: string[] = [];
-    for (const rule of resolved) ruleArgs.push(RATE_LIMIT_ALGORITHMS[rule.algorithm], String(rule.limit), String(rule.windowMs));
-    const algorithm = resolved[0].algorithm;
-    const plan: RulePlan = {
-      rules: resolved,
-      publicRules: resolved.map((r) => Object.freeze({ limit: r.limit, windowMs: r.windowMs, algorithm: r.algorithm, name: r.name })),
-      snapshot: snapshotOf(rules),
-      script: resolved.every((r) => r.algorithm === algorithm) ? this.scripts[algorithm] : this.scripts.mixed,
-      ruleArgs,
-      consumeArgs: resolved.length === 1 ? [String(resolved[0].limit), String(resolved[0].windowMs)] : undefined,
-      // `<prefix>:rl:{<key>}:<algorithm code>:<windowMs>:<limit>`: one slot per identifier.
-      keyOf: resolved.map((rule) => this.keys.keyFactory(FEATURE, RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.windowMs, rule.limit)),
-      smallestLimit: resolved.reduce((min, r) => Math.min(min, r.limit), Infinity),
-    };
-    if (cacheable) this.plans.set(rules, plan);
-    return plan;
+  /** The rules' plan (see {@link RulePlans}), after checking the identifier. */
+  private plan(key: string, rules: RateLimitRule | readonly RateLimitRule[], site: InputSite): Plan {
+    checkText(key, 'key', site);
+    return this.plans.get(rules, site);
   }
 }

@@ -1,0 +1,65 @@
+import { STATUS_CODES } from 'node:http';
+import { HttpException, type ExecutionContext } from '@nestjs/common';
+
+/**
+ * The library's HTTP answers, in one place: response headers, `Retry-After`, and the exceptions the
+ * guards and interceptors throw (429, 409, 503). Each exception carries a JSON body
+ * `{ statusCode, error, message, ... }` that Nest's exception filter sends as it is.
+ */
+
+/** What the library writes headers with: an Express response (`setHeader`, `header`) or a Fastify reply (`header`). */
+export interface HeaderTarget {
+  header?: (name: string, value: string) => unknown;
+  setHeader?: (name: string, value: string) => unknown;
+}
+
+/** Node's `setHeader` where there is one (Express's `header()` only adds coercions), else Fastify's `header()`. */
+export function setResponseHeader(res: HeaderTarget, name: string, value: string): void {
+  if (typeof res.setHeader === 'function') res.setHeader(name, value);
+  else res.header?.(name, value);
+}
+
+/**
+ * The request and response of an HTTP context; both undefined elsewhere (RPC, WebSocket, GraphQL).
+ * Read as the context's arguments 0 and 1: what `switchToHttp()` returns, without the three closures
+ * it creates on every call (the guard runs this on every request).
+ */
+export function httpArgs<Req, Res>(context: ExecutionContext): { req?: Req; res?: Res } {
+  if (context.getType() !== 'http') return {};
+  return { req: context.getArgByIndex<Req>(0), res: context.getArgByIndex<Res>(1) };
+}
+
+/** `Retry-After` in whole seconds, at least 1 (a client may not retry sooner than it can pass). */
+export function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/**
+ * Builds an exception without capturing a stack trace: these are answers to clients, not faults
+ * (Nest's exception filter does not log them), and capturing the stack was the costliest step of a
+ * denied request in the bench profile ("@RateLimit route while one key floods"). Error.stackTraceLimit
+ * is restored before anything else can run: the construction is synchronous.
+ */
+export function withoutStack<E extends Error>(build: () => E): E {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return build();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** An HTTP exception whose body is `{ statusCode, error, message, ...details }`. */
+export class RedisLuaHttpException extends HttpException {
+  constructor(status: number, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message, ...details }, status, options);
+  }
+}
+
+/** 503: Redis could not decide (down, slower than the deadline, out of memory) and the route fails closed. */
+export class RedisLuaUnavailableException extends RedisLuaHttpException {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(503, message, {}, options);
+  }
+}

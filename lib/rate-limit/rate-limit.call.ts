@@ -1,0 +1,63 @@
+import type { Command } from 'ioredis';
+import type { Lane, PendingCall } from './deadlines';
+import type { RateLimitResult } from './rate-limit.options';
+import type { RulePlan } from './rule-plan';
+
+/**
+ * A rate-limit script's reply: `[allowed, rule index (1-based), remaining, resetMs, retryAfterMs]`,
+ * or, when one rule admits a consume, the integer `remaining * REMAINING_UNIT + resetMs` (see the
+ * header of lua/rate-limit/*.lua; the unit comes from lua/includes/rate-limit-reply.lua).
+ */
+export type ScriptReply = [number, number, number, number, number] | number;
+
+/** 2^33: the integer reply's `remaining` unit (resetMs, at most two 30-day windows, stays below it). */
+const REMAINING_UNIT = 8_589_934_592;
+
+/**
+ * One consume or peek waiting for Redis. At its deadline the command it waits for is rejected, which
+ * settles the call through the same error path as a dropped connection (the fail mode decides).
+ */
+export class CheckCall implements PendingCall {
+  /** An EVAL after NOSCRIPT is in flight (sent at most once per call). */
+  recovering = false;
+  // DeadlineSweeper's links, declared so that every call has the same shape (one hidden class).
+  previousPending?: PendingCall = undefined;
+  nextPending?: PendingCall = undefined;
+  lane?: Lane = undefined;
+
+  constructor(
+    readonly deadline: number,
+    private readonly timeoutMs: number,
+    /** The EVALSHA, or the EVAL that replaced it. */
+    public command: Command,
+  ) {}
+
+  expire(): void {
+    this.command.reject(new Error(`Redis did not answer within ${this.timeoutMs} ms (option "timeoutMs")`));
+  }
+}
+
+/** The result a reply stands for. */
+export function resultOf(reply: ScriptReply, plan: RulePlan<unknown>): RateLimitResult {
+  if (typeof reply === 'number') {
+    // An admitted single-rule consume.
+    const remaining = Math.floor(reply / REMAINING_UNIT);
+    return {
+      allowed: true,
+      limit: plan.rules[0].limit,
+      remaining,
+      resetMs: reply - remaining * REMAINING_UNIT,
+      retryAfterMs: 0,
+      rule: plan.publicRules[0],
+    };
+  }
+  const index = reply[1] - 1;
+  return {
+    allowed: reply[0] === 1,
+    limit: plan.rules[index].limit,
+    remaining: Math.max(0, reply[2]),
+    resetMs: reply[3],
+    retryAfterMs: reply[4],
+    rule: plan.publicRules[index],
+  };
+}

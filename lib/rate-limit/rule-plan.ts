@@ -1,0 +1,120 @@
+import type { KeyBuilder } from '../scripts/key-builder';
+import type { InputSite } from '../core/validation';
+import {
+  RATE_LIMIT_ALGORITHMS,
+  type RateLimitAlgorithm,
+  type RateLimitResult,
+  type RateLimitRule,
+  type ResolvedRateLimitRule,
+} from './rate-limit.options';
+import { resolveRules } from './rate-limit.rules';
+
+/** The Redis key feature segment of rate-limit keys. */
+const FEATURE = 'rl';
+
+/** Everything a call needs from its rules, computed once per rules object (see {@link RulePlans}). */
+export interface RulePlan<Script> {
+  readonly rules: readonly ResolvedRateLimitRule[];
+  /** Each rule as results show it (frozen, shared by every result of the plan). */
+  readonly publicRules: ReadonlyArray<RateLimitResult['rule']>;
+  /** The script: the algorithm's own when every rule has it, otherwise the mixed one. */
+  readonly script: Script;
+  /** ARGV after `op` and `cost`: algorithm code, limit and window of each rule (decimal strings). */
+  readonly ruleArgs: readonly string[];
+  /** One rule: the compact ARGV of a consume, `[limit, windowMs]` (the cost follows unless it is 1). */
+  readonly consumeArgs?: readonly string[];
+  /** Builds each rule's key from the identifier: `<prefix>:rl:{<key>}:<algorithm code>:<windowMs>:<limit>`. */
+  readonly keyOf: ReadonlyArray<(key: string) => string>;
+  readonly smallestLimit: number;
+}
+
+/** The script of each algorithm, and the one that runs rules of several algorithms together. */
+export type RuleScripts<Script> = Readonly<Record<RateLimitAlgorithm | 'mixed', Script>>;
+
+/**
+ * The plan cache. Shape kept for speed (bench: "fixed-window consume, rule object reused"): a plan
+ * is looked up by the identity of the rules object (a route's constant, a caller's module-level rule)
+ * in a WeakMap, and reused as long as that object's fields still hold the values the plan was made
+ * from, which `unchanged` compares without allocating. A mutated object, a new one, or a primitive
+ * is resolved again: validation, defaults, key factories, frozen result rules, ARGV strings.
+ */
+export class RulePlans<Script> {
+  private readonly plans = new WeakMap<object, { plan: RulePlan<Script>; snapshot: readonly unknown[] }>();
+
+  constructor(
+    private readonly scripts: RuleScripts<Script>,
+    private readonly keys: KeyBuilder,
+    private readonly defaults: { algorithm?: RateLimitAlgorithm },
+  ) {}
+
+  /**
+   * The plan of `rules`, resolved (and checked: errors are `site`'s) on first use of the object.
+   * @throws RateLimitInputError (the site's class) for rules that cannot be resolved.
+   */
+  get(rules: RateLimitRule | readonly RateLimitRule[], site: InputSite): RulePlan<Script> {
+    const cacheable = typeof rules === 'object' && rules !== null;
+    const known = cacheable ? this.plans.get(rules) : undefined;
+    if (known && unchanged(known.snapshot, rules)) return known.plan;
+    const plan = this.build(resolveRules(rules, site, this.defaults));
+    if (cacheable) this.plans.set(rules, { plan, snapshot: snapshotOf(rules) });
+    return plan;
+  }
+
+  private build(resolved: ResolvedRateLimitRule[]): RulePlan<Script> {
+    const ruleArgs: string[] = [];
+    for (const rule of resolved) ruleArgs.push(RATE_LIMIT_ALGORITHMS[rule.algorithm], String(rule.limit), String(rule.windowMs));
+    const algorithm = resolved[0].algorithm;
+    return {
+      rules: resolved,
+      publicRules: resolved.map((r) => Object.freeze({ limit: r.limit, windowMs: r.windowMs, algorithm: r.algorithm, name: r.name })),
+      script: resolved.every((r) => r.algorithm === algorithm) ? this.scripts[algorithm] : this.scripts.mixed,
+      ruleArgs,
+      consumeArgs: resolved.length === 1 ? [String(resolved[0].limit), String(resolved[0].windowMs)] : undefined,
+      // One hash tag per identifier: every rule's key of one call lives in one cluster slot.
+      keyOf: resolved.map((rule) => this.keys.keyFactory(FEATURE, RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.windowMs, rule.limit)),
+      smallestLimit: resolved.reduce((min, r) => Math.min(min, r.limit), Infinity),
+    };
+  }
+}
+
+/** The fields of `rules` a plan depends on, in a flat list (rule objects included, by identity). */
+function snapshotOf(rules: RateLimitRule | readonly RateLimitRule[]): unknown[] {
+  const list: readonly RateLimitRule[] = Array.isArray(rules) ? rules : [rules as RateLimitRule];
+  const values: unknown[] = [list.length];
+  for (const rule of list) {
+    if (typeof rule !== 'object' || rule === null) values.push(rule);
+    else values.push(rule, rule.limit, rule.windowMs, rule.algorithm, rule.name);
+  }
+  return values;
+}
+
+/** True if `rules` still has the fields `snapshot` was taken from (no allocation: runs on every call). */
+function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly RateLimitRule[]): boolean {
+  if (!Array.isArray(rules)) {
+    const rule = rules as RateLimitRule;
+    return (
+      snapshot.length === 6 &&
+      snapshot[0] === 1 &&
+      snapshot[1] === rule &&
+      snapshot[2] === rule.limit &&
+      snapshot[3] === rule.windowMs &&
+      snapshot[4] === rule.algorithm &&
+      snapshot[5] === rule.name
+    );
+  }
+  const list = rules as readonly RateLimitRule[];
+  if (snapshot[0] !== list.length || snapshot.length !== 1 + 5 * list.length) return false;
+  for (let i = 0, j = 1; i < list.length; i++, j += 5) {
+    const rule = list[i];
+    if (
+      snapshot[j] !== rule ||
+      snapshot[j + 1] !== rule.limit ||
+      snapshot[j + 2] !== rule.windowMs ||
+      snapshot[j + 3] !== rule.algorithm ||
+      snapshot[j + 4] !== rule.name
+    ) {
+      return false;
+    }
+  }
+  return true;
+}
