@@ -1,17 +1,16 @@
 /**
- * Redis-side cost of one script call, isolated from Node: loads lua/<name>.lua (or a file), then
+ * Redis-side cost of one script call, isolated from Node: loads bundled script <name> (or a .lua file), then
  * redis-benchmark sends EVALSHA with random keys; prints INFO commandstats usec_per_call of evalsha.
  * Usage: node -r @swc-node/register bench/tools/lua-cost.ts <port> <script name|path.lua> <n> -- <args after the key...>
  */
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { BUNDLED_LUA_DIR, readScriptFile } from '../../lib/scripts/script-source';
+import { BUNDLED_SCRIPTS } from '../../lib/scripts/bundled-scripts.generated';
+import { readScriptFile } from '../../lib/scripts/script-source';
 
 async function main(): Promise<void> {
   const [port, name, n, , ...args] = process.argv.slice(2);
-  const file = name.endsWith('.lua') ? name : join(BUNDLED_LUA_DIR, `${name}.lua`);
-  const { body } = readScriptFile(file);
+  const body = name.endsWith('.lua') ? readScriptFile(name).body : BUNDLED_SCRIPTS[name].body;
   const redis = new Redis({ port: Number(port) });
   const sha = (await redis.script('LOAD', body)) as string;
   await redis.config('RESETSTAT');

@@ -1,4 +1,5 @@
 import type { Command } from 'ioredis';
+import { LUA_CONSTANTS } from '../scripts/bundled-scripts.generated';
 import type { Lane, PendingCall } from './deadlines';
 import type { RateLimitResult } from './rate-limit.options';
 import type { RulePlan } from './rule-plan';
@@ -6,12 +7,12 @@ import type { RulePlan } from './rule-plan';
 /**
  * A rate-limit script's reply: `[allowed, rule index (1-based), remaining, resetMs, retryAfterMs]`,
  * or, when one rule admits a consume, the integer `remaining * REMAINING_UNIT + resetMs` (see the
- * header of lua/rate-limit/*.lua; the unit comes from lua/includes/rate-limit-reply.lua).
+ * headers of the lua/rate-limit scripts; the unit comes from lua/includes/rate-limit-reply.lua).
  */
 export type ScriptReply = [number, number, number, number, number] | number;
 
-/** 2^33: the integer reply's `remaining` unit (resetMs, at most two 30-day windows, stays below it). */
-const REMAINING_UNIT = 8_589_934_592;
+/** The integer reply's `remaining` unit, from lua/includes/rate-limit-reply.lua. */
+const REMAINING_UNIT = LUA_CONSTANTS.RL_REMAINING_UNIT;
 
 /**
  * One consume or peek waiting for Redis. At its deadline the command it waits for is rejected, which

@@ -1,13 +1,16 @@
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
+import { message } from '../core/messages';
 import { isCluster, type RedisConnection } from '../module/redis-connection';
 import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import { DEFAULT_BOOT_TIMEOUT_MS, type RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import { LuaScript, type ScriptHost } from './lua-script';
 import type { LuaScriptDefinition } from './script-definition.interface';
 import { WriteCoalescer } from './write-coalescer';
-import { BUNDLED_LUA_DIR, inlineScript, readScriptFile, type ScriptSource } from './script-source';
+import { bundledSource } from './bundled-script';
+import { BUNDLED_SCRIPTS } from './bundled-scripts.generated';
+import { inlineScript, readScriptFile, type ScriptSource } from './script-source';
 
 /**
  * Holds every script (bundled and `forFeature`), loads them into Redis at boot and hands out
@@ -32,11 +35,14 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   }
 
   /**
-   * A bundled script, by its path under `lua/` without `.lua`, e.g. `rate-limit/sliding-log`.
-   * Registered on first request; loaded at boot with the others.
+   * A bundled script, by its path under `lua/` without `.lua`, e.g. `rate-limit/sliding-log`, as the
+   * package ships it (bundled-scripts.generated.ts: no file is read). Registered on first request;
+   * loaded at boot with the others.
    */
   bundled<TReply>(name: string, numberOfKeys?: number): LuaScript<TReply> {
-    return this.add<TReply>(name, () => readScriptFile(join(BUNDLED_LUA_DIR, `${name}.lua`)), numberOfKeys);
+    const script = BUNDLED_SCRIPTS[name];
+    if (!script) throw new Error(message('', `no bundled script "${name}" (lua/${name}.lua; rebuild with npm run build:lua)`));
+    return this.add<TReply>(name, () => bundledSource(script), numberOfKeys);
   }
 
   /** Registers an application script (what `RedisLuaModule.forFeature` does). */

@@ -1,13 +1,7 @@
 import { createHash } from 'node:crypto';
+import { message } from '../core/messages';
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
-
-/**
- * The folder holding the bundled `.lua` files: `<package root>/lua`. This file sits in
- * `lib/scripts/` (sources) or `dist/scripts/` (the built package), two levels below the root,
- * so the path is right wherever the package is installed.
- */
-export const BUNDLED_LUA_DIR = resolve(__dirname, '..', '..', 'lua');
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 
 /** Where a line of an assembled script came from: used to report Lua errors against the right file. */
 export interface SourceLine {
@@ -23,7 +17,8 @@ export interface ScriptSource {
   readonly origins: readonly SourceLine[];
 }
 
-const INCLUDE = /^\s*---\s*@include\s+"([^"]+)"\s*$/;
+/** `--- @include "file"` (a file's definitions, once per script) or `--- @inline "file"` (its statements, at each place). */
+const DIRECTIVE = /^\s*---\s*@(include|inline)\s+"([^"]+)"\s*$/;
 
 /** SHA1 of a script body, as Redis computes it for EVALSHA. */
 export function scriptSha(body: string): string {
@@ -31,20 +26,25 @@ export function scriptSha(body: string): string {
 }
 
 /**
- * Reads a `.lua` file and resolves its `--- @include "relative/path"` lines (the path is relative to
- * the including file; `.lua` may be left out). Each file is included once; a cycle is an error.
+ * Reads a `.lua` file and resolves its directives (paths relative to the file that has them; `.lua`
+ * may be left out):
+ * - `--- @include "path"`: the file's lines, the first time it is included in this script (shared
+ *   definitions: an include of an include is not repeated);
+ * - `--- @inline "path"`: the file's lines at each place (a few statements shared by a fast path and
+ *   the function they are also the body of).
+ * A cycle is an error. Each line's origin is kept, as a path relative to `root` when given.
  */
-export function readScriptFile(file: string): ScriptSource {
+export function readScriptFile(file: string, root?: string): ScriptSource {
   const lines: string[] = [];
   const origins: SourceLine[] = [];
   const included = new Set<string>();
 
-  const visit = (path: string, stack: readonly string[]): void => {
+  const visit = (path: string, stack: readonly string[], once: boolean): void => {
     if (stack.includes(path)) {
-      throw new Error(`nest-redis-lua: include cycle: ${[...stack, path].join(' -> ')}`);
+      throw new Error(message('', `include cycle: ${[...stack, path].join(' -> ')}`));
     }
-    if (included.has(path)) return;
-    included.add(path);
+    if (once && included.has(path)) return;
+    if (once) included.add(path);
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
@@ -54,33 +54,34 @@ export function readScriptFile(file: string): ScriptSource {
         (err as NodeJS.ErrnoException).code === 'ENOENT'
           ? '. If the app runs from a build folder (nest build), copy the .lua files there: "compilerOptions": { "assets": ["**/*.lua"] } in nest-cli.json'
           : '';
-      throw new Error(`nest-redis-lua: cannot read Lua script ${path}${from}: ${(err as Error).message}${hint}`, { cause: err });
+      throw new Error(message('', `cannot read Lua script ${path}${from}: ${(err as Error).message}${hint}`), { cause: err });
     }
+    const origin = root === undefined ? path : relative(root, path);
     text
       .replace(/\r\n/g, '\n')
       .replace(/\n$/, '')
       .split('\n')
       .forEach((line, i) => {
-        const include = INCLUDE.exec(line);
-        if (include) {
-          const target = include[1].endsWith('.lua') ? include[1] : `${include[1]}.lua`;
-          visit(resolve(dirname(path), target), [...stack, path]);
+        const directive = DIRECTIVE.exec(line);
+        if (directive) {
+          const target = directive[2].endsWith('.lua') ? directive[2] : `${directive[2]}.lua`;
+          visit(resolve(dirname(path), target), [...stack, path], directive[1] === 'include');
         } else {
           lines.push(line);
-          origins.push({ file: path, line: i + 1 });
+          origins.push({ file: origin, line: i + 1 });
         }
       });
   };
 
-  visit(isAbsolute(file) ? file : resolve(file), []);
+  visit(isAbsolute(file) ? file : resolve(file), [], true);
   const body = `${lines.join('\n')}\n`;
   return { body, sha: scriptSha(body), origins };
 }
 
 /** An inline script (given as a string): no includes, line numbers are its own. */
 export function inlineScript(name: string, lua: string): ScriptSource {
-  if (lua.split('\n').some((line) => INCLUDE.test(line))) {
-    throw new Error(`nest-redis-lua: script "${name}": @include works only in script files (use "path")`);
+  if (lua.split('\n').some((line) => DIRECTIVE.test(line))) {
+    throw new Error(message('', `script "${name}": @include and @inline work only in script files (use "path")`));
   }
   const origins = lua.split('\n').map((_, i) => ({ file: `<inline ${name}>`, line: i + 1 }));
   return { body: lua, sha: scriptSha(lua), origins };

@@ -1,4 +1,5 @@
 --- @include "rate-limit-common"
+--- @include "rate-limit-reply"
 -- Checks every rule, then records the hit in all of them or in none (all-or-nothing), and returns
 -- the result of the tightest rule: when denied, the denying rule that frees last; when admitted,
 -- the rule with the fewest units left. One rule (the common case) takes a direct path.
@@ -20,7 +21,7 @@ if n == 1 then
   local ok, avail, retry, s = a.check(key, limit, window, cost)
   if ok and consume then
     -- The integer form of an admitted single-rule consume (see the scripts' headers).
-    return (avail - cost) * 8589934592 + math.ceil(a.record(key, limit, window, cost, s) / 1000)
+    return (avail - cost) * RL_REMAINING_UNIT + math.ceil(a.record(key, limit, window, cost, s) / 1000)
   end
   return { ok and 1 or 0, 1, avail, math.ceil(a.reset(key, limit, window, s) / 1000), math.ceil(retry / 1000) }
 end

@@ -14,15 +14,9 @@
 -- missing units are then logged after the newest entry with the full score as member (>= 1e15: 16
 -- digits, so it cannot equal a short member), which is unique too. The count is always exact: one
 -- member per admitted unit.
-local function rl_log_member(x, limit, span)
-  if limit <= 128 and span <= 2147483647 then return x end
-  local b1 = x % 256; x = (x - b1) / 256
-  local b2 = x % 256; x = (x - b2) / 256
-  local b3 = x % 256; x = (x - b3) / 256
-  local b4 = x % 256; x = (x - b4) / 256
-  local b5 = x % 256
-  if span <= 1099511627776 then return string.char(b1, b2, b3, b4, b5) end
-  return string.char(b1, b2, b3, b4, b5, ((x - b5) / 256) % 256)
+local function rl_log_member(m, limit, span)
+  --- @inline "rate-limit-sliding-log-member"
+  return m
 end
 
 -- ZADD NX of `count` entries scored first, first + 1, ...: short members (t mod m) when m is given,

@@ -2,7 +2,9 @@
 --- @include "rate-limit-gcra"
 -- token-bucket ('t'): GCRA. One string key holds the theoretical arrival time (TAT, microseconds).
 -- Emission interval T = ceil(window / limit) us, burst = limit: a hit is admitted when
--- TAT' = max(TAT, now) + cost * T is at most limit * T ahead of now. Integer arithmetic only.
+-- TAT' = max(TAT, now) + cost * T is at most limit * T ahead of now. Integer arithmetic only. The
+-- state (rl_gcra) and the write (inlined from rate-limit-token-bucket-write) are shared with the
+-- single-rule path of token-bucket.lua.
 RL['t'] = {
   check = function(key, limit, window, cost)
     local interval, tat, ahead, avail = rl_gcra(key, limit, window, rl_now(), cost)
@@ -12,10 +14,9 @@ RL['t'] = {
 
   record = function(key, limit, window, cost, tat)
     local now = rl_now()
-    local after = tat - now + cost * math.ceil(window / limit)
-    -- A number argument reaches Redis as %.17g: exact for integers below 2^53.
-    redis.call('SET', key, now + after, 'PX', math.ceil(after / 1000))
-    return after
+    local ahead = tat - now + cost * math.ceil(window / limit)
+    --- @inline "rate-limit-token-bucket-write"
+    return ahead
   end,
 
   reset = function(key, limit, window, tat)

@@ -12,29 +12,24 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
-  or, when one rule admits a consume, the integer remaining * 2^33 + reset ms (exact: remaining
-  <= 10^6 < 2^20, reset ms <= 2 windows < 2^33): an integer reply costs less to build and to parse.
-  One rule (the common case) is served by straight-line code before the shared functions are even
-  defined: no closures or tables are created per call on that path, only the reply.
+  or, when one rule admits a consume, the integer remaining * RL_REMAINING_UNIT + reset ms (see
+  includes/rate-limit-reply.lua).
+
+  Why a single-rule path: one rule is the common call, and the general path below defines the
+  algorithm table and the driver's functions (closures and tables created on every call) before it
+  runs. The single-rule path runs first, with the same check and record statements (inlined from
+  includes/rate-limit-fixed-window-check and -record), so it creates nothing but the reply.
 ]]
+--- @include "../includes/rate-limit-reply"
 if #ARGV < 5 then
-  -- One rule: count first, undo when over the limit (net effect: denied hits are not counted).
-  local key, cost, limit = KEYS[1], tonumber(ARGV[3] or 1), tonumber(ARGV[1])
-  local count = redis.call('INCRBY', key, cost)
-  if count == cost then
-    redis.call('PEXPIRE', key, ARGV[2])
-    return (limit - cost) * 8589934592 + ARGV[2]
+  local key, cost, limit, window = KEYS[1], tonumber(ARGV[3] or 1), tonumber(ARGV[1]), ARGV[2] * 1000
+  --- @inline "../includes/rate-limit-fixed-window-check"
+  if ok then
+    --- @inline "../includes/rate-limit-fixed-window-record"
+    return (avail - cost) * RL_REMAINING_UNIT + math.ceil(after / 1000)
   end
-  local ttl = redis.call('PTTL', key)
-  if ttl < 0 then
-    ttl = tonumber(ARGV[2])
-    redis.call('PEXPIRE', key, ttl)
-  end
-  if count <= limit then return (limit - count) * 8589934592 + ttl end
-  redis.call('DECRBY', key, cost)
-  local avail = limit - count + cost
-  if avail < 0 then avail = 0 end
-  return { 0, 1, avail, ttl, ttl }
+  -- Denied: the general path below answers (it repeats the reads; denied identifiers are mostly
+  -- answered by the client's deny cache without a call).
 end
 --- @include "../includes/rate-limit-fixed-window"
 -- The algorithm of the compact form (see above), for the general path below.

@@ -11,8 +11,7 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
-  or, when one rule admits a consume, the integer remaining * 2^33 + reset ms (exact: remaining
-  <= 10^6 < 2^20, reset ms <= 2 windows < 2^33): an integer reply costs less to build and to parse.
+  (Several rules never take the single-rule integer reply.)
 ]]
 --- @include "../includes/rate-limit-sliding-log"
 --- @include "../includes/rate-limit-sliding-window"

@@ -12,25 +12,24 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
-  or, when one rule admits a consume, the integer remaining * 2^33 + reset ms (exact: remaining
-  <= 10^6 < 2^20, reset ms <= 2 windows < 2^33): an integer reply costs less to build and to parse.
-  One rule (the common case) is served by straight-line code before the algorithm table is even
-  defined: on that path only the state helper rl_sw_buckets (shared with the general path) and the reply
-  are created per call.
+  or, when one rule admits a consume, the integer remaining * RL_REMAINING_UNIT + reset ms (see
+  includes/rate-limit-reply.lua).
+
+  Why a single-rule path: one rule is the common call, and the general path below defines the
+  algorithm table and the driver's functions (closures and tables created on every call) before it
+  runs. The single-rule path runs first, with the same check and write statements (inlined from
+  includes/rate-limit-sliding-window-check and -write); only rl_sw_buckets and the reply are created.
 ]]
+--- @include "../includes/rate-limit-reply"
 --- @include "../includes/rate-limit-sliding-window-buckets"
 if #ARGV < 5 then
-  -- One rule, admitted path straight-line.
   local key, cost, limit, window = KEYS[1], tonumber(ARGV[3] or 1), tonumber(ARGV[1]), ARGV[2] * 1000
   local t = redis.call('TIME')
   local now = t[1] * 1000000 + t[2]
-  local idx = math.floor(now / window)
-  local rest = window - (now - idx * window)
-  local cur, prev = rl_sw_buckets(key, idx)
-  local used = prev * rest + cur * window
-  if used + cost * window <= limit * window then
-    redis.call('SET', key, (idx % 4) * 4398046511104 + (cur + cost) * 2097152 + prev, 'PX', math.ceil((rest + window) / 1000))
-    return (math.floor((limit * window - used) / window) - cost) * 8589934592 + math.ceil((rest + window) / 1000)
+  --- @inline "../includes/rate-limit-sliding-window-check"
+  if ok then
+    --- @inline "../includes/rate-limit-sliding-window-write"
+    return (avail - cost) * RL_REMAINING_UNIT + math.ceil((rest + window) / 1000)
   end
   -- Denied: the general path below computes retry-after.
 end

@@ -12,22 +12,24 @@
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
-  or, when one rule admits a consume, the integer remaining * 2^33 + reset ms (exact: remaining
-  <= 10^6 < 2^20, reset ms <= 2 windows < 2^33): an integer reply costs less to build and to parse.
-  One rule (the common case) is served by straight-line code before the algorithm table is even
-  defined: on that path only the state helper rl_gcra (shared with the general path) and the reply
-  are created per call.
+  or, when one rule admits a consume, the integer remaining * RL_REMAINING_UNIT + reset ms (see
+  includes/rate-limit-reply.lua).
+
+  Why a single-rule path: one rule is the common call, and the general path below defines the
+  algorithm table and the driver's functions (closures and tables created on every call) before it
+  runs. The single-rule path runs first, with the same state and write (rl_gcra and the statements
+  inlined from includes/rate-limit-token-bucket-write); only rl_gcra and the reply are created.
 ]]
+--- @include "../includes/rate-limit-reply"
 --- @include "../includes/rate-limit-gcra"
 if #ARGV < 5 then
-  -- One rule: GCRA straight-line.
   local key, cost, limit, window = KEYS[1], tonumber(ARGV[3] or 1), tonumber(ARGV[1]), ARGV[2] * 1000
   local t = redis.call('TIME')
   local now = t[1] * 1000000 + t[2]
   local interval, tat, ahead, avail = rl_gcra(key, limit, window, now, cost)
   if ahead <= interval * limit then
-    redis.call('SET', key, now + ahead, 'PX', math.ceil(ahead / 1000))
-    return (avail - cost) * 8589934592 + math.ceil(ahead / 1000)
+    --- @inline "../includes/rate-limit-token-bucket-write"
+    return (avail - cost) * RL_REMAINING_UNIT + math.ceil(ahead / 1000)
   end
   return { 0, 1, avail, math.ceil((tat - now) / 1000), math.ceil((ahead - interval * limit) / 1000) }
 end

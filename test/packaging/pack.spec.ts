@@ -41,20 +41,49 @@ afterAll(async () => {
 });
 
 describe('npm pack', () => {
-  it('ships dist/ (JS + declarations) and every lua/ file, and the runtime finds lua/ in the installed package', async () => {
-    expect(packedFiles).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts']));
+  it('ships dist/ (JS + declarations, the scripts as data) and the lua/ sources, which the runtime never reads', async () => {
+    expect(packedFiles).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'README.md',
+        'dist/index.js',
+        'dist/index.d.ts',
+        'dist/scripts/bundled-scripts.generated.js',
+      ]),
+    );
     expect(packedFiles.filter((f) => !/^(dist|lua)\//.test(f)).sort()).toEqual(['LICENSE', 'README.md', 'package.json']);
     const repoLua = luaFiles(join(ROOT, 'lua')).map((f) => relative(ROOT, f));
     expect(packedFiles.filter((f) => f.startsWith('lua/')).sort()).toEqual(repoLua.sort());
+    // The build step's own module and the generator are not shipped.
+    expect(packedFiles.filter((f) => /\.build\.(js|d\.ts)$/.test(f))).toEqual([]);
 
-    // Unpack as an installed dependency and ask the built runtime where it reads the scripts from.
+    // Unpacked as an installed dependency, without its lua/ sources: the built runtime boots, loads
+    // every script into Redis and runs one (the scripts ship as data in dist/).
     const installed = join(work, 'unpacked', 'node_modules', 'nest-redis-lua');
     mkdirSync(installed, { recursive: true });
     await run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1'], { cwd: work });
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the installed build, by path
-    const runtime = require(join(installed, 'dist', 'scripts', 'script-source.js')) as { BUNDLED_LUA_DIR: string };
-    expect(runtime.BUNDLED_LUA_DIR).toBe(join(installed, 'lua'));
-    for (const file of repoLua) expect(existsSync(join(installed, file))).toBe(true);
+    rmSync(join(installed, 'lua'), { recursive: true });
+    const { standalone } = harnessAddresses();
+    const probe = [
+      "require('reflect-metadata');",
+      "const { Module } = require('@nestjs/common');",
+      "const { NestFactory } = require('@nestjs/core');",
+      `const lib = require(${JSON.stringify(installed)});`,
+      `const imports = [lib.RedisLuaModule.forRoot({ url: ${JSON.stringify(`redis://${standalone.host}:${standalone.port}`)}, keyPrefix: ${JSON.stringify(uniquePrefix())} })];`,
+      'class App {}',
+      'Module({ imports })(App);',
+      '(async () => {',
+      '  const app = await NestFactory.createApplicationContext(App, { logger: false });',
+      '  const result = await app.get(lib.RateLimiterService).consume("u", { limit: 2, windowMs: 60000 });',
+      '  console.log(JSON.stringify({ scripts: app.get(lib.LuaScriptEngine).scripts.length, remaining: result.remaining }));',
+      '  await app.close();',
+      '})().catch((err) => { console.error(err); process.exit(1); });',
+    ].join('\n');
+    const output = await run(process.execPath, ['-e', probe], {
+      cwd: work,
+      env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules') },
+    });
+    expect(JSON.parse(output)).toEqual({ scripts: repoLua.filter((f) => !f.startsWith('lua/includes/')).length, remaining: 1 });
   });
 });
 
