@@ -1,15 +1,35 @@
 --- @include "rate-limit-common"
 -- fixed-window ('f'): one counter that starts its window at the first admitted hit and expires
--- with it (PX). Denied hits are not counted. The check and the record are the statements inlined from
--- rate-limit-fixed-window-check and -record, shared with the single-rule path of fixed-window.lua.
+-- with it (PX). Denied hits are not counted. Needs no clock: the key's TTL is the window's end.
+-- State between check and record: the open window's µs left, or 0 - count when a window must be
+-- opened (none is, or the key lost its expiry).
 RL['f'] = {
   check = function(key, limit, window, cost)
-    --- @inline "rate-limit-fixed-window-check"
+    local count = tonumber(redis.call('GET', key)) or 0
+    local s, ttl = -count, window
+    if count > 0 then
+      local pttl = redis.call('PTTL', key)
+      if pttl > 0 then
+        ttl = pttl * 1000
+        s = ttl
+      end
+    end
+    local avail = limit - count
+    if avail < 0 then avail = 0 end
+    local ok = count + cost <= limit
+    local retry = 0
+    if not ok then retry = ttl end
     return ok, avail, retry, s
   end,
 
   record = function(key, limit, window, cost, s)
-    --- @inline "rate-limit-fixed-window-record"
+    local after = s
+    if s <= 0 then
+      redis.call('SET', key, cost - s, 'PX', window / 1000)
+      after = window
+    else
+      redis.call('INCRBY', key, cost)
+    end
     return after
   end,
 

@@ -128,6 +128,29 @@ describeTopologies('RateLimiterService', (t) => {
     expect(await service.consume('two', both)).toMatchObject({ allowed: true, remaining: 2, rule: { name: 'burst' } });
   });
 
+  it.each(ALGORITHMS)(
+    '%s: the single-rule path and the general path decide alike (denied hits not counted, same remaining)',
+    async (algorithm) => {
+      const service = await limiter(t, t.prefix(), { localCacheSize: 0 });
+      const rule: RateLimitRule = { limit: 3, windowMs: HOUR, algorithm };
+      // A second rule that never binds sends the same hits through the general, all-or-nothing path.
+      const roomy: RateLimitRule = { limit: 1_000, windowMs: HOUR, algorithm };
+      const decide = async (key: string, rules: RateLimitRule[]) => {
+        const seen: Array<[boolean, number]> = [];
+        for (const cost of [1, 1, 2, 1, 1]) {
+          const r = await service.consume(key, rules, { cost });
+          seen.push([r.allowed, r.remaining]);
+        }
+        return seen;
+      };
+      const single = await decide('single', [rule]);
+      const general = await decide('general', [rule, roomy]);
+      expect(general).toEqual(single);
+      expect(single.map(([allowed]) => allowed)).toEqual([true, true, false, true, false]);
+      expect((await service.peek('single', rule)).remaining).toBe((await service.peek('general', rule)).remaining);
+    },
+  );
+
   it('cost takes several units; peek records nothing; reset forgets', async () => {
     const service = await limiter(t, t.prefix());
     for (const algorithm of ALGORITHMS) {
