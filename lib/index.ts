@@ -45,13 +45,14 @@ export { CacheAsideService } from './cache/cache.service';
 export { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache/cache.errors';
 export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache/cache.options';
 // Rate limiting
-export { RateLimiterService, type ConsumeOptions } from './rate-limit/rate-limit.service';
+export { RateLimiterService } from './rate-limit/rate-limit.service';
 export { RateLimitGuard, type RateLimitRequest, type RateLimitResponse } from './rate-limit/rate-limit.guard';
 export { RateLimit, SkipRateLimit } from './rate-limit/rate-limit.decorator';
 export { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit/rate-limit.metadata';
 export { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit/rate-limit.errors';
 export {
   RATE_LIMIT_ALGORITHMS,
+  type ConsumeOptions,
   type ContextValue,
   type RateLimitAlgorithm,
   type RateLimitFailMode,

@@ -24,5 +24,5 @@ export const JSON_SERIALIZER: CacheSerializer<unknown> = {
   deserialize: (text) => JSON.parse(text) as unknown,
 };
 
-export const DEFAULT_LOCK_TTL_MS = 10_000;
+export const DEFAULT_LOADER_LOCK_TTL_MS = 10_000;
 export const DEFAULT_WAIT_MS = 10_000;

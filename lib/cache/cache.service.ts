@@ -7,19 +7,14 @@ import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { outcomeUnknown } from '../scripts/lua-script.errors';
 import { CacheWakeup } from './cache-wakeup';
+import { LOADER_LEASE_MS, LoaderLease, leaseMs } from './cache-lease';
 import { message, mustBe } from '../core/messages';
 import { MAX_TIMER_MS, checkDuration, checkFunction, checkText, fail, inputSite, type InputSite } from '../core/validation';
 import { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache.errors';
-import { DEFAULT_LOCK_TTL_MS, DEFAULT_WAIT_MS, JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache.options';
+import { DEFAULT_LOADER_LOCK_TTL_MS, DEFAULT_WAIT_MS, JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache.options';
 
 /** Key feature name: keys look like `<prefix>:cache:{<key>}:v` (value), `:lock`, and channel `:ch`. */
 const FEATURE = 'cache';
-/**
- * The loader lock is a short lease, renewed every third of it while the loader runs (until
- * `lockTtlMs` has passed since it was taken): a loader that crashed, or whose lock-taking reply was
- * lost, blocks the other callers for at most this long, not for `lockTtlMs`.
- */
-const LOADER_LEASE_MS = 1_000;
 
 const GET_OR_LOAD = inputSite('CacheAsideService.getOrLoad', CacheInputError);
 const INVALIDATE = inputSite('CacheAsideService.invalidate', CacheInputError);
@@ -88,7 +83,7 @@ export class CacheAsideService implements OnModuleDestroy {
       keys: this.cacheKeys(key, GET_OR_LOAD),
       token: randomUUID(),
       ttlMs: checkDuration(ttlMs, 'ttlMs', GET_OR_LOAD, false, MAX_TIMER_MS, 'argument'),
-      lockTtlMs: checkDuration(options.lockTtlMs ?? DEFAULT_LOCK_TTL_MS, 'lockTtlMs', GET_OR_LOAD),
+      lockTtlMs: checkDuration(options.lockTtlMs ?? DEFAULT_LOADER_LOCK_TTL_MS, 'lockTtlMs', GET_OR_LOAD),
       loader: checkFunction(loader, 'loader', GET_OR_LOAD, 'a function', 'argument'),
       serializer: options.serializer ?? (JSON_SERIALIZER as CacheSerializer<T>),
     };
@@ -118,7 +113,7 @@ export class CacheAsideService implements OnModuleDestroy {
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new CacheWaitTimeoutError(key, waitMs);
         // Woken by the loader's PUBLISH; if it died without one, its lock expires after `pttl` ms.
-        const lockLeft = reply[1] > 0 ? reply[1] + 1 : Math.min(load.lockTtlMs, LOADER_LEASE_MS);
+        const lockLeft = reply[1] > 0 ? reply[1] + 1 : leaseMs(load.lockTtlMs);
         this.assertOpen(key);
         await wakeup.wait(Math.min(remaining, lockLeft));
       }
@@ -156,7 +151,7 @@ export class CacheAsideService implements OnModuleDestroy {
    * caller, which will never load: the lock is released by token as soon as the connection allows.
    */
   private attempt(load: Load<unknown>): Promise<AttemptReply> {
-    const lease = Math.min(load.lockTtlMs, LOADER_LEASE_MS);
+    const lease = leaseMs(load.lockTtlMs);
     return this.attemptScript.run([load.keys.value, load.keys.lock], [load.token, lease]).catch((err: unknown) => {
       if (outcomeUnknown(err)) void this.release(load, 'its lock-taking reply was lost');
       throw err;
@@ -172,7 +167,11 @@ export class CacheAsideService implements OnModuleDestroy {
   private async runLoader<T>(load: Load<T>): Promise<T> {
     let value: T;
     let text: string;
-    const lease = this.keepLease(load);
+    const lease = new LoaderLease(
+      load.lockTtlMs,
+      (ms) => this.renewScript.run([load.keys.lock], [load.token, ms]),
+      (err) => this.logger.debug(`CacheAsideService: could not renew the loader lock of "${load.key}": ${err.message}`),
+    );
     try {
       value = await load.loader();
       text = load.serializer.serialize(value);
@@ -199,43 +198,6 @@ export class CacheAsideService implements OnModuleDestroy {
   }
 
   /**
-   * Renews the loader lock every third of its lease while the loader runs, until `lockTtlMs` has
-   * passed since the lock was taken (then it expires within one lease and another caller may load).
-   * Timers never keep the process alive; a failed renewal is retried at the next tick of the lease.
-   */
-  private keepLease(load: Load<unknown>): { stop: () => void } {
-    const lease = Math.min(load.lockTtlMs, LOADER_LEASE_MS);
-    const until = Date.now() + load.lockTtlMs;
-    let timer: NodeJS.Timeout | undefined;
-    let stopped = false;
-    const schedule = (): void => {
-      if (stopped || Date.now() + lease >= until) return;
-      timer = setTimeout(renew, Math.max(1, Math.floor(lease / 3)));
-      timer.unref();
-    };
-    const renew = (): void => {
-      const ms = Math.min(lease, until - Date.now());
-      if (stopped || ms <= 0) return;
-      this.renewScript.run([load.keys.lock], [load.token, ms]).then(
-        (held) => {
-          if (held === 1) schedule();
-        },
-        (err: Error) => {
-          this.logger.debug(`CacheAsideService: could not renew the loader lock of "${load.key}": ${err.message}`);
-          schedule();
-        },
-      );
-    };
-    schedule();
-    return {
-      stop: () => {
-        stopped = true;
-        clearTimeout(timer);
-      },
-    };
-  }
-
-  /**
    * Releases this caller's loader lock (if it still holds it) and wakes the waiters, so that one of
    * them loads at once. Never throws: a failure never hides the loader's error, and the lease bounds
    * an unreleased lock.
@@ -245,7 +207,7 @@ export class CacheAsideService implements OnModuleDestroy {
       await this.releaseScript.run([load.keys.lock], [load.token, load.keys.channel]);
     } catch (err) {
       this.logger.warn(
-        `cache: could not release the loader lock of "${load.key}" (${why}); it expires within ${LOADER_LEASE_MS} ms: ${(err as Error).message}`,
+        `CacheAsideService: could not release the loader lock of "${load.key}" (${why}); it expires within ${LOADER_LEASE_MS} ms: ${(err as Error).message}`,
       );
     }
   }

@@ -1,15 +1,12 @@
-import { setMaxListeners } from 'node:events';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { checkDuration, checkText, inputSite, type InputSite } from '../core/validation';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import { RedisLuaSubscriber } from '../module/redis-subscriber';
 import type { KeyBuilder } from '../scripts/key-builder';
-import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
-import { outcomeUnknown } from '../scripts/lua-script.errors';
 import { Lock, type LockBackend } from './lock';
 import { LockInputError, LockTimeoutError } from './lock.errors';
-import { checkDuration, checkText, inputSite, type InputSite } from '../core/validation';
 import {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
@@ -18,18 +15,10 @@ import {
   type LockModuleOptions,
   type TryAcquireLockOptions,
 } from './lock.options';
-import { LockWaitQueues } from './lock-waiters';
+import { LockStore, type WaiterCount } from './lock-store';
 import { LockTokens } from './lock-tokens';
-
-/** Key feature name of every lock key: `<prefix>:lock:{<resource>}[:fence]`. */
-const FEATURE = 'lock';
-/** The fence key outlives the latest acquisition by max(this, 2 × ttlMs). */
-const MIN_FENCE_KEY_TTL_MS = 60_000;
-/**
- * The waiter counter outlives a waiter's remaining wait by this much: a bound on how long a crashed
- * waiter (which never uncounts itself) keeps releases publishing notices.
- */
-const WAITER_COUNT_MARGIN_MS = 5_000;
+import { LockWaitQueues } from './lock-waiters';
+import { eitherSignal, withUnlimitedListeners } from './lock-signals';
 
 const site = (method: string): InputSite => inputSite(`LockService.${method}`, LockInputError);
 const ACQUIRE = site('acquire');
@@ -38,20 +27,6 @@ const RELEASE = site('release');
 const EXTEND = site('extend');
 /** A lock token: what this library hands out is 24 characters; one handed in may be up to 256. */
 const TOKEN = { maxLength: 256 };
-
-/** ARGV[4] of acquire.lua (absent for a plain attempt): a subscribed waiter not counted yet, a counted one. */
-const NEW_WAITER = '1';
-const COUNTED_WAITER = '2';
-
-/** A subscribed waiter's part in the waiter count (see lua/lock/acquire.lua). */
-interface WaiterCount {
-  /** The counter holds this waiter: it must uncount itself when it stops waiting without the lock. */
-  counted: boolean;
-  /** When the waiter stops waiting (performance.now() time). */
-  readonly deadline: number;
-}
-
-type AcquireReply = [1, string] | [0, number];
 
 /** Result of one attempt: a lock, or the holder's PTTL. */
 type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: number };
@@ -70,17 +45,9 @@ type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: numb
 @Injectable()
 export class LockService implements OnModuleDestroy {
   private readonly log = new Logger('RedisLua');
-  private readonly acquireScript: LuaScript<AcquireReply>;
-  private readonly releaseScript: LuaScript<0 | 1>;
-  private readonly extendScript: LuaScript<0 | 1>;
-  private readonly unwaitScript: LuaScript<number>;
+  private readonly store: LockStore;
   private readonly held = new Set<Lock>();
   private readonly tokens = new LockTokens();
-  /** Key builders: the lock key, its fence key and its release channel, from the resource. */
-  private readonly lockKeyOf: (resource: string) => string;
-  private readonly fenceKeyOf: (resource: string) => string;
-  private readonly channelOf: (resource: string) => string;
-  private readonly waitersKeyOf: (resource: string) => string;
   private readonly waiters: LockWaitQueues;
   /** Aborted on shutdown; every waiter listens to it, so it may have any number of listeners. */
   private readonly closing = withUnlimitedListeners(new AbortController());
@@ -94,22 +61,12 @@ export class LockService implements OnModuleDestroy {
     @Inject(REDIS_LUA_OPTIONS) options: RedisLuaModuleOptions,
     subscriber: RedisLuaSubscriber,
   ) {
-    // Every concurrent waiter with its own signal listens to the shutdown signal until it is done:
-    // many waiters are normal, not a leak (Node warns above 10 listeners).
-    setMaxListeners(0, this.closing.signal);
     // options.lock was validated with the connection options, before the connection opened.
     this.defaults = Object.freeze({
       ttlMs: options.lock?.ttlMs ?? DEFAULT_LOCK_TTL_MS,
       waitMs: options.lock?.waitMs ?? DEFAULT_LOCK_WAIT_MS,
     });
-    this.lockKeyOf = keys.keyFactory(FEATURE);
-    this.fenceKeyOf = keys.keyFactory(FEATURE, 'fence');
-    this.channelOf = keys.keyFactory(FEATURE, 'released');
-    this.waitersKeyOf = keys.keyFactory(FEATURE, 'waiters');
-    this.acquireScript = engine.bundled<AcquireReply>('lock/acquire', 3);
-    this.releaseScript = engine.bundled<0 | 1>('lock/release', 2);
-    this.extendScript = engine.bundled<0 | 1>('lock/extend', 1);
-    this.unwaitScript = engine.bundled<number>('lock/unwait', 1);
+    this.store = new LockStore(engine, keys, this.log);
     this.waiters = new LockWaitQueues(subscriber, this.log);
     this.backend = {
       logger: this.log,
@@ -133,7 +90,7 @@ export class LockService implements OnModuleDestroy {
     const ttlMs = options.ttlMs ?? this.defaults.ttlMs;
     const waitMs = options.waitMs ?? this.defaults.waitMs;
     const autoExtend = options.autoExtend ?? true;
-    const { signal, dispose } = this.waitSignal(options.signal);
+    const { signal, dispose } = eitherSignal(options.signal, this.closing.signal);
     try {
       return await this.acquireUntil(resource, ttlMs, waitMs, autoExtend, signal);
     } finally {
@@ -152,7 +109,7 @@ export class LockService implements OnModuleDestroy {
     // Subscribe, then try again: a release between the first attempt and the subscription is
     // caught by the second attempt, any later one by the notice. The second attempt, if it fails,
     // also counts this waiter in the same script call, so every later release publishes a notice
-    // (releases publish nothing while no waiter is counted).
+    // (releases publish nothing while no waiter is counted: see WaiterCount).
     const channel = this.channel(resource);
     const waiter = await this.waiters.join(channel);
     const count: WaiterCount = { counted: false, deadline };
@@ -176,15 +133,8 @@ export class LockService implements OnModuleDestroy {
       }
     } finally {
       this.waiters.leave(channel, waiter, acquired);
-      if (count.counted) this.unwait(resource);
+      if (count.counted) this.store.unwait(resource);
     }
-  }
-
-  /** Uncounts a waiter that gave up (best effort: the counter's TTL bounds a missed one). */
-  private unwait(resource: string): void {
-    this.unwaitScript.run([this.waitersKeyOf(resource)], []).catch((err: Error) => {
-      this.log.debug(`Lock on "${resource}": cannot uncount a waiter, its count expires by its TTL: ${err.message}`);
-    });
   }
 
   /** One attempt: the lock, or `null` if another owner holds it. */
@@ -219,51 +169,35 @@ export class LockService implements OnModuleDestroy {
    * process) and wakes the waiters. Resolves `true` if it deleted the lock; a wrong token deletes nothing.
    * When the call fails without a reply (the connection dropped), it rejects with that error and the
    * release is sent once more in the background (compare-and-delete: harmless if the first one ran).
+   * @throws LockInputError on an empty resource or token, before any Redis call.
+   * @example `await locks.release('invoice:42', tokenFromAnotherProcess)`
    */
   async release(resource: string, token: string): Promise<boolean> {
     checkText(resource, 'resource', RELEASE);
     checkText(token, 'token', RELEASE, TOKEN);
-    try {
-      return (await this.releaseScript.run([this.lockKey(resource), this.waitersKeyOf(resource)], [token, this.channel(resource)])) === 1;
-    } catch (err) {
-      if (outcomeUnknown(err)) this.releaseOrphan(resource, token, 'its release reply was lost');
-      throw err;
-    }
+    return this.store.release(resource, token);
   }
 
   /**
-   * Best-effort release by token of a lock this process may hold without knowing it (see `attempt`
-   * and `release`). Written after the failed call on the same connection, it runs after it; when the
-   * connection is down it waits in ioredis's offline queue for the reconnection. If it fails too, the
-   * lock expires by its TTL. Never rejects.
+   * Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token`.
+   * @throws LockInputError on an empty resource or token or a bad `ttlMs`, before any Redis call.
+   * @example `await locks.extend('invoice:42', token, 60_000)`
    */
-  private releaseOrphan(resource: string, token: string, why: string): void {
-    this.releaseScript.run([this.lockKey(resource), this.waitersKeyOf(resource)], [token, this.channel(resource)]).then(
-      (released) => {
-        if (released === 1) this.log.warn(`Lock on "${resource}": released a lock this process took but could not use (${why})`);
-      },
-      (err: Error) => {
-        this.log.warn(`Lock on "${resource}": ${why}; it may stay held until its TTL (the release failed too: ${err.message})`);
-      },
-    );
-  }
-
-  /** Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token`. */
   async extend(resource: string, token: string, ttlMs: number): Promise<boolean> {
     checkText(resource, 'resource', EXTEND);
     checkText(token, 'token', EXTEND, TOKEN);
     checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
-    return (await this.extendScript.run([this.lockKey(resource)], [token, ttlMs])) === 1;
+    return this.store.extend(resource, token, ttlMs);
   }
 
   /** Redis key holding the lock of `resource` (its value is the holder's token). */
   lockKey(resource: string): string {
-    return this.lockKeyOf(resource);
+    return this.store.lockKey(resource);
   }
 
   /** Pub/sub channel on which releases of `resource` are announced. */
   channel(resource: string): string {
-    return this.channelOf(resource);
+    return this.store.channel(resource);
   }
 
   /**
@@ -275,30 +209,11 @@ export class LockService implements OnModuleDestroy {
     for (const lock of [...this.held]) lock.abandon('the application is shutting down; it is no longer renewed');
   }
 
-  /**
-   * One attempt. `count`: the attempt of a subscribed waiter, which the script counts as a waiter
-   * if the lock is held (and uncounts if it takes the lock); `count.counted` is updated from the reply.
-   */
+  /** One attempt (see {@link LockStore.attempt}): the lock, or the holder's PTTL. */
   private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal: AbortSignal, count?: WaiterCount): Promise<Attempt> {
     const token = this.tokens.next();
     const sentAt = Date.now();
-    const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
-    // A plain attempt (the common case) leaves out the waiter arguments.
-    const args: Array<string | number> = [token, ttlMs, fenceTtl];
-    if (count) {
-      const countTtl = Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
-      args.push(count.counted ? COUNTED_WAITER : NEW_WAITER, countTtl);
-    }
-    let reply: AcquireReply;
-    try {
-      reply = await this.acquireScript.run([this.lockKeyOf(resource), this.fenceKeyOf(resource), this.waitersKeyOf(resource)], args);
-    } catch (err) {
-      // No reply (the connection dropped, or a time-out): the script may have taken the lock for a
-      // caller that now gets an error. Hand it back by token, instead of blocking others for ttlMs.
-      if (outcomeUnknown(err)) this.releaseOrphan(resource, token, 'its acquire reply was lost');
-      throw err;
-    }
-    if (count) count.counted = reply[0] !== 1;
+    const reply = await this.store.attempt(resource, token, ttlMs, count);
     if (reply[0] !== 1) return { pttl: Number(reply[1]) };
     const lock = new Lock(this.backend, resource, token, Number(reply[1]), sentAt, ttlMs, autoExtend);
     if (signal.aborted) {
@@ -308,24 +223,6 @@ export class LockService implements OnModuleDestroy {
     }
     this.held.add(lock);
     return { lock };
-  }
-
-  /**
-   * Aborts when the caller's signal or the service's shutdown signal does. (Not `AbortSignal.any`,
-   * whose dependents some Node.js 20 releases keep alive as long as the long-lived source.)
-   */
-  private waitSignal(caller: AbortSignal | undefined): { signal: AbortSignal; dispose: () => void } {
-    if (!caller) return { signal: this.closing.signal, dispose: () => undefined };
-    const controller = new AbortController();
-    const sources = [caller, this.closing.signal];
-    const onAbort = function (this: AbortSignal): void {
-      controller.abort(this.reason);
-    };
-    for (const source of sources) {
-      if (source.aborted) controller.abort(source.reason);
-      else source.addEventListener('abort', onAbort, { once: true });
-    }
-    return { signal: controller.signal, dispose: () => sources.forEach((source) => source.removeEventListener('abort', onAbort)) };
   }
 
   private timeout(resource: string, waitMs: number, pttl: number): LockTimeoutError {
@@ -339,10 +236,4 @@ export class LockService implements OnModuleDestroy {
       this.log.warn(`Lock on "${lock.resource}": release failed, it expires by its TTL: ${(err as Error).message}`);
     }
   }
-}
-
-/** An AbortController whose signal does not warn (MaxListenersExceededWarning) past 10 listeners. */
-function withUnlimitedListeners(controller: AbortController): AbortController {
-  setMaxListeners(0, controller.signal);
-  return controller;
 }

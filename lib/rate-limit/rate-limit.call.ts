@@ -1,7 +1,7 @@
 import type { Command } from 'ioredis';
 import { LUA_CONSTANTS } from '../scripts/bundled-scripts.generated';
 import type { Lane, PendingCall } from './deadlines';
-import type { RateLimitResult } from './rate-limit.options';
+import type { RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
 import type { RulePlan } from './rule-plan';
 
 /**
@@ -61,4 +61,9 @@ export function resultOf(reply: ScriptReply, plan: RulePlan<unknown>): RateLimit
     retryAfterMs: reply[4],
     rule: plan.publicRules[index],
   };
+}
+
+/** What fail-open answers when Redis could not decide: admitted, counting nothing, marked `degraded`. */
+export function degradedResult(rule: ResolvedRateLimitRule): RateLimitResult {
+  return { allowed: true, limit: rule.limit, remaining: rule.limit, resetMs: 0, retryAfterMs: 0, rule: { ...rule }, degraded: true };
 }

@@ -1,22 +1,16 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import {
-  httpArgs,
-  RedisLuaUnavailableException,
-  retryAfterSeconds,
-  setResponseHeader,
-  type HeaderTarget,
-  withoutStack,
-} from '../core/http';
+import { httpArgs, RedisLuaUnavailableException, type HeaderTarget, withoutStack } from '../core/http';
 import { message } from '../core/messages';
 import { RouteCache } from '../core/route-metadata';
 import { inputSite } from '../core/validation';
 import { clientIdentity } from './client-ip';
 import { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.metadata';
-import type { ContextValue, RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
+import type { ConsumeOptions, ContextValue, RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
 import { constantLimits, resolveRouteRules } from './rate-limit.rules';
-import { RateLimiterService, type ConsumeOptions } from './rate-limit.service';
+import { writeRateLimitHeaders } from './rate-limit.headers';
+import { RateLimiterService } from './rate-limit.service';
 
 /** The parts of an Express or Fastify request the guard reads. */
 export interface RateLimitRequest {
@@ -210,20 +204,7 @@ export class RateLimitGuard implements CanActivate {
    * @throws RateLimitExceededException (429) when the hit was denied.
    */
   protected handleResult(result: RateLimitResult, rules: readonly ResolvedRateLimitRule[], res: RateLimitResponse | undefined): boolean {
-    if (res && !result.degraded) {
-      const headers = this.limiter.options.headers ?? {};
-      const resetSeconds = Math.ceil(result.resetMs / 1000);
-      if (headers.ietf !== false) {
-        setResponseHeader(res, 'RateLimit-Policy', policyOf(rules));
-        setResponseHeader(res, 'RateLimit', `"${result.rule.name}";r=${result.remaining};t=${resetSeconds}`);
-      }
-      if (headers.legacy) {
-        setResponseHeader(res, 'X-RateLimit-Limit', String(result.limit));
-        setResponseHeader(res, 'X-RateLimit-Remaining', String(result.remaining));
-        setResponseHeader(res, 'X-RateLimit-Reset', String(resetSeconds));
-      }
-      if (!result.allowed) setResponseHeader(res, 'Retry-After', String(retryAfterSeconds(result.retryAfterMs)));
-    }
+    if (res && !result.degraded) writeRateLimitHeaders(res, result, rules, this.limiter.options.headers);
     if (!result.allowed) throw withoutStack(() => new RateLimitExceededException(result));
     return true;
   }
@@ -245,16 +226,4 @@ export class RateLimitGuard implements CanActivate {
 
 async function resolveValue<T>(value: ContextValue<T>, context: ExecutionContext): Promise<T> {
   return typeof value === 'function' ? (value as (c: ExecutionContext) => T | Promise<T>)(context) : value;
-}
-
-/** `RateLimit-Policy` of a rules array: the same for every request of a route with constant limits. */
-const policies = new WeakMap<readonly ResolvedRateLimitRule[], string>();
-
-function policyOf(rules: readonly ResolvedRateLimitRule[]): string {
-  let policy = policies.get(rules);
-  if (policy === undefined) {
-    policy = rules.map((r) => `"${r.name}";q=${r.limit};w=${Math.ceil(r.windowMs / 1000)}`).join(', ');
-    policies.set(rules, policy);
-  }
-  return policy;
 }

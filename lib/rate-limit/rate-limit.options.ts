@@ -63,6 +63,16 @@ export interface RateLimitRouteOptions extends Partial<RateLimitRouteRule> {
   timeoutMs?: number;
 }
 
+/** Options of one {@link RateLimiterService.consume} (or `peek`) call. */
+export interface ConsumeOptions {
+  /** Units this hit takes (integer >= 1, at most the smallest limit; default 1). */
+  cost?: number;
+  /** Overrides the module's `failMode`. */
+  failMode?: RateLimitFailMode;
+  /** Overrides the module's `timeoutMs`. */
+  timeoutMs?: number;
+}
+
 /** Which headers the guard writes. */
 export interface RateLimitHeaderOptions {
   /** `RateLimit-Policy` and `RateLimit` (IETF draft-ietf-httpapi-ratelimit-headers). Default true. */

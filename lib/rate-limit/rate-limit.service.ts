@@ -7,13 +7,14 @@ import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { LuaScriptError } from '../scripts/lua-script.errors';
-import { CheckCall, resultOf, type ScriptReply } from './rate-limit.call';
+import { CheckCall, degradedResult, resultOf, type ScriptReply } from './rate-limit.call';
 import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
 import { DeadlineSweeper } from './deadlines';
 import {
   DEFAULT_LOCAL_CACHE_SIZE,
   DEFAULT_RATE_LIMIT_TIMEOUT_MS,
+  type ConsumeOptions,
   type RateLimitFailMode,
   type RateLimitModuleOptions,
   type RateLimitResult,
@@ -22,16 +23,6 @@ import {
 } from './rate-limit.options';
 import { checkFailMode, checkTimeout } from './rate-limit.rules';
 import { RulePlans, type RulePlan } from './rule-plan';
-
-/** Options of one {@link RateLimiterService.consume} call. */
-export interface ConsumeOptions {
-  /** Units this hit takes (integer >= 1, at most the smallest limit; default 1). */
-  cost?: number;
-  /** Overrides the module's `failMode`. */
-  failMode?: RateLimitFailMode;
-  /** Overrides the module's `timeoutMs`. */
-  timeoutMs?: number;
-}
 
 type Plan = RulePlan<LuaScript<ScriptReply>>;
 
@@ -242,15 +233,7 @@ export class RateLimiterService {
       // A reporting hook must not change the decision.
     }
     if (failMode === 'closed') throw new RateLimitUnavailableError(key, failMode, { cause: error });
-    return {
-      allowed: true,
-      limit: rule.limit,
-      remaining: rule.limit,
-      resetMs: 0,
-      retryAfterMs: 0,
-      rule: { ...rule },
-      degraded: true,
-    };
+    return degradedResult(rule);
   }
 
   /** The rules' plan (see {@link RulePlans}), after checking the identifier. */

@@ -1,0 +1,141 @@
+import type { Logger } from '@nestjs/common';
+import type { KeyBuilder } from '../scripts/key-builder';
+import type { LuaScript } from '../scripts/lua-script';
+import type { LuaScriptEngine } from '../scripts/lua-script.engine';
+import { outcomeUnknown } from '../scripts/lua-script.errors';
+
+/** Key feature name of every lock key: `<prefix>:lock:{<resource>}[:fence|:waiters|:released]`. */
+const FEATURE = 'lock';
+/** The fence key outlives the latest acquisition by max(this, 2 × ttlMs). */
+const MIN_FENCE_KEY_TTL_MS = 60_000;
+/**
+ * The waiter counter outlives a waiter's remaining wait by this much: a bound on how long a crashed
+ * waiter (which never uncounts itself) keeps releases publishing notices.
+ */
+const WAITER_COUNT_MARGIN_MS = 5_000;
+/** ARGV[4] of acquire.lua (absent for a plain attempt): a subscribed waiter not counted yet, a counted one. */
+const NEW_WAITER = '1';
+const COUNTED_WAITER = '2';
+
+/**
+ * A subscribed waiter's part in the waiter count. The protocol, whose Lua side is lua/lock/acquire.lua,
+ * release.lua and unwait.lua:
+ * - A release publishes its notice only while the resource's `…:waiters` counter is above 0, so an
+ *   uncontended acquire + release costs no PUBLISH (on a cluster one crosses the bus to every node).
+ * - A waiter subscribes first, then attempts again with `count`: if the lock is still held, the same
+ *   script call INCRs the counter (ARGV[4] = new waiter), so no release that comes after the failed
+ *   attempt can miss it; `counted` turns true. Later attempts say it is counted already (no second
+ *   INCR) and refresh the counter's TTL (its remaining wait + {@link WAITER_COUNT_MARGIN_MS}).
+ * - The waiter uncounts itself when it takes the lock (in the acquiring script), and when it gives up
+ *   or is aborted (unwait.lua). A crashed waiter's count expires by that TTL; until then releases
+ *   merely publish notices nobody needs.
+ */
+export interface WaiterCount {
+  /** The counter holds this waiter: it must uncount itself when it stops waiting without the lock. */
+  counted: boolean;
+  /** When the waiter stops waiting (performance.now() time). */
+  readonly deadline: number;
+}
+
+/** acquire.lua: `[1, fence]` when taken, `[0, holder's PTTL]` when held by another owner. */
+export type AcquireReply = [1, string] | [0, number];
+
+/**
+ * The lock feature's Redis side: the keys of a resource (lock, fence, waiter counter, release
+ * channel, one hash tag), the four scripts, and the waiter count. A call that takes or gives up a
+ * lease but loses its reply is undone by token here (see {@link LockStore.attempt}).
+ */
+export class LockStore {
+  private readonly acquireScript: LuaScript<AcquireReply>;
+  private readonly releaseScript: LuaScript<0 | 1>;
+  private readonly extendScript: LuaScript<0 | 1>;
+  private readonly unwaitScript: LuaScript<number>;
+  /** The lock key (its value is the holder's token), its fence key, waiter counter and release channel. */
+  readonly lockKey: (resource: string) => string;
+  private readonly fenceKey: (resource: string) => string;
+  private readonly waitersKey: (resource: string) => string;
+  readonly channel: (resource: string) => string;
+
+  constructor(
+    engine: LuaScriptEngine,
+    keys: KeyBuilder,
+    private readonly log: Logger,
+  ) {
+    this.lockKey = keys.keyFactory(FEATURE);
+    this.fenceKey = keys.keyFactory(FEATURE, 'fence');
+    this.waitersKey = keys.keyFactory(FEATURE, 'waiters');
+    this.channel = keys.keyFactory(FEATURE, 'released');
+    this.acquireScript = engine.bundled<AcquireReply>('lock/acquire', 3);
+    this.releaseScript = engine.bundled<0 | 1>('lock/release', 2);
+    this.extendScript = engine.bundled<0 | 1>('lock/extend', 1);
+    this.unwaitScript = engine.bundled<number>('lock/unwait', 1);
+  }
+
+  /**
+   * One acquire attempt with `token`. `count`: the attempt of a subscribed waiter (see
+   * {@link WaiterCount}), updated from the reply. When the call fails without a reply (the connection
+   * dropped, or a time-out), the script may have taken the lock for a caller that now gets an error:
+   * it is handed back by token instead of blocking others for ttlMs.
+   */
+  async attempt(resource: string, token: string, ttlMs: number, count?: WaiterCount): Promise<AcquireReply> {
+    const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
+    // A plain attempt (the common case) leaves out the waiter arguments.
+    const args: Array<string | number> = [token, ttlMs, fenceTtl];
+    if (count) {
+      const countTtl = Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
+      args.push(count.counted ? COUNTED_WAITER : NEW_WAITER, countTtl);
+    }
+    let reply: AcquireReply;
+    try {
+      reply = await this.acquireScript.run([this.lockKey(resource), this.fenceKey(resource), this.waitersKey(resource)], args);
+    } catch (err) {
+      if (outcomeUnknown(err)) this.releaseOrphan(resource, token, 'its acquire reply was lost');
+      throw err;
+    }
+    if (count) count.counted = reply[0] !== 1;
+    return reply;
+  }
+
+  /**
+   * Deletes the lock if it is held with `token` and publishes a release notice if a waiter is counted.
+   * A release that fails without a reply is sent once more in the background (compare-and-delete:
+   * harmless if the first one ran) and the error stands.
+   */
+  async release(resource: string, token: string): Promise<boolean> {
+    try {
+      return (await this.releaseScript.run([this.lockKey(resource), this.waitersKey(resource)], [token, this.channel(resource)])) === 1;
+    } catch (err) {
+      if (outcomeUnknown(err)) this.releaseOrphan(resource, token, 'its release reply was lost');
+      throw err;
+    }
+  }
+
+  /** Sets the lock's TTL to `ttlMs` if it is held with `token`. */
+  async extend(resource: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.extendScript.run([this.lockKey(resource)], [token, ttlMs])) === 1;
+  }
+
+  /** Uncounts a waiter that gave up (best effort: the counter's TTL bounds a missed one). Never rejects. */
+  unwait(resource: string): void {
+    this.unwaitScript.run([this.waitersKey(resource)], []).catch((err: Error) => {
+      this.log.debug(`Lock on "${resource}": cannot uncount a waiter, its count expires by its TTL: ${err.message}`);
+    });
+  }
+
+  /**
+   * Best-effort release by token of a lock this process may hold without knowing it. Written after
+   * the failed call on the same connection, it runs after it; when the connection is down it waits in
+   * ioredis's offline queue for the reconnection. If it fails too, the lock expires by its TTL.
+   * Never rejects.
+   */
+  private releaseOrphan(resource: string, token: string, why: string): void {
+    this.releaseScript.run([this.lockKey(resource), this.waitersKey(resource)], [token, this.channel(resource)]).then(
+      (released) => {
+        if (released === 1) this.log.warn(`Lock on "${resource}": released a lock this process took but could not use (${why})`);
+      },
+      (err: Error) => {
+        this.log.warn(`Lock on "${resource}": ${why}; it may stay held until its TTL (the release failed too: ${err.message})`);
+      },
+    );
+  }
+}
