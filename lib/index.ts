@@ -1,53 +1,30 @@
-// Module
+// The public API, grouped as the README is: the module and what every feature shares, then each feature.
+
+// Module: connection, options, injection tokens, errors shared by every feature, health, pub/sub.
 export { RedisLuaModule, RedisLuaFeatureModule } from './module/redis-lua.module';
 export type { RedisLuaClusterConnection, RedisLuaModuleOptions } from './module/redis-lua-options.interface';
+export type { FeatureOptions } from './module/features';
 export { REDIS_LUA_CLIENT, REDIS_LUA_CONNECTION, REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from './module/redis-lua.constants';
 export { InjectRedis } from './module/redis-lua.decorators';
 export type { RedisConnection } from './module/redis-connection';
 export { RedisLuaSubscriber, type MessageListener } from './module/redis-subscriber';
 export { RedisLuaHealthIndicator, type RedisLuaHealthDetails, type RedisLuaHealthResult } from './module/redis-lua.health';
+export { RedisLuaInputError } from './core/errors';
+export { RedisLuaHttpException, RedisLuaUnavailableException, type HeaderTarget } from './core/http';
 
-// Script engine
-export { LuaScript, type ScriptArg } from './scripts/lua-script';
+// Your own scripts: the engine, forFeature definitions, keys.
+export { LuaScript, type ScriptArg, type ScriptHost } from './scripts/lua-script';
 export { LuaScriptEngine } from './scripts/lua-script.engine';
 export { LuaScriptError } from './scripts/lua-script.errors';
-export { RedisLuaInputError } from './core/errors';
 export type { LuaScriptDefinition } from './scripts/script-definition.interface';
 export { InjectScript, getScriptToken } from './scripts/script.decorators';
 export { KeyBuilder, encodeKeyPart, type KeyPart } from './scripts/key-builder';
 export type { SourceLine } from './scripts/script-source';
 
-// Leaderboards
-export { LeaderboardService } from './leaderboard/leaderboard.service';
-export { LeaderboardInputError } from './leaderboard/leaderboard.errors';
-export {
-  MAX_BOARD_BYTES,
-  MAX_HISTORY_LENGTH,
-  MAX_MEMBER_BYTES,
-  MAX_READ_ENTRIES,
-  type LeaderboardConfig,
-  type LeaderboardEntry,
-  type LeaderboardHistoryEntry,
-  type LeaderboardOrder,
-  type LeaderboardReadOptions,
-  type SubmitMode,
-  type SubmitOptions,
-  type SubmitResult,
-} from './leaderboard/leaderboard.options';
-
-// Bounded counters
-export { BoundedCounterService } from './counter/counter.service';
-export { CounterInputError } from './counter/counter.errors';
-export type { CounterChangeOptions, CounterChangeResult, CounterSetOptions } from './counter/counter.options';
-
-// Cache-aside
-export { CacheAsideService } from './cache/cache.service';
-export { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache/cache.errors';
-export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache/cache.options';
-// Rate limiting
+// Rate limiting.
 export { RateLimiterService } from './rate-limit/rate-limit.service';
-export { RateLimitGuard, type RateLimitRequest, type RateLimitResponse } from './rate-limit/rate-limit.guard';
 export { RateLimit, SkipRateLimit } from './rate-limit/rate-limit.decorator';
+export { RateLimitGuard, type RateLimitRequest, type RateLimitResponse } from './rate-limit/rate-limit.guard';
 export { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit/rate-limit.metadata';
 export { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit/rate-limit.errors';
 export {
@@ -66,12 +43,14 @@ export {
   type ResolvedRateLimitRule,
 } from './rate-limit/rate-limit.options';
 export { clientIdentity } from './rate-limit/client-ip';
-// Locks
+
+// Locks.
 export { LockService } from './lock/lock.service';
 export { Lock } from './lock/lock';
-export { LockInterceptor } from './lock/lock.interceptor';
 export { WithLock, CurrentLock } from './lock/lock.decorator';
-export { LockInputError, LockLostError, LockTimeoutError } from './lock/lock.errors';
+export { LockInterceptor } from './lock/lock.interceptor';
+export type { WithLockMetadata } from './lock/lock-resource';
+export { LockConflictException, LockInputError, LockLostError, LockTimeoutError } from './lock/lock.errors';
 export {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
@@ -81,3 +60,31 @@ export {
   type TryAcquireLockOptions,
   type WithLockOptions,
 } from './lock/lock.options';
+
+// Leaderboards.
+export { LeaderboardService } from './leaderboard/leaderboard.service';
+export { LeaderboardInputError } from './leaderboard/leaderboard.errors';
+export {
+  MAX_BOARD_BYTES,
+  MAX_HISTORY_LENGTH,
+  MAX_MEMBER_BYTES,
+  MAX_READ_ENTRIES,
+  type LeaderboardConfig,
+  type LeaderboardEntry,
+  type LeaderboardHistoryEntry,
+  type LeaderboardOrder,
+  type LeaderboardReadOptions,
+  type SubmitMode,
+  type SubmitOptions,
+  type SubmitResult,
+} from './leaderboard/leaderboard.options';
+
+// Bounded counters.
+export { BoundedCounterService } from './counter/counter.service';
+export { CounterInputError } from './counter/counter.errors';
+export type { CounterChangeOptions, CounterChangeResult, CounterSetOptions } from './counter/counter.options';
+
+// Cache-aside.
+export { CacheAsideService } from './cache/cache.service';
+export { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache/cache.errors';
+export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache/cache.options';

@@ -18,7 +18,7 @@ interface Placeholder {
   readonly path: readonly string[];
 }
 
-/** `@WithLock` metadata: the compiled resource and the options. @internal */
+/** `@WithLock` metadata: the compiled resource and the options (what {@link LockInterceptor}'s protected methods receive). */
 export interface WithLockMetadata {
   readonly resource: ((context: ExecutionContext) => string | Promise<string>) | ReadonlyArray<string | Placeholder>;
   readonly options: WithLockOptions;

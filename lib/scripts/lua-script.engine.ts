@@ -23,6 +23,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   readonly client: Redis | Cluster;
   readonly debugLogger?: Logger;
   /** Batches the socket writes of one pass of the event loop, unless `coalesceWrites: false`. */
+  /** @internal */
   readonly coalescer?: WriteCoalescer;
 
   constructor(

@@ -11,6 +11,7 @@ export interface ScriptHost {
   readonly client: Redis | Cluster;
   readonly debugLogger?: Logger;
   /** Batches the socket writes of one pass of the event loop (option `coalesceWrites`). */
+  /** @internal */
   readonly coalescer?: { beforeWrite(): void };
 }
 

@@ -4,7 +4,7 @@
  * Nest apps is fresh-apps.spec.ts, which packs from a copy of the working tree instead.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { harnessAddresses } from '../harness/harness-env';
@@ -84,6 +84,20 @@ describe('npm pack', () => {
       env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules') },
     });
     expect(JSON.parse(output)).toEqual({ scripts: repoLua.filter((f) => !f.startsWith('lua/includes/')).length, remaining: 1 });
+  });
+});
+
+describe('the shipped declarations', () => {
+  it('compile on their own (skipLibCheck off) and hold none of the members marked @internal', async () => {
+    // npm pack (beforeAll) built dist/ with stripInternal.
+    const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
+    const flags = ['--noEmit', '--strict', '--skipLibCheck', 'false', '--module', 'node20', '--moduleResolution', 'node16'];
+    await run(tsc, [...flags, '--target', 'es2022', '--experimentalDecorators', '--types', 'node', join(ROOT, 'dist', 'index.d.ts')], {
+      cwd: ROOT,
+    });
+    const luaScript = readFileSync(join(ROOT, 'dist', 'scripts', 'lua-script.d.ts'), 'utf8');
+    expect(luaScript).not.toMatch(/\b(send|resendAfterNoScript|scriptError)\(/);
+    expect(readFileSync(join(ROOT, 'dist', 'lock', 'lock.d.ts'), 'utf8')).not.toMatch(/constructor\(|abandon\(/);
   });
 });
 
