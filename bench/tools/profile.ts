@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const limiter = app.get(RateLimiterService);
   const locks = app.get(LockService);
   const ceiling = ceilingScript(app.get(LuaScriptEngine).client as Redis);
-  const fixedSha = (limiter as unknown as { scripts: Record<string, { sha: string }> }).scripts['fixed-window'].sha;
+  const fixedSha = app.get(LuaScriptEngine).get('rate-limit/fixed-window')!.sha;
   const ceilingSha = (await (app.get(LuaScriptEngine).client as Redis).script('LOAD', 'return 1')) as string;
   const rule = { limit: 1_000_000, windowMs: 60_000, algorithm: 'fixed-window' as const };
   const logRule = { limit: 100, windowMs: 60_000, algorithm: 'sliding-log' as const };

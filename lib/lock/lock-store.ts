@@ -72,12 +72,12 @@ export class LockStore {
   }
 
   /**
-   * One acquire attempt with `token`. `count`: the attempt of a subscribed waiter (see
-   * {@link WaiterCount}), updated from the reply. When the call fails without a reply (the connection
-   * dropped, or a time-out), the script may have taken the lock for a caller that now gets an error:
-   * it is handed back by token instead of blocking others for ttlMs.
+   * One acquire attempt with `token`: the script's promise itself (callers await it in their own
+   * `async` function: no extra promise per call). `count`: the attempt of a subscribed waiter (see
+   * {@link WaiterCount}); the caller updates `count.counted` from the reply. A caller whose attempt fails
+   * calls {@link handBack}.
    */
-  async attempt(resource: string, token: string, ttlMs: number, count?: WaiterCount): Promise<AcquireReply> {
+  attempt(resource: string, token: string, ttlMs: number, count?: WaiterCount): Promise<AcquireReply> {
     const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
     // A plain attempt (the common case) leaves out the waiter arguments.
     const args: Array<string | number> = [token, ttlMs, fenceTtl];
@@ -85,34 +85,27 @@ export class LockStore {
       const countTtl = Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
       args.push(count.counted ? COUNTED_WAITER : NEW_WAITER, countTtl);
     }
-    let reply: AcquireReply;
-    try {
-      reply = await this.acquireScript.run([this.lockKey(resource), this.fenceKey(resource), this.waitersKey(resource)], args);
-    } catch (err) {
-      if (outcomeUnknown(err)) this.releaseOrphan(resource, token, 'its acquire reply was lost');
-      throw err;
-    }
-    if (count) count.counted = reply[0] !== 1;
-    return reply;
+    return this.acquireScript.run([this.lockKey(resource), this.fenceKey(resource), this.waitersKey(resource)], args);
+  }
+
+  /** Deletes the lock if it is held with `token` and publishes a release notice if a waiter is counted (1: deleted). */
+  release(resource: string, token: string): Promise<0 | 1> {
+    return this.releaseScript.run([this.lockKey(resource), this.waitersKey(resource)], [token, this.channel(resource)]);
+  }
+
+  /** Sets the lock's TTL to `ttlMs` if it is held with `token` (1: renewed). */
+  extend(resource: string, token: string, ttlMs: number): Promise<0 | 1> {
+    return this.extendScript.run([this.lockKey(resource)], [token, ttlMs]);
   }
 
   /**
-   * Deletes the lock if it is held with `token` and publishes a release notice if a waiter is counted.
-   * A release that fails without a reply is sent once more in the background (compare-and-delete:
-   * harmless if the first one ran) and the error stands.
+   * After an acquire or release with `token` failed: when no reply came (the connection dropped, or a
+   * time-out), the script may have taken the lock for a caller that now gets an error, or not released
+   * it. Hands the lock back by token (compare-and-delete: harmless if it is not held with the token),
+   * instead of blocking others for ttlMs. Never throws.
    */
-  async release(resource: string, token: string): Promise<boolean> {
-    try {
-      return (await this.releaseScript.run([this.lockKey(resource), this.waitersKey(resource)], [token, this.channel(resource)])) === 1;
-    } catch (err) {
-      if (outcomeUnknown(err)) this.releaseOrphan(resource, token, 'its release reply was lost');
-      throw err;
-    }
-  }
-
-  /** Sets the lock's TTL to `ttlMs` if it is held with `token`. */
-  async extend(resource: string, token: string, ttlMs: number): Promise<boolean> {
-    return (await this.extendScript.run([this.lockKey(resource)], [token, ttlMs])) === 1;
+  handBack(err: unknown, resource: string, token: string, why: string): void {
+    if (outcomeUnknown(err)) this.releaseOrphan(resource, token, why);
   }
 
   /** Uncounts a waiter that gave up (best effort: the counter's TTL bounds a missed one). Never rejects. */

@@ -41,6 +41,9 @@ export interface WithLockOptions extends LockModuleOptions {
   autoExtend?: boolean;
 }
 
+/** A lock token: what this library hands out is 24 characters; one handed in may be up to 256. */
+export const LOCK_TOKEN = { maxLength: 256 };
+
 /** Default lock TTL in ms. */
 export const DEFAULT_LOCK_TTL_MS = 30_000;
 /** Default wait for a held lock in ms. */

@@ -10,12 +10,13 @@ import { LockInputError, LockTimeoutError } from './lock.errors';
 import {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
+  LOCK_TOKEN,
   validateLockOptions,
   type AcquireLockOptions,
   type LockModuleOptions,
   type TryAcquireLockOptions,
 } from './lock.options';
-import { LockStore, type WaiterCount } from './lock-store';
+import { LockStore, type AcquireReply, type WaiterCount } from './lock-store';
 import { LockTokens } from './lock-tokens';
 import { LockWaitQueues } from './lock-waiters';
 import { eitherSignal, withUnlimitedListeners } from './lock-signals';
@@ -25,8 +26,6 @@ const ACQUIRE = site('acquire');
 const TRY_ACQUIRE = site('tryAcquire');
 const RELEASE = site('release');
 const EXTEND = site('extend');
-/** A lock token: what this library hands out is 24 characters; one handed in may be up to 256. */
-const TOKEN = { maxLength: 256 };
 
 /** Result of one attempt: a lock, or the holder's PTTL. */
 type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: number };
@@ -104,7 +103,7 @@ export class LockService implements OnModuleDestroy {
 
     let attempt = await this.attempt(resource, ttlMs, autoExtend, signal);
     if (attempt.lock) return attempt.lock;
-    if (waitMs === 0) throw this.timeout(resource, waitMs, attempt.pttl);
+    if (waitMs === 0) throw new LockTimeoutError(resource, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
 
     // Subscribe, then try again: a release between the first attempt and the subscription is
     // caught by the second attempt, any later one by the notice. The second attempt, if it fails,
@@ -124,7 +123,7 @@ export class LockService implements OnModuleDestroy {
           return attempt.lock;
         }
         const remaining = deadline - performance.now();
-        if (remaining <= 0) throw this.timeout(resource, waitMs, attempt.pttl);
+        if (remaining <= 0) throw new LockTimeoutError(resource, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
         if (waiter.notified) continue;
         // No notice comes if the holder dies: retry when its TTL runs out (plus jitter, so that
         // waiters of several processes do not all retry in the same millisecond).
@@ -174,8 +173,13 @@ export class LockService implements OnModuleDestroy {
    */
   async release(resource: string, token: string): Promise<boolean> {
     checkText(resource, 'resource', RELEASE);
-    checkText(token, 'token', RELEASE, TOKEN);
-    return this.store.release(resource, token);
+    checkText(token, 'token', RELEASE, LOCK_TOKEN);
+    try {
+      return (await this.store.release(resource, token)) === 1;
+    } catch (err) {
+      this.store.handBack(err, resource, token, 'its release reply was lost');
+      throw err;
+    }
   }
 
   /**
@@ -185,9 +189,9 @@ export class LockService implements OnModuleDestroy {
    */
   async extend(resource: string, token: string, ttlMs: number): Promise<boolean> {
     checkText(resource, 'resource', EXTEND);
-    checkText(token, 'token', EXTEND, TOKEN);
+    checkText(token, 'token', EXTEND, LOCK_TOKEN);
     checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
-    return this.store.extend(resource, token, ttlMs);
+    return (await this.store.extend(resource, token, ttlMs)) === 1;
   }
 
   /** Redis key holding the lock of `resource` (its value is the holder's token). */
@@ -213,7 +217,14 @@ export class LockService implements OnModuleDestroy {
   private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal: AbortSignal, count?: WaiterCount): Promise<Attempt> {
     const token = this.tokens.next();
     const sentAt = Date.now();
-    const reply = await this.store.attempt(resource, token, ttlMs, count);
+    let reply: AcquireReply;
+    try {
+      reply = await this.store.attempt(resource, token, ttlMs, count);
+    } catch (err) {
+      this.store.handBack(err, resource, token, 'its acquire reply was lost');
+      throw err;
+    }
+    if (count) count.counted = reply[0] !== 1;
     if (reply[0] !== 1) return { pttl: Number(reply[1]) };
     const lock = new Lock(this.backend, resource, token, Number(reply[1]), sentAt, ttlMs, autoExtend);
     if (signal.aborted) {
@@ -223,10 +234,6 @@ export class LockService implements OnModuleDestroy {
     }
     this.held.add(lock);
     return { lock };
-  }
-
-  private timeout(resource: string, waitMs: number, pttl: number): LockTimeoutError {
-    return new LockTimeoutError(resource, waitMs, pttl >= 0 ? pttl : undefined);
   }
 
   private async releaseQuietly(lock: Lock): Promise<void> {

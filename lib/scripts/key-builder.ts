@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { checkText, inputSite } from '../core/validation';
 
 /** A part of a key: user-supplied identifiers are strings; numbers are written in decimal. */
 export type KeyPart = string | number;
@@ -61,14 +62,12 @@ function assertSafeSegment(segment: string, what: string): void {
   }
 }
 
-/** Checks a `keyPrefix` option: non-empty, no hash-tag braces, no whitespace. */
+/** A `keyPrefix`: 1-64 characters, no hash-tag braces, no whitespace. */
+const KEY_PREFIX = { pattern: /^[^{}\s]{1,64}$/, patternText: 'a non-empty string of at most 64 characters without braces or whitespace' };
+
+/** Checks a `keyPrefix` option. */
 export function validateKeyPrefix(prefix: unknown): string {
-  if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > 64 || /[{}\s]/.test(prefix)) {
-    throw new Error(
-      `nest-redis-lua: option "keyPrefix" must be a non-empty string of at most 64 characters without braces or whitespace, got ${JSON.stringify(prefix)}`,
-    );
-  }
-  return prefix;
+  return checkText(prefix, 'keyPrefix', inputSite(''), KEY_PREFIX, 'option');
 }
 
 /**

@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
 import { message } from '../core/messages';
+import { checkInteger, checkText, fail, inputSite } from '../core/validation';
 import { isCluster, type RedisConnection } from '../module/redis-connection';
 import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import { DEFAULT_BOOT_TIMEOUT_MS, type RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
@@ -139,32 +140,25 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
 
 function validateDefinition(definition: LuaScriptDefinition): void {
   const { name, path, lua, numberOfKeys } = definition;
-  if (typeof name !== 'string' || name.trim() === '') {
-    throw new Error('nest-redis-lua: forFeature script needs a non-empty "name"');
-  }
-  if ((path === undefined) === (lua === undefined)) {
-    throw new Error(`nest-redis-lua: forFeature script "${name}" needs exactly one of "path" or "lua"`);
-  }
-  if (path !== undefined && (typeof path !== 'string' || path === '')) {
-    throw new Error(
-      `nest-redis-lua: forFeature script "${name}": "path" must be a non-empty string, got ${JSON.stringify(path) ?? 'undefined'}`,
-    );
-  }
-  if (path !== undefined && !isAbsolute(path)) {
+  checkText(typeof name === 'string' ? name.trim() : name, 'name', inputSite('forFeature script'), {}, 'option');
+  const site = inputSite(`forFeature script "${name}"`);
+  if ((path === undefined) === (lua === undefined)) fail(site, 'path', 'give exactly one of option "path" or option "lua"');
+  if (path !== undefined) {
+    checkText(path, 'path', site, {}, 'option');
     // Resolved against the working directory, the script would load or not depending on where the app is
     // started from (and after `nest build` the .lua file is not next to the compiled code unless copied).
-    throw new Error(
-      `nest-redis-lua: forFeature script "${name}": "path" must be absolute, got "${path}" (relative to the working directory ${process.cwd()}, ` +
-        `it would depend on where the app is started). Build it from the module's own folder, e.g. join(__dirname, '${path.replace(/^(\.\/)+/, '')}'), ` +
-        'and have `nest build` copy the .lua files next to the compiled code: "compilerOptions": { "assets": ["**/*.lua"] } in nest-cli.json.',
-    );
+    if (!isAbsolute(path)) {
+      fail(
+        site,
+        'path',
+        `"path" must be absolute, got "${path}" (relative to the working directory ${process.cwd()}, it would depend on where the app is started). ` +
+          `Build it from the module's own folder, e.g. join(__dirname, '${path.replace(/^(\.\/)+/, '')}'), ` +
+          'and have `nest build` copy the .lua files next to the compiled code: "compilerOptions": { "assets": ["**/*.lua"] } in nest-cli.json.',
+      );
+    }
   }
-  if (lua !== undefined && (typeof lua !== 'string' || lua.trim() === '')) {
-    throw new Error(`nest-redis-lua: forFeature script "${name}": "lua" must be a non-empty string`);
-  }
-  if (numberOfKeys !== undefined && (!Number.isInteger(numberOfKeys) || numberOfKeys < 0)) {
-    throw new Error(`nest-redis-lua: forFeature script "${name}": "numberOfKeys" must be an integer >= 0, got ${numberOfKeys}`);
-  }
+  if (lua !== undefined) checkText(typeof lua === 'string' ? lua.trim() : lua, 'lua', site, {}, 'option');
+  if (numberOfKeys !== undefined) checkInteger(numberOfKeys, 'numberOfKeys', site, 0, Number.MAX_SAFE_INTEGER);
 }
 
 /** `redis_version` from INFO server (a string, or a RESP3 verbatim string), e.g. `7.0.15`; `unknown` when absent. */

@@ -1,0 +1,85 @@
+/**
+ * The plan cache on its own (no Redis involved: a plan is data built from rules). The scripts are
+ * stand-in names here: the cache only picks one per plan.
+ */
+import { KeyBuilder, RateLimitInputError, type RateLimitRule } from 'nest-redis-lua';
+import { inputSite } from '../../lib/core/validation';
+import { RulePlans } from '../../lib/rate-limit/rule-plan';
+
+const SCRIPTS = {
+  'sliding-log': 'script:l',
+  'sliding-window': 'script:s',
+  'token-bucket': 'script:t',
+  'fixed-window': 'script:f',
+  mixed: 'script:mixed',
+} as const;
+const SITE = inputSite('RateLimiterService.consume', RateLimitInputError);
+
+describe('RulePlans', () => {
+  const plans = () => new RulePlans(SCRIPTS, new KeyBuilder('nrl'), {});
+
+  it('resolves a rule once per rules object and reuses the plan while its fields are unchanged', () => {
+    const cache = plans();
+    const rule: RateLimitRule = { limit: 10, windowMs: 1_000 };
+    const first = cache.get(rule, SITE);
+    expect(cache.get(rule, SITE)).toBe(first);
+    expect(first).toMatchObject({
+      rules: [{ limit: 10, windowMs: 1_000, algorithm: 'sliding-log', name: 'default' }],
+      script: 'script:l',
+      consumeArgs: ['10', '1000'],
+      ruleArgs: ['l', '10', '1000'],
+      smallestLimit: 10,
+    });
+    expect(first.keyOf[0]('user:1')).toBe('nrl:rl:{user%3A1}:l:1000:10');
+    expect(Object.isFrozen(first.publicRules[0])).toBe(true);
+  });
+
+  it('resolves again when the object was mutated, and for a new object with the same values', () => {
+    const cache = plans();
+    const rule: RateLimitRule = { limit: 10, windowMs: 1_000 };
+    const first = cache.get(rule, SITE);
+    rule.limit = 20;
+    const mutated = cache.get(rule, SITE);
+    expect(mutated).not.toBe(first);
+    expect(mutated.rules[0].limit).toBe(20);
+    expect(cache.get({ limit: 20, windowMs: 1_000 }, SITE)).not.toBe(mutated);
+    const list = [rule, { limit: 5, windowMs: 60_000, algorithm: 'token-bucket' as const }];
+    const several = cache.get(list, SITE);
+    expect(cache.get(list, SITE)).toBe(several);
+    list[1].limit = 6;
+    expect(cache.get(list, SITE)).not.toBe(several);
+  });
+
+  it('picks the algorithm script for one algorithm and the mixed one for several', () => {
+    const cache = plans();
+    expect(
+      cache.get(
+        [
+          { limit: 1, windowMs: 1, algorithm: 'fixed-window' },
+          { limit: 2, windowMs: 1, algorithm: 'fixed-window' },
+        ],
+        SITE,
+      ).script,
+    ).toBe('script:f');
+    const mixed = cache.get(
+      [
+        { limit: 1, windowMs: 1, algorithm: 'fixed-window' },
+        { limit: 2, windowMs: 1 },
+      ],
+      SITE,
+    );
+    expect(mixed).toMatchObject({ script: 'script:mixed', consumeArgs: undefined, smallestLimit: 1 });
+    expect(mixed.rules.map((r) => r.name)).toEqual(['rule1', 'rule2']);
+  });
+
+  it('rejects rules that cannot be resolved with the site error, and caches nothing for them', () => {
+    const cache = plans();
+    const bad = { limit: 0, windowMs: 1_000 };
+    expect(() => cache.get(bad, SITE)).toThrow(RateLimitInputError);
+    expect(() => cache.get(bad, SITE)).toThrow(
+      /RateLimiterService\.consume: option "limit" must be an integer between 1 and 1000000, got 0/,
+    );
+    bad.limit = 3;
+    expect(cache.get(bad, SITE).rules[0].limit).toBe(3);
+  });
+});
