@@ -9,7 +9,7 @@ import { outcomeUnknown } from '../scripts/lua-script.errors';
 import { CacheWakeup } from './cache-wakeup';
 import { LOADER_LEASE_MS, LoaderLease, leaseMs } from './cache-lease';
 import { message, mustBe } from '../core/messages';
-import { MAX_TIMER_MS, checkDuration, checkFunction, checkText, fail, inputSite, type InputSite } from '../core/validation';
+import { checkDuration, checkFunction, checkText, fail, inputSite, type InputSite } from '../core/validation';
 import { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache.errors';
 import { DEFAULT_LOADER_LOCK_TTL_MS, DEFAULT_WAIT_MS, JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache.options';
 
@@ -82,8 +82,8 @@ export class CacheAsideService implements OnModuleDestroy {
       key: checkText(key, 'key', GET_OR_LOAD),
       keys: this.cacheKeys(key, GET_OR_LOAD),
       token: randomUUID(),
-      ttlMs: checkDuration(ttlMs, 'ttlMs', GET_OR_LOAD, false, MAX_TIMER_MS, 'argument'),
-      lockTtlMs: checkDuration(options.lockTtlMs ?? DEFAULT_LOADER_LOCK_TTL_MS, 'lockTtlMs', GET_OR_LOAD),
+      ttlMs: checkDuration(ttlMs, 'ttlMs', GET_OR_LOAD, false, Number.MAX_SAFE_INTEGER, 'argument'),
+      lockTtlMs: checkDuration(options.lockTtlMs ?? DEFAULT_LOADER_LOCK_TTL_MS, 'lockTtlMs', GET_OR_LOAD, false, Number.MAX_SAFE_INTEGER),
       loader: checkFunction(loader, 'loader', GET_OR_LOAD, 'a function', 'argument'),
       serializer: options.serializer ?? (JSON_SERIALIZER as CacheSerializer<T>),
     };

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import { HttpException, type ExecutionContext } from '@nestjs/common';
+import { HttpException, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 
 /**
  * The library's HTTP answers, in one place: response headers, `Retry-After`, and the exceptions the
@@ -57,9 +57,12 @@ export class RedisLuaHttpException extends HttpException {
   }
 }
 
-/** 503: Redis could not decide (down, slower than the deadline, out of memory) and the route fails closed. */
-export class RedisLuaUnavailableException extends RedisLuaHttpException {
+/**
+ * 503: Redis could not decide (down, slower than the deadline, out of memory) and the route fails
+ * closed. A Nest `ServiceUnavailableException`, so filters catching that class keep working.
+ */
+export class RedisLuaUnavailableException extends ServiceUnavailableException {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(503, message, {}, options);
+    super({ statusCode: 503, error: STATUS_CODES[503], message }, options);
   }
 }

@@ -5,7 +5,7 @@ import { LockInputError } from './lock.errors';
 
 const EXTEND = inputSite('Lock.extend', LockInputError);
 
-/** What a {@link Lock} needs from the service that made it. @internal */
+/** What a {@link Lock} needs from the service that made it (the library's own wiring). */
 export interface LockBackend {
   readonly logger: Logger;
   extend(resource: string, token: string, ttlMs: number): Promise<boolean>;
@@ -38,7 +38,7 @@ export class Lock {
   private expiryTimer?: NodeJS.Timeout;
   private lastRenewalError?: unknown;
 
-  /** @internal Locks are created by {@link LockService}. */
+  /** Locks are created by {@link LockService} (`acquire`, `tryAcquire`, `withLock`), not by applications. */
   constructor(
     private readonly backend: LockBackend,
     /** The locked resource, as given to `acquire`. */

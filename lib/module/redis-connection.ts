@@ -88,7 +88,7 @@ export function validateConnectionOptions(options: RedisLuaModuleOptions): void 
     if (!Array.isArray(nodes) || nodes.length === 0) throw new Error('nest-redis-lua: option "cluster.nodes" must list at least one node');
     nodes.forEach((node: unknown, i) => {
       const field = `cluster.nodes[${i}]`;
-      if (typeof node === 'string') checkUrlOrHostPort(node, field);
+      if (typeof node === 'string') checkNodeString(node, field);
       else if (typeof node === 'number') checkPort(node, field);
       else if (typeof node === 'object' && node !== null) checkAddress(node as Record<string, unknown>, field);
       else
@@ -120,11 +120,18 @@ function checkUrl(url: unknown, field: string): void {
   if (host === '') throw new Error(`nest-redis-lua: option "${field}" names no host: "${redactUrl(url)}"`);
 }
 
-function checkUrlOrHostPort(node: string, field: string): void {
+/**
+ * A cluster node given as a string: a redis:// URL is checked as such; anything else ioredis parses
+ * itself (`host:port`, a port, a host, `[::1]:7000`), but an empty string or an empty port would
+ * silently become localhost or port 6379.
+ */
+function checkNodeString(node: string, field: string): void {
   if (/^rediss?:\/\//.test(node)) return checkUrl(node, field);
-  const match = /^([^:]+):(\d+)$/.exec(node);
-  if (!match) throw new Error(`nest-redis-lua: option "${field}" must be a redis:// URL or "host:port", got "${node}"`);
-  checkPort(Number(match[2]), field);
+  if (node.trim() === '' || node.endsWith(':')) {
+    throw new Error(
+      `nest-redis-lua: option "${field}" must name a node (a redis:// URL, "host:port", a port or { host, port }), got "${node}"`,
+    );
+  }
 }
 
 /** `host` / `port` / `path`, where present, must be real values (ioredis falls back to localhost:6379). */

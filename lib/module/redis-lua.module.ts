@@ -1,6 +1,7 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { checkBoolean, checkDuration, inputSite } from '../core/validation';
+import { mustBe } from '../core/messages';
+import { checkBoolean, checkFinite, fail, inputSite } from '../core/validation';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import type { LuaScriptDefinition } from '../scripts/script-definition.interface';
@@ -91,7 +92,9 @@ const MODULE_SITE = inputSite('');
 function validateOptions(options: RedisLuaModuleOptions): void {
   validateConnectionOptions(options);
   if (options.keyPrefix !== undefined) validateKeyPrefix(options.keyPrefix);
-  if (options.bootTimeoutMs !== undefined) checkDuration(options.bootTimeoutMs, 'bootTimeoutMs', MODULE_SITE);
+  if (options.bootTimeoutMs !== undefined && !(checkFinite(options.bootTimeoutMs, 'bootTimeoutMs', MODULE_SITE, 'option') > 0)) {
+    fail(MODULE_SITE, 'bootTimeoutMs', mustBe('bootTimeoutMs', 'a positive number of ms', options.bootTimeoutMs));
+  }
   for (const flag of ['coalesceWrites', 'debug', 'lazyConnect'] as const) {
     if (options[flag] !== undefined) checkBoolean(options[flag], flag, MODULE_SITE);
   }

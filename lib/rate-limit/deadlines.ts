@@ -1,4 +1,4 @@
-/** A call waiting for Redis, failed by {@link DeadlineSweeper} if it is still pending at `deadline`. @internal */
+/** A call waiting for Redis, failed by {@link DeadlineSweeper} if it is still pending at `deadline`. */
 export interface PendingCall {
   /** performance.now() time after which the call is failed. */
   readonly deadline: number;
@@ -10,7 +10,7 @@ export interface PendingCall {
   lane?: Lane;
 }
 
-/** The calls of one timeout value, oldest first: their deadlines increase in arrival order. @internal */
+/** The calls of one timeout value, oldest first: their deadlines increase in arrival order. */
 export interface Lane {
   readonly timeoutMs: number;
   head?: PendingCall;
@@ -24,7 +24,7 @@ export interface Lane {
  * lane is a FIFO whose head is the next deadline. The FIFO is a doubly linked list threaded through
  * the calls themselves: a call that settles is unlinked at once ({@link release}), so nothing keeps a
  * settled call (and its command, promise and reply) alive until its deadline; the garbage collector
- * would otherwise move every call of the last `timeoutMs` to the old generation. @internal
+ * would otherwise move every call of the last `timeoutMs` to the old generation.
  */
 export class DeadlineSweeper {
   private readonly lanes = new Map<number, Lane>();

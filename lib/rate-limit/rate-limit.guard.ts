@@ -28,6 +28,8 @@ export type RateLimitResponse = HeaderTarget;
 /** What the guard keeps per route (handler and class). */
 interface RouteEntry {
   readonly skip: boolean;
+  /** This is the base guard `@RateLimit` applied, and the route also has a subclass of it: the subclass counts. */
+  readonly deferred: boolean;
   readonly route: RateLimitMetadata | undefined;
   /** `Controller.handler`, for error messages. */
   readonly where: string;
@@ -45,6 +47,19 @@ type Named = Function;
 const COUNTED = Symbol('nest-redis-lua:rate-limit-counted');
 /** The same for other transports: Nest hands every guard of one invocation the same context. */
 const countedContexts = new WeakSet<ExecutionContext>();
+
+/** Nest's GUARDS_METADATA: the guards `@UseGuards` put on a handler or a class. */
+const GUARDS = '__guards__';
+
+/** True if the route (handler or class) registers a subclass of RateLimitGuard with `@UseGuards`. */
+function routeHasSubclassGuard(reflector: Reflector, targets: Named[]): boolean {
+  return targets.some((target) =>
+    (reflector.get<unknown[] | undefined>(GUARDS, target) ?? []).some((guard) => {
+      const type = typeof guard === 'function' ? guard : (guard as object | null)?.constructor;
+      return type !== RateLimitGuard && typeof type === 'function' && type.prototype instanceof RateLimitGuard;
+    }),
+  );
+}
 
 function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
@@ -78,7 +93,7 @@ export class RateLimitGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     try {
       const entry = this.routes.get(context);
-      if (entry.skip) return true;
+      if (entry.skip || entry.deferred) return true;
       const { req, res } = this.getRequestResponse(context);
       if (this.alreadyCounted(context, req)) return true;
       const { route } = entry;
@@ -93,16 +108,16 @@ export class RateLimitGuard implements CanActivate {
     }
   }
 
-  /** True if another registration of this guard already counted this request (and marks it counted). */
+  /**
+   * True if another registration of this guard (or of a subclass) already counted this request, and
+   * marks it counted. Nest hands every guard of one invocation the same context; the HTTP request is
+   * marked too (a subclass may read the request differently, so both marks are checked).
+   */
   private alreadyCounted(context: ExecutionContext, req: RateLimitRequest | undefined): boolean {
-    if (req) {
-      const marked = req as Record<symbol, unknown>;
-      if (marked[COUNTED]) return true;
-      marked[COUNTED] = true;
-      return false;
-    }
-    if (countedContexts.has(context)) return true;
+    const marked = req as Record<symbol, unknown> | undefined;
+    if (countedContexts.has(context) || marked?.[COUNTED] === true) return true;
     countedContexts.add(context);
+    if (marked) marked[COUNTED] = true;
     return false;
   }
 
@@ -148,6 +163,7 @@ export class RateLimitGuard implements CanActivate {
       (!route && (defaults.limit === undefined || defaults.windowMs === undefined));
     return {
       skip,
+      deferred: this.constructor === RateLimitGuard && routeHasSubclassGuard(this.reflector, targets),
       route,
       where: `${controller.name}.${handler.name}`,
       // Constant limits (no tier function) and the built-in resolveRules: resolved once, on first use.

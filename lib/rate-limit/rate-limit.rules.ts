@@ -86,8 +86,8 @@ export function resolveRules(
 
 /**
  * A route's rules (as `@RateLimit` declared them) with the module's defaults filled in and `limits[i]`
- * standing for rule i's limit where the route gives it as a function (the guard evaluates those per
- * request; the boot check only resolves routes without any), checked.
+ * standing for rule i's declared limit, evaluated where it is a function (the guard evaluates those
+ * per request; the boot check only resolves routes without any), checked.
  */
 export function resolveRouteRules(
   declared: ReadonlyArray<Partial<RateLimitRouteRule>>,
@@ -97,10 +97,13 @@ export function resolveRouteRules(
 ): ResolvedRateLimitRule[] {
   const rules = declared.map((rule, i): RateLimitRule => {
     const at = declared.length === 1 ? '' : `rules[${i}].`;
-    const limit = limits[i] ?? defaults.limit;
+    // A declared limit (a number, or a tier function's result) is checked as given: a tier that
+    // returns undefined is an error, never the module default.
+    const limit = rule.limit === undefined ? defaults.limit : limits[i];
     const windowMs = rule.windowMs ?? defaults.windowMs;
-    if (limit === undefined || windowMs === undefined) missingDefault(site, `${at}${limit === undefined ? 'limit' : 'windowMs'}`);
-    return { limit, windowMs, algorithm: rule.algorithm, name: rule.name };
+    if (rule.limit === undefined && limit === undefined) missingDefault(site, `${at}limit`);
+    if (windowMs === undefined) missingDefault(site, `${at}windowMs`);
+    return { limit: limit as number, windowMs, algorithm: rule.algorithm, name: rule.name };
   });
   return resolveRules(rules, site, defaults);
 }

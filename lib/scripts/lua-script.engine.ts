@@ -161,10 +161,17 @@ function validateDefinition(definition: LuaScriptDefinition): void {
   if (numberOfKeys !== undefined) checkInteger(numberOfKeys, 'numberOfKeys', site, 0, Number.MAX_SAFE_INTEGER);
 }
 
-/** `redis_version` from INFO server (a string, or a RESP3 verbatim string), e.g. `7.0.15`; `unknown` when absent. */
+/**
+ * `redis_version` from INFO server (a string, or a RESP3 verbatim string), e.g. `7.0.15`. Only for the
+ * boot log line: a server that refuses INFO (an ACL without `@dangerous`, a renamed command) or
+ * names no version gives `of unknown version`, never a boot failure.
+ */
 async function serverVersion(node: Redis): Promise<string> {
-  const info = String(await node.info('server'));
-  return /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'of unknown version';
+  try {
+    return /^redis_version:(\S+)/m.exec(String(await node.info('server')))?.[1] ?? 'of unknown version';
+  } catch {
+    return 'of unknown version';
+  }
 }
 
 function waitForReady(cluster: Redis | Cluster): Promise<void> {

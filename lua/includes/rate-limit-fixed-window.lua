@@ -1,15 +1,16 @@
 --- @include "rate-limit-common"
 -- fixed-window ('f'): one counter that starts its window at the first admitted hit and expires
 -- with it (PX). Denied hits are not counted. Needs no clock: the key's TTL is the window's end.
--- State between check and record: the open window's µs left, or 0 - count when a window must be
--- opened (none is, or the key lost its expiry).
+-- State between check and record: the open window's µs left (0 when it ends now: a new one opens),
+-- or 0 - count when the counter has no expiry (written by something else): it gets one.
 RL['f'] = {
   check = function(key, limit, window, cost)
     local count = tonumber(redis.call('GET', key)) or 0
     local s, ttl = -count, window
     if count > 0 then
       local pttl = redis.call('PTTL', key)
-      if pttl > 0 then
+      if pttl >= 0 then
+        -- 0 in the window's last millisecond: a record then opens a fresh window with this hit only.
         ttl = pttl * 1000
         s = ttl
       end

@@ -11,6 +11,7 @@ import {
   RedisLuaModule,
   type RedisLuaModuleOptions,
 } from 'nest-redis-lua';
+import { validateConnectionOptions } from '../../lib/module/redis-connection';
 import { bootError } from '../harness/boot';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
@@ -153,12 +154,25 @@ describe('RedisLuaModule options', () => {
     [
       'a cluster node "host:"',
       { cluster: { nodes: ['127.0.0.1:7000', 'redis-b:'] } },
-      /option "cluster.nodes\[1\]" must be a redis:\/\/ URL or "host:port", got "redis-b:"/,
+      /option "cluster.nodes\[1\]" must name a node \(a redis:\/\/ URL, "host:port", a port or \{ host, port \}\), got "redis-b:"/,
     ],
   ])('fails at boot on %s, naming the option', async (_, options, message) => {
     const err = await bootError(options);
     expect(err?.message).toMatch(message);
     expect(err?.message).not.toContain('secret');
+  });
+
+  it('accepts every cluster node form ioredis parses (a port, a host, host:port, IPv6, a URL)', () => {
+    const nodes = [
+      '7000',
+      'redis-node-1',
+      '127.0.0.1:7000',
+      '[::1]:7000',
+      'redis://:pw@127.0.0.1:7001',
+      7002,
+      { host: '127.0.0.1', port: 7003 },
+    ];
+    expect(() => validateConnectionOptions({ cluster: { nodes } })).not.toThrow();
   });
 
   it('logs one line at boot: where, which topology, the server version and how many scripts were loaded', async () => {

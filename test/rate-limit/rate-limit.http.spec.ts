@@ -83,6 +83,47 @@ class TwiceController {
   }
 }
 
+/** A subclass that identifies clients by a header instead of the IP. */
+@Injectable()
+class HeaderGuard extends RateLimitGuard {
+  protected override getTracker(context: ExecutionContext): string {
+    return userHeader(context);
+  }
+}
+
+/** `@RateLimit` alone: no @UseGuards, no global guard. */
+@Controller('alone')
+class AloneController {
+  @Get()
+  @RateLimit({ limit: 3, windowMs: 3_000 })
+  get(): { ok: true } {
+    return { ok: true };
+  }
+}
+
+/** The guard registered everywhere at once, a subclass included: a request still counts once. */
+@Controller('everywhere')
+@UseGuards(RateLimitGuard)
+class EverywhereController {
+  @Get()
+  @UseGuards(RateLimitGuard, HeaderGuard)
+  @RateLimit({ limit: 5, windowMs: MINUTE })
+  get(): { ok: true } {
+    return { ok: true };
+  }
+}
+
+/** A subclass on the route, listed after the base guard @RateLimit applies: the subclass counts. */
+@Controller('subclass')
+class SubclassController {
+  @Get()
+  @UseGuards(HeaderGuard)
+  @RateLimit({ limit: 1, windowMs: MINUTE })
+  get(): { ok: true } {
+    return { ok: true };
+  }
+}
+
 @Injectable()
 class Noop {}
 
@@ -93,12 +134,12 @@ async function httpApp(
   platform: Platform,
   rateLimit: RateLimitModuleOptions,
   controllers: Array<new () => object>,
-  global = false,
+  global: boolean | typeof RateLimitGuard = false,
 ): Promise<INestApplication> {
   @Module({
     imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit })],
     controllers,
-    providers: global ? [{ provide: APP_GUARD, useClass: RateLimitGuard }] : [Noop],
+    providers: global ? [{ provide: APP_GUARD, useClass: global === true ? RateLimitGuard : global }] : [Noop],
   })
   class AppModule {}
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
@@ -119,6 +160,30 @@ afterEach(async () => {
 
 describeTopologies('@RateLimit over HTTP', (t) => {
   describe.each<Platform>(['express', 'fastify'])('%s', (platform) => {
+    it('@RateLimit alone limits its route: 5 requests at limit 3 answer 200, 200, 200, 429, 429', async () => {
+      const server = (await httpApp(t, platform, {}, [AloneController])).getHttpServer();
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await request(server).get('/alone')).status);
+      expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    });
+
+    it('a request counts once with the guard as APP_GUARD (a subclass), on the class, on the handler and from @RateLimit: 6 at limit 5 pass 5', async () => {
+      const server = (await httpApp(t, platform, {}, [EverywhereController], HeaderGuard)).getHttpServer();
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) statuses.push((await request(server).get('/everywhere').set('x-user', 'ann')).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+      // The global subclass counted (by header): another user has a bucket of its own.
+      await request(server).get('/everywhere').set('x-user', 'bob').expect(200);
+    });
+
+    it('a subclass registered on the route counts, also when the base guard @RateLimit applies runs first', async () => {
+      const server = (await httpApp(t, platform, {}, [SubclassController])).getHttpServer();
+      await request(server).get('/subclass').set('x-user', 'ann').expect(200);
+      await request(server).get('/subclass').set('x-user', 'ann').expect(429);
+      // Counted by the subclass's tracker (the header), not by the base guard's (the one client IP).
+      await request(server).get('/subclass').set('x-user', 'bob').expect(200);
+    });
+
     it('controller defaults, headers on 200 and 429, Retry-After, JSON body; the bucket is the route pattern', async () => {
       const app = await httpApp(t, platform, {}, [ItemsController]);
       const server = app.getHttpServer();

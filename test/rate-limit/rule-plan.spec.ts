@@ -4,6 +4,7 @@
  */
 import { KeyBuilder, RateLimitInputError, type RateLimitRule } from 'nest-redis-lua';
 import { inputSite } from '../../lib/core/validation';
+import { resolveRouteRules } from '../../lib/rate-limit/rate-limit.rules';
 import { RulePlans } from '../../lib/rate-limit/rule-plan';
 
 const SCRIPTS = {
@@ -81,5 +82,25 @@ describe('RulePlans', () => {
     );
     bad.limit = 3;
     expect(cache.get(bad, SITE).rules[0].limit).toBe(3);
+  });
+});
+
+describe('route rules', () => {
+  const site = inputSite('@RateLimit on Reports.export', RateLimitInputError);
+
+  it('a tier function that returns no number is an error, never the module default', () => {
+    const tier = [{ limit: () => 5, windowMs: 1_000 }];
+    expect(() => resolveRouteRules(tier, [undefined], { limit: 100 }, site)).toThrow(
+      /option "limit" must be an integer between 1 and 1000000, got undefined/,
+    );
+    expect(() => resolveRouteRules(tier, [null as unknown as number], { limit: 100 }, site)).toThrow(RateLimitInputError);
+    expect(resolveRouteRules(tier, [5], { limit: 100 }, site)[0].limit).toBe(5);
+  });
+
+  it('a rule without a limit takes the module default, and fails naming the option when there is none', () => {
+    expect(resolveRouteRules([{ windowMs: 1_000 }], [undefined], { limit: 100 }, site)[0].limit).toBe(100);
+    expect(() => resolveRouteRules([{ windowMs: 1_000 }], [undefined], {}, site)).toThrow(
+      /@RateLimit on Reports\.export: option "limit" is missing and forRoot\(\{ rateLimit \}\) has no default/,
+    );
   });
 });
