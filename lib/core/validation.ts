@@ -112,10 +112,33 @@ export interface TextRule {
   readonly patternText?: string;
 }
 
-/** A non-empty string within `rule`. */
+/**
+ * The index of the first lone UTF-16 surrogate of `text`, or -1. Redis receives text as UTF-8, where
+ * a lone surrogate becomes U+FFFD: `'\ud800'` and `'\udbff'` would be one key, one member.
+ */
+export function loneSurrogateAt(text: string): number {
+  if (text.isWellFormed()) return -1;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    const next = text.charCodeAt(i + 1);
+    if (unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) i++;
+    else return i;
+  }
+  return -1;
+}
+
+/** `<name> must be well-formed Unicode: ...` for text holding a lone surrogate at `index`. */
+export function loneSurrogateText(name: string, text: string, index: number): string {
+  const unit = text.charCodeAt(index).toString(16).padStart(4, '0');
+  return `${name} must be well-formed Unicode, but holds a lone surrogate (\\u${unit}) at index ${index}, which Redis would receive as U+FFFD`;
+}
+
+/** A non-empty string within `rule`, without lone surrogates (see {@link loneSurrogateAt}). */
 export function checkText(value: unknown, field: string, site: InputSite, rule: TextRule = {}, kind: FieldKind = 'argument'): string {
   if (typeof value !== 'string' || value.length === 0) return reject(site, field, 'a non-empty string', value, kind);
   const name = kind === 'option' ? `option "${field}"` : field;
+  if (!value.isWellFormed()) return fail(site, field, loneSurrogateText(name, value, loneSurrogateAt(value)));
   if (rule.maxLength !== undefined && value.length > rule.maxLength) {
     return fail(site, field, `${name} must be at most ${rule.maxLength} characters long, got ${value.length}`);
   }
@@ -126,4 +149,51 @@ export function checkText(value: unknown, field: string, site: InputSite, rule: 
   if (rule.pattern !== undefined && !rule.pattern.test(value))
     return reject(site, field, rule.patternText ?? `text matching ${rule.pattern}`, value, kind);
   return value;
+}
+
+/**
+ * Throws unless every own key of `value` is one of `known`, naming the unknown key and the nearest
+ * known one: an option that is misspelt (`ratelimit`) or not supported would be ignored otherwise.
+ * `path` is prepended to the names (`rateLimit.`, `rules[0].`).
+ */
+export function checkKnownKeys(value: object, known: readonly string[], site: InputSite, path = '', kind: FieldKind = 'option'): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const field = `${path}${key}`;
+    const nearest = nearestName(key, known);
+    const hint = nearest === undefined ? `known: ${known.join(', ')}` : `did you mean "${path}${nearest}"?`;
+    fail(site, field, `unknown ${kind === 'option' ? 'option' : 'argument'} "${field}" (${hint})`);
+  }
+}
+
+/** The known name closest to `name` (case first, then edit distance), if it is close enough to be a typo. */
+function nearestName(name: string, known: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  const sameCase = known.find((k) => k.toLowerCase() === lower);
+  if (sameCase !== undefined) return sameCase;
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const candidate of known) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
+}
+
+/** Levenshtein distance (two rows): option names are short. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/** The keys of an options type, as a list checked by the compiler to hold every key: `keysOf<Options>({ a: true, b: true })`. */
+export function keysOf<T extends object>(keys: { readonly [K in keyof Required<T>]: true }): readonly string[] {
+  return Object.keys(keys);
 }

@@ -29,7 +29,7 @@ export function WithLock(resource: LockResource, options: WithLockOptions = {}):
     const where = `@WithLock on ${(target as { constructor: { name: string } }).constructor.name}.${String(key)}`;
     validateWithLockOptions(options, inputSite(where, LockInputError));
     const meta: WithLockMetadata = {
-      resource: compileLockResource(resource, where),
+      ...compileLockResource(resource, where),
       options: { ...options },
       where: where.slice('@WithLock on '.length),
     };

@@ -1,5 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
-import { checkBoolean, checkDuration, checkInteger, checkObject, type InputSite } from '../core/validation';
+import { mustBe } from '../core/messages';
+import { checkBoolean, checkDuration, checkInteger, checkKnownKeys, checkObject, fail, keysOf, type InputSite } from '../core/validation';
 
 /** Defaults of every lock, set with `RedisLuaModule.forRoot({ lock: { ... } })`. */
 export interface LockModuleOptions {
@@ -29,9 +30,12 @@ export type TryAcquireLockOptions = Omit<AcquireLockOptions, 'waitMs' | 'signal'
 /**
  * The resource of `@WithLock`: a template such as `'order:{params.id}'` (placeholders
  * `{params.x}`, `{query.x}`, `{body.x}`, `{headers.x}`, `{user.x}`, dotted paths allowed), or a function
- * of the execution context returning the resource (or a promise of it).
+ * of the execution context returning the resource (or a promise of it). Placeholder values are
+ * escaped so that distinct values never give one resource: two placeholders need text between
+ * them, and that text cannot hold `%`. A `{params.x}` must name a parameter of the route's path
+ * (checked at boot).
  */
-export type LockResource = string | ((context: ExecutionContext) => string | Promise<string>);
+export type LockResource = string | ((context: ExecutionContext) => string | number | Promise<string | number>);
 
 /** Options of the `@WithLock` decorator (module defaults apply to what is left out). */
 export interface WithLockOptions extends LockModuleOptions {
@@ -48,20 +52,33 @@ export const LOCK_TOKEN = { maxLength: 256 };
 export const DEFAULT_LOCK_TTL_MS = 30_000;
 /** Default wait for a held lock in ms. */
 export const DEFAULT_LOCK_WAIT_MS = 5_000;
+/** The keys each kind of lock options may have: any other is a typo or an unsupported option, refused. */
+export const LOCK_OPTION_KEYS = {
+  module: keysOf<LockModuleOptions>({ ttlMs: true, waitMs: true }),
+  acquire: keysOf<AcquireLockOptions>({ ttlMs: true, waitMs: true, autoExtend: true, signal: true }),
+  tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true }),
+  withLock: keysOf<WithLockOptions>({ ttlMs: true, waitMs: true, conflictStatus: true, autoExtend: true }),
+} as const;
+
 /**
- * Checks lock timing options where given (`ttlMs` > 0, `waitMs` >= 0, whole ms a timer can wait),
+ * Checks lock options where given (`ttlMs` > 0, `waitMs` >= 0, whole ms a timer can wait,
+ * `autoExtend` a boolean, `signal` an AbortSignal) and that no other key than `known` is there,
  * naming `site.where` in the message.
  */
-export function validateLockOptions(options: LockModuleOptions | undefined, site: InputSite): void {
+export function validateLockOptions(options: AcquireLockOptions | undefined, site: InputSite, known: readonly string[]): void {
   if (options === undefined) return;
   checkObject(options, 'lock', site, 'an object of lock options');
+  checkKnownKeys(options, known, site);
   if (options.ttlMs !== undefined) checkDuration(options.ttlMs, 'ttlMs', site);
   if (options.waitMs !== undefined) checkDuration(options.waitMs, 'waitMs', site, true);
+  if (options.autoExtend !== undefined) checkBoolean(options.autoExtend, 'autoExtend', site);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    fail(site, 'signal', mustBe('signal', 'an AbortSignal', options.signal));
+  }
 }
 
 /** Checks `@WithLock` options at decoration time. */
 export function validateWithLockOptions(options: WithLockOptions, site: InputSite): void {
-  validateLockOptions(options, site);
+  validateLockOptions(options, site, LOCK_OPTION_KEYS.withLock);
   if (options.conflictStatus !== undefined) checkInteger(options.conflictStatus, 'conflictStatus', site, 400, 599);
-  if (options.autoExtend !== undefined) checkBoolean(options.autoExtend, 'autoExtend', site);
 }

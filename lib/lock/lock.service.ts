@@ -11,6 +11,7 @@ import {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
   LOCK_TOKEN,
+  LOCK_OPTION_KEYS,
   validateLockOptions,
   type AcquireLockOptions,
   type LockModuleOptions,
@@ -85,7 +86,7 @@ export class LockService implements OnModuleDestroy {
    */
   async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
     checkText(resource, 'resource', ACQUIRE);
-    validateLockOptions(options, ACQUIRE);
+    validateLockOptions(options, ACQUIRE, LOCK_OPTION_KEYS.acquire);
     const ttlMs = options.ttlMs ?? this.defaults.ttlMs;
     const waitMs = options.waitMs ?? this.defaults.waitMs;
     const autoExtend = options.autoExtend ?? true;
@@ -139,7 +140,7 @@ export class LockService implements OnModuleDestroy {
   /** One attempt: the lock, or `null` if another owner holds it. */
   async tryAcquire(resource: string, options: TryAcquireLockOptions = {}): Promise<Lock | null> {
     checkText(resource, 'resource', TRY_ACQUIRE);
-    validateLockOptions(options, TRY_ACQUIRE);
+    validateLockOptions(options, TRY_ACQUIRE, LOCK_OPTION_KEYS.tryAcquire);
     const attempt = await this.attempt(resource, options.ttlMs ?? this.defaults.ttlMs, options.autoExtend ?? true, this.closing.signal);
     return attempt.lock ?? null;
   }

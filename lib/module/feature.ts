@@ -2,12 +2,29 @@ import type { Provider } from '@nestjs/common';
 import type { Reflector } from '@nestjs/core';
 import type { RedisLuaModuleOptions } from './redis-lua-options.interface';
 
-/** One controller route, as a feature's boot check sees it. */
+/** What calls a handler: an HTTP route, a microservice message pattern, a GraphQL resolver, a WebSocket gateway. */
+export type BootTransport = 'http' | 'rpc' | 'graphql' | 'ws';
+
+/** How messages name a handler of each transport. */
+export const TRANSPORT_NAMES: Readonly<Record<BootTransport, string>> = {
+  http: 'HTTP route',
+  rpc: 'microservice message handler',
+  graphql: 'GraphQL resolver',
+  ws: 'WebSocket gateway handler',
+};
+
+/** One handler (a controller route, a message pattern, a resolver or gateway method), as a feature's boot check sees it. */
 export interface BootRoute {
-  /** The controller class. */
+  /** The controller (or resolver, gateway) class. */
   readonly controller: abstract new (...args: never[]) => unknown;
   /** The handler method. */
   readonly handler: (...args: unknown[]) => unknown;
+  readonly transport: BootTransport;
+  /**
+   * HTTP routes: every path pattern the handler answers on (global prefix, RouterModule path,
+   * controller and handler paths joined, e.g. `/api/orders/:id`); empty for other transports.
+   */
+  readonly paths: readonly string[];
   /** `Controller.method`, for messages. */
   readonly where: string;
   /** Nest's reflector, to read the route's metadata (handler over class). */
@@ -28,6 +45,8 @@ export interface RedisLuaFeature {
   readonly options?: { readonly key: string; validate(section: unknown): void };
   /** Registered by the module and exported to the application (the module is global by default). */
   readonly providers: readonly Provider[];
-  /** Run at boot for every route of every controller: throws (naming `route.where`) on a route that cannot work. */
+  /** Run at boot for every handler of the application: throws (naming `route.where`) on one that cannot work. */
   checkRoute?(route: BootRoute): void;
+  /** For the boot report (`forRoot({ report: true })`): what the feature applies to a handler, if anything (e.g. its rules). */
+  describeRoute?(route: BootRoute): string | undefined;
 }

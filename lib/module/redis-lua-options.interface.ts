@@ -28,8 +28,14 @@ export interface RedisLuaModuleOptions extends FeatureOptions {
    * `<keyPrefix>:<feature>:{<tag>}:...`. No braces, no whitespace, at most 64 characters.
    */
   keyPrefix?: string;
-  /** Log every script call (name, keys, duration) through Nest's Logger, context `RedisLua`. */
+  /** Log every script call (name, keys, duration) through Nest's Logger, context `RedisLua`; implies `report`. */
   debug?: boolean;
+  /**
+   * Log at boot, through Nest's Logger (context `RedisLua`), one table of what the module applies:
+   * every rate-limited handler (rules, algorithm, key), every locked handler (resource, TTL, wait)
+   * and every registered script. Default `false` (on with `debug`).
+   */
+  report?: boolean;
   /**
    * Do not wait for Redis at boot. By default the module waits until Redis answers and every script is
    * loaded (SCRIPT LOAD on the server or every cluster master), and boot fails with a clear error if that

@@ -1,12 +1,12 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { mustBe } from '../core/messages';
-import { checkBoolean, checkFinite, fail, inputSite } from '../core/validation';
+import { checkBoolean, checkFinite, checkKnownKeys, fail, inputSite, keysOf } from '../core/validation';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import type { LuaScriptDefinition } from '../scripts/script-definition.interface';
 import { getScriptToken } from '../scripts/script.decorators';
-import { FEATURES } from './features';
+import { FEATURES, type FeatureOptions } from './features';
 import { closeClient, createConnection, validateConnectionOptions, type RedisConnection } from './redis-connection';
 import { REDIS_LUA_CLIENT, REDIS_LUA_CONNECTION, REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from './redis-lua.constants';
 import { ConfigurableModuleClass } from './redis-lua.module-definition';
@@ -88,14 +88,33 @@ export class RedisLuaFeatureModule {}
 
 const MODULE_SITE = inputSite('');
 
+/** The module's own option keys and the features' sections. */
+const MODULE_KEYS = [
+  ...keysOf<Omit<RedisLuaModuleOptions, keyof FeatureOptions>>({
+    url: true,
+    redis: true,
+    cluster: true,
+    client: true,
+    keyPrefix: true,
+    debug: true,
+    lazyConnect: true,
+    bootTimeoutMs: true,
+    coalesceWrites: true,
+    report: true,
+  }),
+  ...FEATURES.flatMap((feature) => (feature.options ? [feature.options.key] : [])),
+];
+
 /** Every option, before the connection opens (a boot failure after it would leave it open). */
 function validateOptions(options: RedisLuaModuleOptions): void {
+  if (typeof options !== 'object' || options === null) fail(MODULE_SITE, 'options', mustBe('options', 'an object', options));
+  checkKnownKeys(options, MODULE_KEYS, MODULE_SITE);
   validateConnectionOptions(options);
   if (options.keyPrefix !== undefined) validateKeyPrefix(options.keyPrefix);
   if (options.bootTimeoutMs !== undefined && !(checkFinite(options.bootTimeoutMs, 'bootTimeoutMs', MODULE_SITE, 'option') > 0)) {
     fail(MODULE_SITE, 'bootTimeoutMs', mustBe('bootTimeoutMs', 'a positive number of ms', options.bootTimeoutMs));
   }
-  for (const flag of ['coalesceWrites', 'debug', 'lazyConnect'] as const) {
+  for (const flag of ['coalesceWrites', 'debug', 'lazyConnect', 'report'] as const) {
     if (options[flag] !== undefined) checkBoolean(options[flag], flag, MODULE_SITE);
   }
   for (const { options: section } of FEATURES) {

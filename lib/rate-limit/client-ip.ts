@@ -1,30 +1,27 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import ipaddr from 'ipaddr.js';
+
+/** The default IPv6 prefix length clients are grouped by: one customer's network is usually a whole /64. */
+export const DEFAULT_IPV6_SUBNET = 64;
 
 /**
- * The identity of a client address: IPv4 as is, IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as IPv4, other
- * IPv6 masked to its /64 (one customer's network usually holds a whole /64, so a client cannot escape
- * a limit by rotating addresses inside it). Anything else is returned unchanged.
+ * The identity of a client address, parsed with ipaddr.js (the parser of Express's `proxy-addr`):
+ * IPv4 in dotted decimal; IPv4-mapped IPv6 in any spelling (`::ffff:1.2.3.4`, `::ffff:102:304`,
+ * `0:0:0:0:0:ffff:1.2.3.4`) as its IPv4 address; other IPv6 masked to its `/ipv6Subnet` network
+ * (`2001:db8:1:2::/64`), so that a client cannot escape a limit by rotating addresses inside it.
+ * `undefined` for anything else (legacy IPv4 forms such as `1.2.3` or `01.2.3.4` included: they would
+ * give one address several spellings).
+ *
+ * @example
+ * clientIdentity('::ffff:102:304'); // '1.2.3.4'
+ * clientIdentity('2001:db8:1:2:3:4:5:6'); // '2001:db8:1:2::/64'
+ * clientIdentity('unknown'); // undefined
  */
-export function clientIdentity(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped && isIPv4(mapped[1])) return mapped[1];
-  const bare = ip.replace(/%.*$/, '');
-  if (!isIPv6(bare)) return ip;
-  return `${expandIPv6(bare).slice(0, 4).join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of an IPv6 address, lower-case hex without leading zeros. */
-function expandIPv6(ip: string): string[] {
-  let text = ip.toLowerCase();
-  // A trailing dotted IPv4 part counts as two groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4[1].split('.').map(Number);
-    text = text.slice(0, -v4[1].length) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
-  return [...left, ...fill, ...right].map((group) => parseInt(group, 16).toString(16));
+export function clientIdentity(ip: string, ipv6Subnet = DEFAULT_IPV6_SUBNET): string | undefined {
+  if (ipaddr.IPv4.isValidFourPartDecimal(ip)) return ipaddr.IPv4.parse(ip).toString();
+  if (!ipaddr.IPv6.isValid(ip)) return undefined;
+  const address = ipaddr.IPv6.parse(ip);
+  if (address.isIPv4MappedAddress()) return address.toIPv4Address().toString();
+  const bytes = address.toByteArray();
+  for (let bit = ipv6Subnet; bit < 128; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Subnet}`;
 }

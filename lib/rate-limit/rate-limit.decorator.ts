@@ -3,7 +3,7 @@ import { routeDecorator } from '../core/route-metadata';
 import { RateLimitGuard } from './rate-limit.guard';
 import { mustBe } from '../core/messages';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.metadata';
-import { checkFunction, checkInteger, fail, inputSite, type InputSite } from '../core/validation';
+import { checkFunction, checkInteger, checkKnownKeys, fail, inputSite, keysOf, type InputSite } from '../core/validation';
 import { RateLimitInputError } from './rate-limit.errors';
 import { MAX_RATE_LIMIT, type RateLimitRouteOptions, type RateLimitRouteRule } from './rate-limit.options';
 import { checkFailMode, checkRuleFields, checkTimeout } from './rate-limit.rules';
@@ -46,11 +46,24 @@ export function RateLimit(options: RateLimitRouteOptions | readonly RateLimitRou
  */
 export const SkipRateLimit = (): CustomDecorator => SetMetadata(SKIP_RATE_LIMIT_METADATA, true);
 
+const ROUTE_OPTION_KEYS = keysOf<RateLimitRouteOptions>({
+  limit: true,
+  windowMs: true,
+  algorithm: true,
+  name: true,
+  rules: true,
+  key: true,
+  cost: true,
+  failMode: true,
+  timeoutMs: true,
+});
+
 function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[], site: InputSite, declaredAt: string): RateLimitMetadata {
   if (typeof input !== 'object' || input === null) fail(site, 'options', mustBe('options', 'a rule, an array of rules or options', input));
   const options: RateLimitRouteOptions = Array.isArray(input)
     ? { rules: [...(input as RateLimitRouteRule[])] }
     : (input as RateLimitRouteOptions);
+  checkKnownKeys(options, ROUTE_OPTION_KEYS, site);
   const { rules, key, cost, failMode, timeoutMs, limit, windowMs, algorithm, name } = options;
   let list: Array<Partial<RateLimitRouteRule>>;
   if (rules !== undefined) {

@@ -1,8 +1,8 @@
-import type { BootRoute, RedisLuaFeature } from '../module/feature';
+import { TRANSPORT_NAMES, type BootRoute, type RedisLuaFeature } from '../module/feature';
 import { fail, inputSite } from '../core/validation';
 import { RateLimitInputError } from './rate-limit.errors';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.metadata';
-import type { RateLimitModuleOptions } from './rate-limit.options';
+import { DEFAULT_RATE_LIMIT_ALGORITHM, type RateLimitModuleOptions } from './rate-limit.options';
 import { constantLimits, missingDefault, resolveRouteRules, validateRateLimitModuleOptions } from './rate-limit.rules';
 import { RateLimiterService } from './rate-limit.service';
 
@@ -15,20 +15,45 @@ export const rateLimitFeature: RedisLuaFeature = {
   options: { key: 'rateLimit', validate: validateRateLimitModuleOptions },
   providers: [RateLimiterService],
   checkRoute: checkRateLimitRoute,
+  describeRoute: describeRateLimitRoute,
 };
 
+/** `3 / 60000 ms sliding-log "default"; key: client IP` for the boot report. */
+function describeRateLimitRoute({ handler, controller, reflector, options }: BootRoute): string | undefined {
+  const targets = [handler, controller];
+  if (reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets)) return undefined;
+  const route = reflector.getAllAndOverride<RateLimitMetadata | undefined>(RATE_LIMIT_METADATA, targets);
+  if (!route) return undefined;
+  const defaults: RateLimitModuleOptions = (options as { rateLimit?: RateLimitModuleOptions }).rateLimit ?? {};
+  const rules = route.rules.map((rule) => {
+    const limit = typeof rule.limit === 'function' ? 'tier' : (rule.limit ?? defaults.limit);
+    const name = rule.name === undefined ? '' : ` "${rule.name}"`;
+    return `${limit} / ${rule.windowMs ?? defaults.windowMs} ms ${rule.algorithm ?? defaults.algorithm ?? DEFAULT_RATE_LIMIT_ALGORITHM}${name}`;
+  });
+  const cost = route.cost === undefined ? '' : `; cost ${typeof route.cost === 'function' ? 'per request' : route.cost}`;
+  return `${rules.join(' + ')}; key: ${route.key ? 'key function' : 'client IP'}${cost}`;
+}
+
 /**
- * Checks a `@RateLimit` route with the module's defaults filled in: a rule without `limit` or
+ * Checks a `@RateLimit` route with the module's defaults filled in: outside HTTP it needs a `key`
+ * function; a rule without `limit` or
  * `windowMs` needs a default in `forRoot({ rateLimit })`; rules with fixed limits must not repeat each
  * other, and a fixed `cost` must not exceed the smallest limit. Values given in `@RateLimit` itself
  * were already checked when the class was declared.
  */
-function checkRateLimitRoute({ handler, controller, where, reflector, options }: BootRoute): void {
+function checkRateLimitRoute({ handler, controller, where, reflector, options, transport }: BootRoute): void {
   const targets = [handler, controller];
   if (reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets)) return;
   const route = reflector.getAllAndOverride<RateLimitMetadata | undefined>(RATE_LIMIT_METADATA, targets);
   if (!route) return;
   const site = inputSite(`@RateLimit on ${where}`, RateLimitInputError);
+  if (transport !== 'http' && route.key === undefined) {
+    fail(
+      site,
+      'key',
+      `a ${TRANSPORT_NAMES[transport]} has no client IP to limit by: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
+    );
+  }
   const defaults: RateLimitModuleOptions = (options as { rateLimit?: RateLimitModuleOptions }).rateLimit ?? {};
   const limits = constantLimits(route.rules);
   if (limits === undefined) {

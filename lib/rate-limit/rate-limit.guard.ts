@@ -1,7 +1,7 @@
-import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Injectable, Logger, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { httpArgs, RedisLuaUnavailableException, type HeaderTarget, withoutStack } from '../core/http';
-import { message } from '../core/messages';
+import { describeValue, message } from '../core/messages';
 import { RouteCache } from '../core/route-metadata';
 import { inputSite } from '../core/validation';
 import { clientIdentity } from './client-ip';
@@ -15,6 +15,8 @@ import { RateLimiterService } from './rate-limit.service';
 /** The parts of an Express or Fastify request the guard reads. */
 export interface RateLimitRequest {
   ip?: string;
+  /** The connection: its peer address identifies the client when `ip` is not an IP address. */
+  socket?: { remoteAddress?: string };
   method?: string;
   /** Express: the matched route (`route.path` is the pattern, e.g. `/users/:id`). */
   route?: { path?: unknown };
@@ -82,6 +84,9 @@ export class RateLimitGuard implements CanActivate {
     protected readonly reflector: Reflector,
   ) {}
 
+  /** Whether the fallback to the peer address (see {@link getTracker}) was logged. */
+  private warnedInvalidIp = false;
+
   /** Per handler and class: the route's metadata and, when its limits are constants, its rules. */
   private readonly routes = new RouteCache<RouteEntry>((handler, controller) => this.routeEntry(handler as Named, controller as Named));
 
@@ -97,7 +102,8 @@ export class RateLimitGuard implements CanActivate {
       const { req, res } = this.getRequestResponse(context);
       if (this.alreadyCounted(context, req)) return true;
       const { route } = entry;
-      const tracker = route?.key ? route.key(context) : this.getTracker(context, entry.where);
+      const key = route?.key?.(context);
+      const tracker = route?.key ? (isPromiseLike(key) ? key : trackerOf(key, entry.where)) : this.getTracker(context, entry.where);
       const cost = typeof route?.cost === 'function' ? route.cost(context) : (route?.cost ?? 1);
       if (entry.rules === undefined || isPromiseLike(tracker) || isPromiseLike(cost)) {
         return this.activateLater(context, entry, tracker, cost, res);
@@ -125,12 +131,13 @@ export class RateLimitGuard implements CanActivate {
   private async activateLater(
     context: ExecutionContext,
     entry: RouteEntry,
-    tracker: string | Promise<string>,
+    tracker: string | Promise<string | number>,
     cost: number | Promise<number>,
     res: RateLimitResponse | undefined,
   ): Promise<boolean> {
     const rules = entry.rules ?? (await this.rulesOf(context, entry));
-    return this.consume(context, entry, rules, await tracker, await cost, res);
+    const key = typeof tracker === 'string' ? tracker : trackerOf(await tracker, entry.where);
+    return this.consume(context, entry, rules, key, await cost, res);
   }
 
   private consume(
@@ -185,7 +192,14 @@ export class RateLimitGuard implements CanActivate {
     return httpArgs<RateLimitRequest, RateLimitResponse>(context);
   }
 
-  /** Who is limited when the route gives no `key`: the client IP (IPv6 masked to /64). */
+  /**
+   * Who is limited when the route gives no `key`: the client IP, normalized (see the README, "Client
+   * IPs"): IPv4 as is (IPv4-mapped IPv6 too), IPv6 by its `ipv6Subnet` network. When `req.ip` is not
+   * an IP address (a proxy that is trusted but wrote garbage in X-Forwarded-For) the connection's
+   * peer address counts instead, so that forged values cannot open new buckets; a warning is logged
+   * once.
+   * @throws RateLimitInputError outside HTTP, or when neither address is an IP address.
+   */
   protected getTracker(context: ExecutionContext, where: string): string {
     const { req } = this.getRequestResponse(context);
     if (!req) {
@@ -197,10 +211,27 @@ export class RateLimitGuard implements CanActivate {
         'key',
       );
     }
-    if (typeof req.ip !== 'string' || req.ip === '') {
-      throw new RateLimitInputError(message(`@RateLimit on ${where}`, 'the request has no "ip"; give a "key" function'), 'key');
+    const subnet = this.limiter.options.ipv6Subnet;
+    const ip = typeof req.ip === 'string' ? clientIdentity(req.ip, subnet) : undefined;
+    if (ip !== undefined) return ip;
+    const peer = req.socket?.remoteAddress;
+    const fallback = typeof peer === 'string' ? clientIdentity(peer, subnet) : undefined;
+    if (fallback === undefined) {
+      throw new RateLimitInputError(
+        message(`@RateLimit on ${where}`, `the request has no IP address (ip ${describeValue(req.ip)}); give a "key" function`),
+        'key',
+      );
     }
-    return clientIdentity(req.ip);
+    if (!this.warnedInvalidIp) {
+      this.warnedInvalidIp = true;
+      new Logger('RedisLua').warn(
+        message(
+          `@RateLimit on ${where}`,
+          `req.ip ${describeValue(req.ip)} is not an IP address: such requests are limited by the connection's peer address ${peer} (logged once)`,
+        ),
+      );
+    }
+    return fallback;
   }
 
   /** The limiter key: the tracker plus the route identity (HTTP method + route pattern, or the handler). */
@@ -238,6 +269,22 @@ export class RateLimitGuard implements CanActivate {
     const limits = await Promise.all(declared.map((rule) => (rule.limit === undefined ? undefined : resolveValue(rule.limit, context))));
     return resolveRouteRules(declared, limits, this.limiter.options, inputSite(`@RateLimit on ${where}`, RateLimitInputError));
   }
+}
+
+/**
+ * A `key` function's result as the tracker: a non-empty string, or a finite number in decimal.
+ * Anything else is the application's bug, not a bucket.
+ */
+function trackerOf(value: unknown, where: string): string {
+  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  throw new RateLimitInputError(
+    message(
+      `@RateLimit on ${where}`,
+      `the "key" function returned ${describeValue(value)}; it must return a non-empty string or a finite number (the request was refused and not counted)`,
+    ),
+    'key',
+  );
 }
 
 async function resolveValue<T>(value: ContextValue<T>, context: ExecutionContext): Promise<T> {

@@ -52,9 +52,12 @@ export interface RateLimitRouteOptions extends Partial<RateLimitRouteRule> {
   rules?: RateLimitRouteRule[];
   /**
    * Who is limited. Default: the client IP (`req.ip`, IPv6 masked to /64). The route (HTTP method and
-   * route path) is always added, so each route has its own buckets. Required outside HTTP.
+   * route path) is always added, so each route has its own buckets. Required outside HTTP (checked
+   * at boot). It must return a non-empty string or a finite number: anything else (`undefined` for a
+   * missing header, say) fails the request with a {@link RateLimitInputError} naming the route and
+   * records nothing, so that requests without an identity never share a bucket.
    */
-  key?: (context: ExecutionContext) => string | Promise<string>;
+  key?: (context: ExecutionContext) => string | number | Promise<string | number>;
   /** Units one request takes (default 1). */
   cost?: ContextValue<number>;
   /** Overrides the module's `failMode` for this route. */
@@ -112,6 +115,12 @@ export interface RateLimitModuleOptions {
   localCacheSize?: number;
   /** Called (errors ignored) each time a hit is decided without Redis. A warning is logged once per outage. */
   onUnavailable?: (event: RateLimitUnavailableEvent) => void;
+  /**
+   * The guard's default key groups IPv6 clients by this prefix length (default 64, 1-128): a whole
+   * /64 is one client, as it usually belongs to one customer. IPv4 addresses, in any IPv4-mapped
+   * IPv6 spelling too, are one client each.
+   */
+  ipv6Subnet?: number;
 }
 
 /** The outcome of a rate-limit check, describing the tightest rule. */

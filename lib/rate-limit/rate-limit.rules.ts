@@ -1,4 +1,16 @@
-import { checkChoice, checkFunction, checkInteger, checkObject, checkText, fail, inputSite, type InputSite } from '../core/validation';
+import {
+  checkBoolean,
+  checkChoice,
+  checkFunction,
+  checkInteger,
+  checkKnownKeys,
+  checkObject,
+  checkText,
+  fail,
+  inputSite,
+  keysOf,
+  type InputSite,
+} from '../core/validation';
 import { RateLimitInputError } from './rate-limit.errors';
 import {
   DEFAULT_RATE_LIMIT_ALGORITHM,
@@ -7,6 +19,7 @@ import {
   RATE_LIMIT_ALGORITHMS,
   type RateLimitAlgorithm,
   type RateLimitFailMode,
+  type RateLimitHeaderOptions,
   type RateLimitModuleOptions,
   type RateLimitRouteRule,
   type RateLimitRule,
@@ -26,12 +39,28 @@ export const MAX_RATE_LIMIT_TIMEOUT_MS = 60_000;
 /** A rule name goes into headers: 1-64 characters of letters, digits, `_`, `.` or `-`. */
 const RULE_NAME = { pattern: /^[A-Za-z0-9_.-]{1,64}$/, patternText: '1-64 characters of letters, digits, "_", "." or "-"' };
 
+/** The keys each options object may have: any other is a typo or an unsupported option, refused. */
+const RULE_KEYS = keysOf<RateLimitRouteRule>({ limit: true, windowMs: true, algorithm: true, name: true });
+const HEADER_KEYS = keysOf<RateLimitHeaderOptions>({ ietf: true, legacy: true });
+const MODULE_KEYS = keysOf<RateLimitModuleOptions>({
+  limit: true,
+  windowMs: true,
+  algorithm: true,
+  failMode: true,
+  timeoutMs: true,
+  headers: true,
+  localCacheSize: true,
+  onUnavailable: true,
+  ipv6Subnet: true,
+});
+
 /** The site of `forRoot({ rateLimit })` checks. */
 export const MODULE_SITE = inputSite('forRoot rateLimit', RateLimitInputError);
 
 /** Checks the fields a rule gives (a limit given as a function is a route's tier, checked when evaluated). */
 export function checkRuleFields(rule: Partial<RateLimitRouteRule>, at: string, site: InputSite): void {
   checkObject(rule, at === '' ? 'rule' : at.slice(0, -1), site, 'a rule object');
+  checkKnownKeys(rule, RULE_KEYS, site, at);
   if (rule.limit !== undefined && typeof rule.limit !== 'function') checkInteger(rule.limit, `${at}limit`, site, 1, MAX_RATE_LIMIT);
   if (rule.windowMs !== undefined) checkInteger(rule.windowMs, `${at}windowMs`, site, 1, MAX_WINDOW_MS);
   if (rule.algorithm !== undefined) checkChoice(rule.algorithm, `${at}algorithm`, site, ALGORITHMS);
@@ -123,6 +152,7 @@ export function constantLimits(declared: ReadonlyArray<Partial<RateLimitRouteRul
 export function validateRateLimitModuleOptions(section: unknown): void {
   if (section === undefined) return;
   const options = checkObject(section as RateLimitModuleOptions, 'rateLimit', MODULE_SITE, 'an object of rate-limit options');
+  checkKnownKeys(options, MODULE_KEYS, MODULE_SITE, 'rateLimit.');
   if (options.limit !== undefined) checkInteger(options.limit, 'rateLimit.limit', MODULE_SITE, 1, MAX_RATE_LIMIT);
   if (options.windowMs !== undefined) checkInteger(options.windowMs, 'rateLimit.windowMs', MODULE_SITE, 1, MAX_WINDOW_MS);
   if (options.algorithm !== undefined) checkChoice(options.algorithm, 'rateLimit.algorithm', MODULE_SITE, ALGORITHMS);
@@ -131,4 +161,13 @@ export function validateRateLimitModuleOptions(section: unknown): void {
   if (options.localCacheSize !== undefined)
     checkInteger(options.localCacheSize, 'rateLimit.localCacheSize', MODULE_SITE, 0, Number.MAX_SAFE_INTEGER);
   if (options.onUnavailable !== undefined) checkFunction(options.onUnavailable, 'rateLimit.onUnavailable', MODULE_SITE);
+  if (options.headers !== undefined) {
+    checkObject(options.headers, 'rateLimit.headers', MODULE_SITE, 'an object: { ietf?, legacy? }');
+    checkKnownKeys(options.headers, HEADER_KEYS, MODULE_SITE, 'rateLimit.headers.');
+    for (const flag of HEADER_KEYS) {
+      const value = options.headers[flag as keyof RateLimitHeaderOptions];
+      if (value !== undefined) checkBoolean(value, `rateLimit.headers.${flag}`, MODULE_SITE);
+    }
+  }
+  if (options.ipv6Subnet !== undefined) checkInteger(options.ipv6Subnet, 'rateLimit.ipv6Subnet', MODULE_SITE, 1, 128);
 }

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { checkText, inputSite } from '../core/validation';
+import { RedisLuaInputError } from '../core/errors';
+import { message } from '../core/messages';
+import { checkText, inputSite, loneSurrogateAt, loneSurrogateText } from '../core/validation';
 
 /** A part of a key: user-supplied identifiers are strings; numbers are written in decimal. */
 export type KeyPart = string | number;
@@ -38,10 +40,19 @@ function escapePart(part: string): string {
 /**
  * Encodes one user-supplied part. The empty string becomes `%`. Short parts stay readable (`user%3A42`); long ones
  * (over 200 characters once escaped) become `#` + a SHA-256 digest, which no escaped part
- * can start with because `#` is always escaped.
+ * can start with because `#` is always escaped. Distinct parts give distinct keys as Redis receives
+ * them (UTF-8), so text with a lone UTF-16 surrogate, which UTF-8 cannot carry, is refused.
+ *
+ * @throws RedisLuaInputError when `part` holds a lone surrogate or is a non-finite number.
+ * @example
+ * encodeKeyPart('user:42'); // 'user%3A42'
  */
 export function encodeKeyPart(part: KeyPart): string {
   const text = typeof part === 'number' ? encodeNumber(part) : part;
+  if (!text.isWellFormed()) {
+    const at = loneSurrogateAt(text);
+    throw new RedisLuaInputError(message('KeyBuilder', loneSurrogateText('a key part', text, at)));
+  }
   // An empty part would give an empty hash tag `{}`, which Redis ignores (the whole key is hashed).
   // A lone `%` cannot come out of escaping, where `%` is always followed by two hex digits.
   if (text.length === 0) return '%';
@@ -51,7 +62,7 @@ export function encodeKeyPart(part: KeyPart): string {
 }
 
 function encodeNumber(n: number): string {
-  if (!Number.isFinite(n)) throw new TypeError(`A key part must be a finite number, got ${n}`);
+  if (!Number.isFinite(n)) throw new RedisLuaInputError(message('KeyBuilder', `a key part must be a finite number, got ${n}`));
   return String(n);
 }
 

@@ -2,7 +2,7 @@ import { isAbsolute } from 'node:path';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
 import { message } from '../core/messages';
-import { checkInteger, checkText, fail, inputSite } from '../core/validation';
+import { checkInteger, checkKnownKeys, checkObject, checkText, fail, inputSite, keysOf } from '../core/validation';
 import { isCluster, type RedisConnection } from '../module/redis-connection';
 import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import { DEFAULT_BOOT_TIMEOUT_MS, type RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
@@ -138,10 +138,14 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   }
 }
 
+const DEFINITION_KEYS = keysOf<LuaScriptDefinition>({ name: true, path: true, lua: true, numberOfKeys: true });
+
 function validateDefinition(definition: LuaScriptDefinition): void {
+  checkObject(definition, 'script', inputSite('forFeature'), 'a script definition { name, path | lua, numberOfKeys? }');
   const { name, path, lua, numberOfKeys } = definition;
   checkText(typeof name === 'string' ? name.trim() : name, 'name', inputSite('forFeature script'), {}, 'option');
   const site = inputSite(`forFeature script "${name}"`);
+  checkKnownKeys(definition, DEFINITION_KEYS, site);
   if ((path === undefined) === (lua === undefined)) fail(site, 'path', 'give exactly one of option "path" or option "lua"');
   if (path !== undefined) {
     checkText(path, 'path', site, {}, 'option');

@@ -1,4 +1,4 @@
-import type { ExecutionContext } from '@nestjs/common';
+import { BadRequestException, type ExecutionContext } from '@nestjs/common';
 import { clientIdentity } from 'nest-redis-lua';
 
 interface LoginRequest {
@@ -13,5 +13,8 @@ interface LoginRequest {
 export function loginAttemptKey(context: ExecutionContext): string {
   const request = context.switchToHttp().getRequest<LoginRequest>();
   const username = typeof request.body?.username === 'string' ? request.body.username.toLowerCase() : '';
-  return `${clientIdentity(request.ip ?? 'unknown')}|${username}`;
+  const ip = request.ip === undefined ? undefined : clientIdentity(request.ip);
+  if (ip === undefined) throw new BadRequestException('The client address is unknown');
+  // An IP identity never holds "|": the key splits back into one address and one username.
+  return `${ip}|${username}`;
 }
