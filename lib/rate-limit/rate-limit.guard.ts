@@ -1,4 +1,4 @@
-import { Injectable, Logger, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { BadRequestException, Injectable, Logger, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { httpArgs, RedisLuaUnavailableException, type HeaderTarget, withoutStack } from '../core/http';
 import { describeValue, message } from '../core/messages';
@@ -273,10 +273,15 @@ export class RateLimitGuard implements CanActivate {
 
 /**
  * A `key` function's result as the tracker: a non-empty string, or a finite number in decimal.
- * Anything else is the application's bug, not a bucket.
+ * Anything else is the application's bug, not a bucket; text with a lone surrogate (which Redis would
+ * receive as U+FFFD, the bucket of every such text) is a 400.
  */
 function trackerOf(value: unknown, where: string): string {
-  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'string' && value.length > 0) {
+    // Client input the key function passed on (a JSON body can hold "\ud800"): the client's fault.
+    if (!value.isWellFormed()) throw new BadRequestException('Cannot rate-limit this request: its key is not well-formed Unicode');
+    return value;
+  }
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   throw new RateLimitInputError(
     message(

@@ -1,6 +1,6 @@
 import calculateSlot from 'cluster-key-slot';
 import fc from 'fast-check';
-import { encodeKeyPart, KeyBuilder } from 'nest-redis-lua';
+import { encodeKeyPart, KeyBuilder, RedisLuaInputError } from 'nest-redis-lua';
 
 /** Identifiers a user might send: braces, colons, stars, spaces, newlines, unicode, and 10 kB strings. */
 const identifier = fc.oneof(
@@ -10,6 +10,18 @@ const identifier = fc.oneof(
   fc.string({ minLength: 10_000, maxLength: 10_050, unit: fc.constantFrom('a', ':', '{') }),
 );
 const tuple = fc.array(identifier, { minLength: 1, maxLength: 3 });
+
+/** Any JavaScript string: code units of every kind, lone surrogates included, among separators. */
+const anyText = fc.string({
+  unit: fc.oneof(
+    fc.constantFrom('\ud800', '\udbff', '\udc00', '\udfff', '\ufffd', ':', '%', '{', '#'),
+    fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+  ),
+  maxLength: 12,
+});
+
+/** What Redis receives of a key: its UTF-8 bytes. */
+const wire = (key: string): string => Buffer.from(key, 'utf8').toString('hex');
 
 /** The slot Redis Cluster computes for a key (hash tag rules included). */
 const slotOf = (key: string): number => calculateSlot(key);
@@ -33,6 +45,28 @@ describe('KeyBuilder', () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('over any JavaScript strings: a key is refused (lone surrogate) or distinct from every other on the wire', () => {
+    const seen = new Map<string, string>();
+    fc.assert(
+      fc.property(anyText, (text) => {
+        if (!text.isWellFormed()) {
+          expect(() => keys.key('rl', [text])).toThrow(RedisLuaInputError);
+          expect(() => keys.key('lb', ['board'], text)).toThrow(/lone surrogate/);
+          return;
+        }
+        const bytes = wire(keys.key('rl', [text]));
+        const earlier = seen.get(bytes);
+        if (earlier !== undefined) expect(earlier).toBe(text);
+        seen.set(bytes, text);
+      }),
+      { numRuns: 2000 },
+    );
+    // The pair that used to meet: both lone surrogates became U+FFFD on the wire.
+    expect(() => keys.key('rl', ['\ud800'])).toThrow('holds a lone surrogate (\\ud800) at index 0');
+    expect(() => keys.key('rl', ['a\udbff'])).toThrow('at index 1');
+    expect(keys.key('rl', ['\ud83d\udd11'])).toBe('nrl:rl:{\ud83d\udd11}');
   });
 
   it('moving parts between the tag and the suffix never collides', () => {
