@@ -1,13 +1,13 @@
-import { BadRequestException, Injectable, Logger, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { httpArgs, RedisLuaUnavailableException, type HeaderTarget, withoutStack } from '../core/http';
-import { describeValue, message } from '../core/messages';
+import { message } from '../core/messages';
 import { RouteCache } from '../core/route-metadata';
 import { inputSite } from '../core/validation';
-import { clientIdentity } from './client-ip';
+import { ipTracker, isPromiseLike, resolveValue, trackerOf } from './rate-limit.tracker';
 import { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.metadata';
-import type { ConsumeOptions, ContextValue, RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
+import type { ConsumeOptions, RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
 import { constantLimits, resolveRouteRules } from './rate-limit.rules';
 import { writeRateLimitHeaders } from './rate-limit.headers';
 import { RateLimiterService } from './rate-limit.service';
@@ -63,10 +63,6 @@ function routeHasSubclassGuard(reflector: Reflector, targets: Named[]): boolean 
   );
 }
 
-function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
-
 /**
  * Applies `@RateLimit` (which applies this guard itself) and the module's defaults (as `APP_GUARD`)
  * to requests: builds the key, asks {@link RateLimiterService}, writes the headers and answers 429
@@ -85,7 +81,7 @@ export class RateLimitGuard implements CanActivate {
   ) {}
 
   /** Whether the fallback to the peer address (see {@link getTracker}) was logged. */
-  private warnedInvalidIp = false;
+  private readonly ipWarning = { logged: false };
 
   /** Per handler and class: the route's metadata and, when its limits are constants, its rules. */
   private readonly routes = new RouteCache<RouteEntry>((handler, controller) => this.routeEntry(handler as Named, controller as Named));
@@ -211,27 +207,7 @@ export class RateLimitGuard implements CanActivate {
         'key',
       );
     }
-    const subnet = this.limiter.options.ipv6Subnet;
-    const ip = typeof req.ip === 'string' ? clientIdentity(req.ip, subnet) : undefined;
-    if (ip !== undefined) return ip;
-    const peer = req.socket?.remoteAddress;
-    const fallback = typeof peer === 'string' ? clientIdentity(peer, subnet) : undefined;
-    if (fallback === undefined) {
-      throw new RateLimitInputError(
-        message(`@RateLimit on ${where}`, `the request has no IP address (ip ${describeValue(req.ip)}); give a "key" function`),
-        'key',
-      );
-    }
-    if (!this.warnedInvalidIp) {
-      this.warnedInvalidIp = true;
-      new Logger('RedisLua').warn(
-        message(
-          `@RateLimit on ${where}`,
-          `req.ip ${describeValue(req.ip)} is not an IP address: such requests are limited by the connection's peer address ${peer} (logged once)`,
-        ),
-      );
-    }
-    return fallback;
+    return ipTracker(req, where, this.limiter.options.ipv6Subnet, this.ipWarning);
   }
 
   /** The limiter key: the tracker plus the route identity (HTTP method + route pattern, or the handler). */
@@ -269,29 +245,4 @@ export class RateLimitGuard implements CanActivate {
     const limits = await Promise.all(declared.map((rule) => (rule.limit === undefined ? undefined : resolveValue(rule.limit, context))));
     return resolveRouteRules(declared, limits, this.limiter.options, inputSite(`@RateLimit on ${where}`, RateLimitInputError));
   }
-}
-
-/**
- * A `key` function's result as the tracker: a non-empty string, or a finite number in decimal.
- * Anything else is the application's bug, not a bucket; text with a lone surrogate (which Redis would
- * receive as U+FFFD, the bucket of every such text) is a 400.
- */
-function trackerOf(value: unknown, where: string): string {
-  if (typeof value === 'string' && value.length > 0) {
-    // Client input the key function passed on (a JSON body can hold "\ud800"): the client's fault.
-    if (!value.isWellFormed()) throw new BadRequestException('Cannot rate-limit this request: its key is not well-formed Unicode');
-    return value;
-  }
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  throw new RateLimitInputError(
-    message(
-      `@RateLimit on ${where}`,
-      `the "key" function returned ${describeValue(value)}; it must return a non-empty string or a finite number (the request was refused and not counted)`,
-    ),
-    'key',
-  );
-}
-
-async function resolveValue<T>(value: ContextValue<T>, context: ExecutionContext): Promise<T> {
-  return typeof value === 'function' ? (value as (c: ExecutionContext) => T | Promise<T>)(context) : value;
 }
