@@ -39,8 +39,9 @@ export class RouteChecks implements OnModuleInit {
 
   onModuleInit(): void {
     const checks = FEATURES.flatMap((feature) => (feature.checkRoute ? [feature.checkRoute] : []));
-    const routes = [...this.routes()];
+    let routes: BootRoute[];
     try {
+      routes = [...this.routes()];
       for (const route of routes) for (const check of checks) check(route);
     } catch (err) {
       // Boot fails: no shutdown hook will run, so close the connection the module opened.
