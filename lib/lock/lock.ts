@@ -37,6 +37,8 @@ export class Lock {
   private renewTimer?: NodeJS.Timeout;
   private expiryTimer?: NodeJS.Timeout;
   private lastRenewalError?: unknown;
+  /** When the renewal now waiting for Redis was sent (undefined when none is). */
+  private renewalSentAt?: number;
 
   /** Locks are created by {@link LockService} (`acquire`, `tryAcquire`, `withLock`), not by applications. */
   constructor(
@@ -58,8 +60,13 @@ export class Lock {
     if (autoExtend) this.scheduleRenewal(this.renewalDelay());
   }
 
-  /** Aborted (with a {@link LockLostError} as `reason`) when the lock is lost while held. */
+  /**
+   * Aborted (with a {@link LockLostError} as `reason`) when the lock is lost while held: at the latest
+   * at `expiresAt`, also when the process did not run then (paused, or a blocked event loop) — reading
+   * `signal` or `held` after `expiresAt` finds it aborted.
+   */
   get signal(): AbortSignal {
+    this.checkExpiry();
     if (!this.controller) {
       this.controller = new AbortController();
       if (this.lostReason) this.controller.abort(this.lostReason);
@@ -80,9 +87,27 @@ export class Lock {
     return this.ttl;
   }
 
-  /** True until the lock is released or lost. */
+  /**
+   * True until the lock is released or lost, and never after `expiresAt` (client clock), whatever the
+   * timers did: a process paused past its lease learns it here.
+   */
   get held(): boolean {
+    this.checkExpiry();
     return this.state === 'held';
+  }
+
+  /**
+   * For code about to act under the lock (a write): throws unless it is still held. Fencing (pass
+   * `fence` to the storage) remains the real protection: the lock may be lost right after.
+   * @throws LockLostError when the lock was lost, released, or its lease has run out.
+   * @example
+   * lock.assertHeld();
+   * await orders.save(order, { fence: lock.fence });
+   */
+  assertHeld(): void {
+    this.checkExpiry();
+    if (this.state === 'held') return;
+    throw this.lostReason ?? new LockLostError(this.resource, 'it was released');
   }
 
   /**
@@ -92,6 +117,7 @@ export class Lock {
    */
   async extend(ttlMs: number = this.ttl): Promise<void> {
     checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
+    this.checkExpiry();
     if (this.state !== 'held') {
       throw new LockLostError(this.resource, `cannot extend a lock that was ${this.state}`);
     }
@@ -143,10 +169,13 @@ export class Lock {
   private async renew(): Promise<void> {
     if (this.state !== 'held') return;
     const sentAt = Date.now();
+    if (sentAt >= this.expires) return this.expire();
     let ok: boolean;
+    this.renewalSentAt = sentAt;
     try {
       ok = await this.backend.extend(this.resource, this.token, this.ttl);
     } catch (err) {
+      this.renewalSentAt = undefined;
       if (this.state !== 'held') return;
       // Redis unreachable or slow: try again soon; the expiry timer declares the lock lost if
       // no renewal succeeds before expiresAt.
@@ -155,6 +184,7 @@ export class Lock {
       this.scheduleRenewal(Math.max(10, Math.floor(this.ttl / 10)));
       return;
     }
+    this.renewalSentAt = undefined;
     if (this.state !== 'held') return;
     if (!ok) {
       this.lose('renewal found it deleted, expired or taken by another owner');
@@ -172,17 +202,30 @@ export class Lock {
 
   private armExpiry(): void {
     clearTimeout(this.expiryTimer);
-    this.expiryTimer = setTimeout(
-      () => {
-        const why = this.autoExtend
-          ? 'it could not be renewed before it expired' +
-            (this.lastRenewalError ? ` (${(this.lastRenewalError as Error).message})` : ' (Redis did not answer)')
-          : 'it expired (autoExtend is off)';
-        this.lose(why, this.lastRenewalError);
-      },
-      Math.max(0, this.expires - Date.now()),
-    );
+    this.expiryTimer = setTimeout(() => this.expire(), Math.max(0, this.expires - Date.now()));
     this.expiryTimer.unref();
+  }
+
+  /** Loses the lock if its lease has run out (the timers may not have run: a paused process). */
+  private checkExpiry(): void {
+    if (this.state === 'held' && Date.now() >= this.expires) this.expire();
+  }
+
+  /**
+   * The lease ran out: says why. A renewal sent in time without an answer is Redis's fault; no
+   * renewal sent in time is the process's (it did not run: paused, or its event loop blocked).
+   */
+  private expire(): void {
+    const late = Date.now() - this.expires;
+    let why: string;
+    if (!this.autoExtend) why = 'it expired (autoExtend is off)';
+    else if (this.lastRenewalError) why = `it could not be renewed before it expired (${(this.lastRenewalError as Error).message})`;
+    else if (this.renewalSentAt !== undefined && this.renewalSentAt < this.expires) {
+      why = 'it could not be renewed before it expired (Redis did not answer)';
+    } else {
+      why = `its lease expired ${late} ms ago before a renewal was sent: the process did not run in time (paused, or its event loop blocked)`;
+    }
+    this.lose(why, this.lastRenewalError);
   }
 
   private lose(why: string, cause?: unknown): LockLostError {

@@ -297,6 +297,44 @@ describeTopologies('LockService', (t) => {
     }
   });
 
+  /** Blocks the event loop (no timer, no I/O callback runs), as a paused or CPU-bound process. */
+  const busyWait = (ms: number): void => {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      // spin
+    }
+  };
+
+  it('a lease run out while the process did not run: held is false at once, assertHeld throws, the signal is aborted', async () => {
+    const locks = await lockApp(t, t.prefix());
+    const lock = await locks.acquire('paused', { ttlMs: 500, autoExtend: false });
+    expect(lock.held).toBe(true);
+    expect(() => lock.assertHeld()).not.toThrow();
+    const signal = lock.signal;
+    busyWait(700);
+    // No timer has run yet: the lock still finds out, from the clock.
+    expect(lock.held).toBe(false);
+    expect(() => lock.assertHeld()).toThrow(LockLostError);
+    expect(signal.aborted).toBe(true);
+    expect((signal.reason as LockLostError).message).toMatch(/paused.*expired \(autoExtend is off\)/);
+    await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
+
+    // With renewals on, a blocked loop past the lease is the process's fault, and the reason says so.
+    const renewed = await locks.acquire('paused-renewed', { ttlMs: 500 });
+    const aborted = deferred<unknown>();
+    renewed.signal.addEventListener('abort', () => aborted.resolve(renewed.signal.reason));
+    busyWait(700);
+    await new Promise((r) => setImmediate(r));
+    expect(renewed.held).toBe(false);
+    expect(((await aborted.promise) as LockLostError).message).toMatch(
+      /the process did not run in time \(paused, or its event loop blocked\)/,
+    );
+    // A released lock is not held either.
+    const released = await locks.acquire('paused-released', { ttlMs: 5_000 });
+    await released.release();
+    expect(() => released.assertHeld()).toThrow(/released/);
+  });
+
   it('extend sets a new TTL that later renewals keep', async () => {
     const locks = await lockApp(t, t.prefix());
     const lock = await locks.acquire('ext', { ttlMs: 2_000, autoExtend: false });
