@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisLuaModuleOptions } from './redis-lua-options.interface';
+import { fail, inputSite } from '../core/validation';
 
 const CONNECTION_KINDS = ['url', 'redis', 'cluster', 'client'] as const;
 
@@ -65,59 +66,65 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
  * {@link DEFAULT_REDIS_URL}. The same for `host`, `port` and `path` inside `redis` and for cluster nodes,
  * where ioredis would otherwise fall back to localhost:6379.
  */
+/** Connection options are module options: errors say `nest-redis-lua: option "..."` and carry the field. */
+const SITE = inputSite('');
+
 export function validateConnectionOptions(options: RedisLuaModuleOptions): void {
   const present = CONNECTION_KINDS.filter((kind) => kind in options);
   for (const kind of present) {
     const value: unknown = options[kind];
     if (value === undefined || value === null || value === '') {
-      throw new Error(
-        `nest-redis-lua: option "${kind}" is ${value === '' ? 'an empty string' : String(value)} (an unset environment variable?): ` +
+      fail(
+        SITE,
+        kind,
+        `option "${kind}" is ${value === '' ? 'an empty string' : String(value)} (an unset environment variable?): ` +
           `give a value, or leave the option out to use ${DEFAULT_REDIS_URL}`,
       );
     }
   }
   if (present.length > 1) {
-    throw new Error(
-      `nest-redis-lua: give exactly one connection option, got ${present.map((k) => `"${k}"`).join(' and ')} (choose one of url, redis, cluster, client)`,
+    fail(
+      SITE,
+      present[1],
+      `give exactly one connection option, got ${present.map((k) => `"${k}"`).join(' and ')} (choose one of url, redis, cluster, client)`,
     );
   }
   if (options.url !== undefined) checkUrl(options.url, 'url');
   if (options.redis !== undefined) checkAddress(options.redis as Record<string, unknown>, 'redis');
   if (options.cluster !== undefined) {
     const { nodes } = options.cluster;
-    if (!Array.isArray(nodes) || nodes.length === 0) throw new Error('nest-redis-lua: option "cluster.nodes" must list at least one node');
+    if (!Array.isArray(nodes) || nodes.length === 0) fail(SITE, 'cluster.nodes', 'option "cluster.nodes" must list at least one node');
     nodes.forEach((node: unknown, i) => {
       const field = `cluster.nodes[${i}]`;
       if (typeof node === 'string') checkNodeString(node, field);
       else if (typeof node === 'number') checkPort(node, field);
       else if (typeof node === 'object' && node !== null) checkAddress(node as Record<string, unknown>, field);
-      else
-        throw new Error(
-          `nest-redis-lua: option "${field}" must be a URL, "host:port", a port or { host, port }, got ${JSON.stringify(node)}`,
-        );
+      else fail(SITE, field, `option "${field}" must be a URL, "host:port", a port or { host, port }, got ${JSON.stringify(node)}`);
     });
   }
   // Duck-typed: the application's ioredis may be another copy than ours, where instanceof fails.
   const client = options.client as Partial<Redis> | undefined;
   if (client !== undefined && (typeof client.evalsha !== 'function' || typeof client.duplicate !== 'function')) {
-    throw new Error('nest-redis-lua: option "client" must be an ioredis Redis or Cluster instance');
+    fail(SITE, 'client', 'option "client" must be an ioredis Redis or Cluster instance');
   }
 }
 
 function checkUrl(url: unknown, field: string): void {
   if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
-    throw new Error(
-      `nest-redis-lua: option "${field}" must start with redis:// or rediss://, got ${typeof url === 'string' ? `"${redactUrl(url)}"` : String(url)}`,
+    fail(
+      SITE,
+      field,
+      `option "${field}" must start with redis:// or rediss://, got ${typeof url === 'string' ? `"${redactUrl(url)}"` : String(url)}`,
     );
   }
   let host: string;
   try {
     host = new URL(url).hostname;
   } catch {
-    throw new Error(`nest-redis-lua: option "${field}" is not a valid URL: "${redactUrl(url)}"`);
+    fail(SITE, field, `option "${field}" is not a valid URL: "${redactUrl(url)}"`);
   }
   // ioredis would connect to localhost when the URL names no host.
-  if (host === '') throw new Error(`nest-redis-lua: option "${field}" names no host: "${redactUrl(url)}"`);
+  if (host === '') fail(SITE, field, `option "${field}" names no host: "${redactUrl(url)}"`);
 }
 
 /**
@@ -128,9 +135,7 @@ function checkUrl(url: unknown, field: string): void {
 function checkNodeString(node: string, field: string): void {
   if (/^rediss?:\/\//.test(node)) return checkUrl(node, field);
   if (node.trim() === '' || node.endsWith(':')) {
-    throw new Error(
-      `nest-redis-lua: option "${field}" must name a node (a redis:// URL, "host:port", a port or { host, port }), got "${node}"`,
-    );
+    fail(SITE, field, `option "${field}" must name a node (a redis:// URL, "host:port", a port or { host, port }), got "${node}"`);
   }
 }
 
@@ -138,8 +143,10 @@ function checkNodeString(node: string, field: string): void {
 function checkAddress(address: Record<string, unknown>, field: string): void {
   for (const key of ['host', 'path'] as const) {
     if (key in address && (typeof address[key] !== 'string' || address[key] === '')) {
-      throw new Error(
-        `nest-redis-lua: option "${field}.${key}" is ${address[key] === '' ? 'an empty string' : String(address[key])}: give a value or leave it out`,
+      fail(
+        SITE,
+        `${field}.${key}`,
+        `option "${field}.${key}" is ${address[key] === '' ? 'an empty string' : String(address[key])}: give a value or leave it out`,
       );
     }
   }
@@ -149,7 +156,7 @@ function checkAddress(address: Record<string, unknown>, field: string): void {
 function checkPort(port: unknown, field: string): void {
   const value = typeof port === 'string' && /^\d+$/.test(port) ? Number(port) : port;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65_535) {
-    throw new Error(`nest-redis-lua: option "${field}" must be a port number (1-65535), got ${JSON.stringify(port) ?? 'undefined'}`);
+    fail(SITE, field, `option "${field}" must be a port number (1-65535), got ${JSON.stringify(port) ?? 'undefined'}`);
   }
 }
 

@@ -3,6 +3,7 @@ import { ConfigModule, ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import { Cluster, Redis } from 'ioredis';
 import {
+  RedisLuaInputError,
   InjectRedis,
   KeyBuilder,
   LuaScriptEngine,
@@ -160,6 +161,9 @@ describe('RedisLuaModule options', () => {
     const err = await bootError(options);
     expect(err?.message).toMatch(message);
     expect(err?.message).not.toContain('secret');
+    // The library's one input error, with the option at fault as its field.
+    expect(err).toBeInstanceOf(RedisLuaInputError);
+    expect(err?.message).toContain(`option "${(err as RedisLuaInputError).field}"`);
   });
 
   it('accepts every cluster node form ioredis parses (a port, a host, host:port, IPv6, a URL)', () => {
