@@ -18,13 +18,24 @@ export const rateLimitFeature: RedisLuaFeature = {
   describeRoute: describeRateLimitRoute,
 };
 
-/** `3 / 60000 ms sliding-log "default"; key: client IP` for the boot report. */
-function describeRateLimitRoute({ handler, controller, reflector, options }: BootRoute): string | undefined {
+/** The handler's `@RateLimit` (handler over class) and the module defaults; undefined when it is not limited or skips. */
+function limitedRoute({
+  handler,
+  controller,
+  reflector,
+  options,
+}: BootRoute): { route: RateLimitMetadata; defaults: RateLimitModuleOptions } | undefined {
   const targets = [handler, controller];
   if (reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets)) return undefined;
   const route = reflector.getAllAndOverride<RateLimitMetadata | undefined>(RATE_LIMIT_METADATA, targets);
-  if (!route) return undefined;
-  const defaults: RateLimitModuleOptions = (options as { rateLimit?: RateLimitModuleOptions }).rateLimit ?? {};
+  return route && { route, defaults: (options as { rateLimit?: RateLimitModuleOptions }).rateLimit ?? {} };
+}
+
+/** `3 / 60000 ms sliding-log "default"; key: client IP` for the boot report. */
+function describeRateLimitRoute(boot: BootRoute): string | undefined {
+  const limited = limitedRoute(boot);
+  if (!limited) return undefined;
+  const { route, defaults } = limited;
   const rules = route.rules.map((rule) => {
     const limit = typeof rule.limit === 'function' ? 'tier' : (rule.limit ?? defaults.limit);
     const name = rule.name === undefined ? '' : ` "${rule.name}"`;
@@ -36,16 +47,15 @@ function describeRateLimitRoute({ handler, controller, reflector, options }: Boo
 
 /**
  * Checks a `@RateLimit` route with the module's defaults filled in: outside HTTP it needs a `key`
- * function; a rule without `limit` or
- * `windowMs` needs a default in `forRoot({ rateLimit })`; rules with fixed limits must not repeat each
+ * function; a rule without `limit` or `windowMs` needs a default in `forRoot({ rateLimit })`; rules with fixed limits must not repeat each
  * other, and a fixed `cost` must not exceed the smallest limit. Values given in `@RateLimit` itself
  * were already checked when the class was declared.
  */
-function checkRateLimitRoute({ handler, controller, where, reflector, options, transport }: BootRoute): void {
-  const targets = [handler, controller];
-  if (reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets)) return;
-  const route = reflector.getAllAndOverride<RateLimitMetadata | undefined>(RATE_LIMIT_METADATA, targets);
-  if (!route) return;
+function checkRateLimitRoute(boot: BootRoute): void {
+  const limited = limitedRoute(boot);
+  if (!limited) return;
+  const { route, defaults } = limited;
+  const { where, transport } = boot;
   const site = inputSite(`@RateLimit on ${where}`, RateLimitInputError);
   if (transport !== 'http' && route.key === undefined) {
     fail(
@@ -54,7 +64,6 @@ function checkRateLimitRoute({ handler, controller, where, reflector, options, t
       `a ${TRANSPORT_NAMES[transport]} has no client IP to limit by: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
     );
   }
-  const defaults: RateLimitModuleOptions = (options as { rateLimit?: RateLimitModuleOptions }).rateLimit ?? {};
   const limits = constantLimits(route.rules);
   if (limits === undefined) {
     // Tier limits are functions of the request, resolved per request; a rule still needs its values.
