@@ -166,6 +166,14 @@ describe.each([
       for (let i = 0; i < 4; i++) statuses.push((await fetch(`${base}/limited`)).status);
       expect(statuses).toEqual([200, 200, 200, 429]);
 
+      // @RateLimit alone with a key function (README shape): a request without the header is refused
+      // and counted nowhere, never the bucket "undefined" that a client sending that text has.
+      const perUser = async (user?: string): Promise<number> =>
+        (await fetch(`${base}/per-user`, { headers: user ? { 'x-user': user } : {} })).status;
+      expect([await perUser(), await perUser(), await perUser('undefined'), await perUser('undefined'), await perUser('ann')]).toEqual([
+        500, 500, 200, 429, 200,
+      ]);
+
       // @WithLock('job:{params.id}', { waitMs: 0 }): each run a larger fence; a run while another
       // holds the lock gets 409 with Retry-After. The holder keeps it for 3 s after saying so, time
       // enough for one request even on a loaded machine.

@@ -6,6 +6,7 @@ import { BumpController } from './bump.controller';
 import { requiredEnv } from './env';
 import { JobsController } from './jobs.controller';
 import { LimitedController } from './limited.controller';
+import { PerUserController } from './per-user.controller';
 import { APP_REDIS, RedisClientShutdown } from './redis-client';
 import { ScoresController } from './scores.controller';
 
@@ -18,7 +19,7 @@ const redis = new Redis(requiredEnv('REDIS_URL'));
     // nest-cli.json's "assets" copies src/lua/*.lua next to the compiled code in dist/.
     RedisLuaModule.forFeature([{ name: 'bump', path: join(__dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
   ],
-  controllers: [LimitedController, JobsController, ScoresController, BumpController],
+  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController],
   providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown],
 })
 export class AppModule {}

@@ -6,6 +6,7 @@ import { BumpController } from './bump.controller.js';
 import { requiredEnv } from './env.js';
 import { JobsController } from './jobs.controller.js';
 import { LimitedController } from './limited.controller.js';
+import { PerUserController } from './per-user.controller.js';
 import { APP_REDIS, RedisClientShutdown } from './redis-client.js';
 import { ScoresController } from './scores.controller.js';
 
@@ -19,7 +20,7 @@ const redis = new Redis(requiredEnv('REDIS_URL'));
     // has no __dirname: import.meta.dirname is this file's folder (Node >= 20.11).
     RedisLuaModule.forFeature([{ name: 'bump', path: join(import.meta.dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
   ],
-  controllers: [LimitedController, JobsController, ScoresController, BumpController],
+  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController],
   providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown],
 })
 export class AppModule {}
