@@ -9,7 +9,8 @@ export { InjectRedis } from './module/redis-lua.decorators';
 export type { RedisConnection } from './module/redis-connection';
 export { RedisLuaSubscriber, type MessageListener } from './module/redis-subscriber';
 export { RedisLuaHealthIndicator, type RedisLuaHealthDetails, type RedisLuaHealthResult } from './module/redis-lua.health';
-export { RedisLuaInputError } from './core/errors';
+export { RedisLuaInputError, RedisLuaUnavailableError, type RedisLuaUnavailableReason } from './core/errors';
+export { RedisLuaExceptionFilter } from './core/exception-filter';
 export { RedisLuaHttpException, RedisLuaUnavailableException, type HeaderTarget } from './core/http';
 
 // Your own scripts: the engine, forFeature definitions, keys.

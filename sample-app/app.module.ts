@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
-import { RedisLuaModule } from 'nest-redis-lua';
+import { APP_FILTER } from '@nestjs/core';
+import { RedisLuaExceptionFilter, RedisLuaModule } from 'nest-redis-lua';
 import { AuthModule } from './auth/auth.module';
 import { redisOptionsFromConfig } from './config/redis-options';
 import { GamesModule } from './games/games.module';
@@ -12,7 +13,11 @@ import { ProductsModule } from './products/products.module';
 
 export { redisOptionsFromConfig };
 
-/** The sample app: one module per area, all on the one global RedisLuaModule. */
+/**
+ * The sample app: one module per area, all on the one global RedisLuaModule. RedisLuaExceptionFilter
+ * answers the library's errors from the handlers' own service calls: bad input 400, Redis
+ * unavailable 503 (the guards and interceptors already do so for their own).
+ */
 @Module({
   imports: [
     ConfigModule.forRoot({ isGlobal: true }),
@@ -25,5 +30,6 @@ export { redisOptionsFromConfig };
     PagesModule,
     HealthModule,
   ],
+  providers: [{ provide: APP_FILTER, useClass: RedisLuaExceptionFilter }],
 })
 export class AppModule {}

@@ -19,3 +19,33 @@ export class RedisLuaInputError extends TypeError {
 
 /** The constructor of an input error class: every feature passes its own to the validation helpers. */
 export type InputErrorClass = new (message: string, field?: string) => RedisLuaInputError;
+
+/**
+ * Why Redis could not answer a call: `unreachable` (no connection, or it closed while the call was in
+ * flight), `timeout` (no reply within `commandTimeout`, or the rate limiter's `timeoutMs`), `refused`
+ * (the server answered that it cannot run commands now: out of memory, busy with a script, loading its
+ * data, a replica, a cluster without a quorum; {@link RedisLuaUnavailableError.redisCode} says which).
+ */
+export type RedisLuaUnavailableReason = 'unreachable' | 'timeout' | 'refused';
+
+/**
+ * Redis could not decide a call: it is unreachable, did not answer in time, or refused to run it
+ * (OOM, BUSY, LOADING, READONLY, MASTERDOWN, NOREPLICAS, MISCONF, CLUSTERDOWN, TRYAGAIN, MOVED/ASK
+ * after ioredis's redirections ran out). Every service method rejects with it (or a subclass, such as
+ * `RateLimitUnavailableError`) instead of a raw ioredis error; the original error is its `cause`.
+ * `RedisLuaExceptionFilter` and the library's guards and interceptors answer it with HTTP 503.
+ */
+export class RedisLuaUnavailableError extends Error {
+  override readonly name: string = 'RedisLuaUnavailableError';
+
+  constructor(
+    message: string,
+    /** What went wrong: see {@link RedisLuaUnavailableReason}. */
+    readonly reason: RedisLuaUnavailableReason,
+    /** The first word of Redis's error reply (`OOM`, `BUSY`, ...) when `reason` is `refused`. */
+    readonly redisCode?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

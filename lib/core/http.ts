@@ -57,12 +57,26 @@ export class RedisLuaHttpException extends HttpException {
   }
 }
 
+/** `Retry-After` of a 503: Redis outages the library reports are usually short (a restart, a failover). */
+export const UNAVAILABLE_RETRY_AFTER_S = 1;
+
 /**
- * 503: Redis could not decide (down, slower than the deadline, out of memory) and the route fails
- * closed. A Nest `ServiceUnavailableException`, so filters catching that class keep working.
+ * 503: Redis could not decide (down, slower than the deadline, out of memory): a fail-closed rate
+ * limit, a `@WithLock` route, or any library error mapped by `RedisLuaExceptionFilter`. Body
+ * `{ statusCode, error, message, retryAfter }`. A Nest `ServiceUnavailableException`, so filters
+ * catching that class keep working.
  */
 export class RedisLuaUnavailableException extends ServiceUnavailableException {
   constructor(message: string, options?: { cause?: unknown }) {
-    super({ statusCode: 503, error: STATUS_CODES[503], message }, options);
+    super({ statusCode: 503, error: STATUS_CODES[503], message, retryAfter: UNAVAILABLE_RETRY_AFTER_S }, options);
   }
+}
+
+/**
+ * The 503 a guard or interceptor throws when Redis is unavailable, after setting `Retry-After` on an
+ * HTTP response (`res` undefined elsewhere).
+ */
+export function unavailableAnswer(message: string, cause: unknown, res: HeaderTarget | undefined): RedisLuaUnavailableException {
+  if (res) setResponseHeader(res, 'Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
+  return withoutStack(() => new RedisLuaUnavailableException(message, { cause }));
 }

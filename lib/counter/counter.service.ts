@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Cluster, Redis } from 'ioredis';
 import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
@@ -34,14 +33,12 @@ const DELETE = site('delete');
  */
 @Injectable()
 export class BoundedCounterService {
-  private readonly client: Redis | Cluster;
   private readonly changeScript: LuaScript<[0 | 1, string]>;
 
   constructor(
-    engine: LuaScriptEngine,
+    private readonly engine: LuaScriptEngine,
     @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
   ) {
-    this.client = engine.client;
     this.changeScript = engine.bundled('counter/change', 1);
   }
 
@@ -69,7 +66,8 @@ export class BoundedCounterService {
 
   /** The counter's value (0 when it does not exist). */
   async get(key: string): Promise<number> {
-    const value = await this.client.get(this.counterKey(key, GET));
+    const counterKey = this.counterKey(key, GET);
+    const value = await this.engine.command('BoundedCounterService.get', (client) => client.get(counterKey));
     return value === null ? 0 : Number(value);
   }
 
@@ -78,13 +76,15 @@ export class BoundedCounterService {
     const counterKey = this.counterKey(key, SET);
     checkCounterInteger(value, 'value', SET);
     const ttl = ttlArg(options, SET);
-    if (ttl === '') await this.client.set(counterKey, String(value));
-    else await this.client.set(counterKey, String(value), 'PX', ttl);
+    await this.engine.command('BoundedCounterService.set', (client) =>
+      ttl === '' ? client.set(counterKey, String(value)) : client.set(counterKey, String(value), 'PX', ttl),
+    );
   }
 
   /** Deletes the counter. True if it existed. */
   async delete(key: string): Promise<boolean> {
-    return (await this.client.del(this.counterKey(key, DELETE))) === 1;
+    const counterKey = this.counterKey(key, DELETE);
+    return (await this.engine.command('BoundedCounterService.delete', (client) => client.del(counterKey))) === 1;
   }
 
   private async change(counterKey: string, delta: number, bound: number, ttl: string): Promise<CounterChangeResult> {

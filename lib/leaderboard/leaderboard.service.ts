@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Cluster, Redis } from 'ioredis';
 import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
@@ -55,7 +54,6 @@ interface BoardKeys {
  */
 @Injectable()
 export class LeaderboardService {
-  private readonly client: Redis | Cluster;
   private readonly submitScript: LuaScript<SubmitReply>;
   private readonly rangeScript: LuaScript<Array<string | number>>;
   private readonly entryScript: LuaScript<[number, string] | null>;
@@ -64,10 +62,9 @@ export class LeaderboardService {
   private readonly configureScript: LuaScript<1>;
 
   constructor(
-    engine: LuaScriptEngine,
+    private readonly engine: LuaScriptEngine,
     @Inject(REDIS_LUA_KEYS) private readonly keys: KeyBuilder,
   ) {
-    this.client = engine.client;
     this.submitScript = engine.bundled('leaderboard/submit', 4);
     this.rangeScript = engine.bundled('leaderboard/range', 2);
     this.entryScript = engine.bundled('leaderboard/entry', 2);
@@ -142,7 +139,7 @@ export class LeaderboardService {
   async score(board: string, member: string): Promise<number | null> {
     const keys = this.boardKeys(board, SCORE);
     checkMember(member, SCORE);
-    const score = await this.client.zscore(keys.scores, member);
+    const score = await this.engine.command('LeaderboardService.score', (client) => client.zscore(keys.scores, member));
     return score === null ? null : parseScore(score);
   }
 
@@ -151,7 +148,8 @@ export class LeaderboardService {
     checkBoard(board, HISTORY);
     checkMember(member, HISTORY);
     checkInteger(n, 'n', HISTORY, 1, MAX_READ_ENTRIES, 'argument');
-    const rows = await this.client.lrange(this.historyKey(board, member), 0, n - 1);
+    const historyKey = this.historyKey(board, member);
+    const rows = await this.engine.command('LeaderboardService.history', (client) => client.lrange(historyKey, 0, n - 1));
     return rows.map((row) => {
       const colon = row.indexOf(':');
       return { at: Number(row.slice(0, colon)), score: parseScore(row.slice(colon + 1)) };
@@ -160,7 +158,8 @@ export class LeaderboardService {
 
   /** How many entries the board holds. */
   async count(board: string): Promise<number> {
-    return this.client.zcard(this.boardKeys(board, COUNT).scores);
+    const { scores } = this.boardKeys(board, COUNT);
+    return this.engine.command('LeaderboardService.count', (client) => client.zcard(scores));
   }
 
   /** Removes the member from the board and deletes its history. True if there was anything to remove. */

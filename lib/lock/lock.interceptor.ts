@@ -1,7 +1,8 @@
 import { HttpException, Injectable, Logger, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Observable, type Subscription } from 'rxjs';
-import { retryAfterSeconds, setResponseHeader, withoutStack, type HeaderTarget } from '../core/http';
+import { RedisLuaUnavailableError } from '../core/errors';
+import { retryAfterSeconds, setResponseHeader, unavailableAnswer, withoutStack, type HeaderTarget } from '../core/http';
 import { RouteCache } from '../core/route-metadata';
 import type { Lock } from './lock';
 import { LockConflictException, LockTimeoutError } from './lock.errors';
@@ -21,7 +22,7 @@ interface RawResponse {
  * Applied by `@WithLock`: takes the route's lock before the handler runs and releases it when the
  * handler's Observable completes, errors or is unsubscribed (a streaming response ends, or the
  * client goes away). Contention past `waitMs` becomes a 409 (or `conflictStatus`) with
- * `Retry-After`; errors of the handler pass through unchanged.
+ * `Retry-After`, Redis unavailable a 503 with `Retry-After`; errors of the handler pass through unchanged.
  *
  * Protected methods are the extension points (e.g. for GraphQL or microservice contexts).
  */
@@ -71,7 +72,9 @@ export class LockInterceptor implements NestInterceptor {
             signal: abort.signal,
           });
         } catch (err) {
-          throw err instanceof LockTimeoutError ? this.conflict(context, meta, err) : err;
+          if (err instanceof LockTimeoutError) throw this.conflict(context, meta, err);
+          if (err instanceof RedisLuaUnavailableError) throw this.unavailable(context, err);
+          throw err;
         } finally {
           stopWatching();
         }
@@ -105,6 +108,12 @@ export class LockInterceptor implements NestInterceptor {
     if (context.getType() === 'http')
       setResponseHeader(context.switchToHttp().getResponse<HeaderTarget>(), 'Retry-After', String(retryAfter));
     return withoutStack(() => new LockConflictException(retryAfter, meta.options.conflictStatus ?? 409, { cause: err }));
+  }
+
+  /** The error sent when Redis could not decide the lock: 503 with `Retry-After` and a JSON body. */
+  protected unavailable(context: ExecutionContext, err: RedisLuaUnavailableError): HttpException {
+    const res = context.getType() === 'http' ? context.switchToHttp().getResponse<HeaderTarget>() : undefined;
+    return unavailableAnswer('Lock unavailable: Redis did not answer; retry later', err, res);
   }
 
   /** Calls `gone` if the HTTP client disconnects; returns the function that stops watching. */

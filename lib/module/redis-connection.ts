@@ -12,13 +12,19 @@ const CONNECTION_KINDS = ['url', 'redis', 'cluster', 'client'] as const;
  *   ioredis drops it on reconnect and its promise never settles. Commands queued while Redis is
  *   unreachable are rejected at each failed reconnection attempt instead of after 20 of them (more than
  *   a minute), so a call fails fast during an outage and never runs long after its caller gave up;
+ * - reconnection attempts are at most 500 ms apart (ioredis: up to 2 s), so a call queued while Redis
+ *   is unreachable is rejected within about half a second, however long the outage has lasted;
  * - no command waits longer than `commandTimeout` (5 s) for a reply (a frozen or overloaded server);
  * - `disconnect()` on a socket that already died (Redis unreachable at boot) does not hold the process
  *   open for ioredis's default 2 s.
  */
+/** The longest pause between two reconnection attempts of a connection the module opened. */
+const MAX_RECONNECT_DELAY_MS = 500;
+
 const OWNED_CONNECTION_DEFAULTS: RedisOptions = {
   autoResendUnfulfilledCommands: false,
   maxRetriesPerRequest: 0,
+  retryStrategy: (attempt: number) => Math.min(attempt * 50, MAX_RECONNECT_DELAY_MS),
   commandTimeout: 5_000,
   disconnectTimeout: 250,
   connectionName: 'nest-redis-lua',

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import type { Cluster, Redis } from 'ioredis';
 import { closeClient, isCluster, type RedisConnection } from './redis-connection';
 import { REDIS_LUA_CONNECTION } from './redis-lua.constants';
+import { redisFailure } from '../scripts/lua-script.errors';
 
 /** Called with each message published on a channel. */
 export type MessageListener = (message: string) => void;
@@ -24,6 +25,12 @@ export class RedisLuaSubscriber implements OnApplicationShutdown {
   /**
    * Listens to `channel`. Resolves once the server has confirmed the subscription, so a message
    * published after that is delivered. Returns the function that removes the listener.
+   * @throws RedisLuaUnavailableError when the subscription cannot be made (Redis unreachable, no
+   *   reply within `commandTimeout`).
+   * @example
+   * const stop = await subscriber.subscribe('jobs:done', (message) => console.log(message));
+   * // ...
+   * stop();
    */
   async subscribe(channel: string, listener: MessageListener): Promise<() => void> {
     const sub = this.open();
@@ -40,7 +47,7 @@ export class RedisLuaSubscriber implements OnApplicationShutdown {
       await this.pending.get(channel);
     } catch (err) {
       remove();
-      throw err;
+      throw redisFailure(err, 'RedisLuaSubscriber.subscribe');
     }
     return remove;
   }

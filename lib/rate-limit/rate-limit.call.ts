@@ -1,4 +1,6 @@
 import type { Command } from 'ioredis';
+import { RedisLuaUnavailableError } from '../core/errors';
+import { unavailableMessage } from '../scripts/lua-script.errors';
 import { LUA_CONSTANTS } from '../scripts/bundled-scripts.generated';
 import type { Lane, PendingCall } from './deadlines';
 import type { RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
@@ -34,7 +36,9 @@ export class CheckCall implements PendingCall {
   ) {}
 
   expire(): void {
-    this.command.reject(new Error(`Redis did not answer within ${this.timeoutMs} ms (option "timeoutMs")`));
+    this.command.reject(
+      new RedisLuaUnavailableError(unavailableMessage('', `no reply within ${this.timeoutMs} ms (option "timeoutMs")`), 'timeout'),
+    );
   }
 }
 

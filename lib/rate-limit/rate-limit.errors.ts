@@ -1,21 +1,31 @@
-import { RedisLuaInputError } from '../core/errors';
+import { RedisLuaInputError, RedisLuaUnavailableError } from '../core/errors';
 import { RedisLuaHttpException } from '../core/http';
 import { message } from '../core/messages';
 import type { RateLimitFailMode, RateLimitResult } from './rate-limit.options';
 
-/** Thrown by `consume` with `failMode: 'closed'` when Redis is down or slower than `timeoutMs`. */
-export class RateLimitUnavailableError extends Error {
+/**
+ * Thrown by `consume` / `peek` with `failMode: 'closed'` when Redis is down, slower than `timeoutMs`
+ * or refuses the call (out of memory, ...). A {@link RedisLuaUnavailableError}: its `reason`,
+ * `redisCode` and `cause` are those of the failure.
+ */
+export class RateLimitUnavailableError extends RedisLuaUnavailableError {
   override readonly name = 'RateLimitUnavailableError';
 
   constructor(
     /** The identifier whose hit could not be decided. */
     readonly key: string,
     readonly failMode: RateLimitFailMode,
-    options?: { cause?: unknown },
+    /** What Redis did: unreachable, timed out, refused. */
+    failure: RedisLuaUnavailableError,
   ) {
     super(
-      message('', `rate limit for "${key.slice(0, 100)}" could not be checked: Redis is unavailable (failMode "${failMode}")`),
-      options,
+      message(
+        '',
+        `rate limit for "${key.slice(0, 100)}" could not be checked (failMode "${failMode}"): ${failure.message.replace(/^nest-redis-lua: /, '')}`,
+      ),
+      failure.reason,
+      failure.redisCode,
+      { cause: failure.cause ?? failure },
     );
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { httpArgs, RedisLuaUnavailableException, type HeaderTarget, withoutStack } from '../core/http';
+import { httpArgs, unavailableAnswer, type HeaderTarget, withoutStack } from '../core/http';
 import { message } from '../core/messages';
 import { RouteCache } from '../core/route-metadata';
 import { inputSite } from '../core/validation';
@@ -149,8 +149,7 @@ export class RateLimitGuard implements CanActivate {
     return this.limiter.consume(this.generateKey(context, tracker), rules, options).then(
       (result) => this.handleResult(result, rules, res),
       (err: unknown) => {
-        if (err instanceof RateLimitUnavailableError)
-          throw new RedisLuaUnavailableException('Rate limit unavailable, try again later', { cause: err });
+        if (err instanceof RateLimitUnavailableError) throw unavailableAnswer('Rate limit unavailable, try again later', err, res);
         throw err;
       },
     );

@@ -1,3 +1,4 @@
+import type { RedisLuaUnavailableError } from '../core/errors';
 import type { ExecutionContext } from '@nestjs/common';
 
 /**
@@ -86,8 +87,8 @@ export interface RateLimitHeaderOptions {
 
 /** Reported to {@link RateLimitModuleOptions.onUnavailable} each time Redis could not decide a hit. */
 export interface RateLimitUnavailableEvent {
-  /** The connection error, or a timeout error. */
-  error: Error;
+  /** What Redis did (unreachable, no reply within `timeoutMs`, refused: see its `reason`); the ioredis error is its `cause`. */
+  error: RedisLuaUnavailableError;
   /** The identifier whose hit was decided without Redis. */
   key: string;
   /** How it was decided. */

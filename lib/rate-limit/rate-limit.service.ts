@@ -6,7 +6,8 @@ import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interfac
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
-import { LuaScriptError } from '../scripts/lua-script.errors';
+import { RedisLuaUnavailableError } from '../core/errors';
+import { LuaScriptError, unavailableMessage } from '../scripts/lua-script.errors';
 import { CheckCall, degradedResult, resultOf, type ScriptReply } from './rate-limit.call';
 import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
@@ -105,7 +106,7 @@ export class RateLimiterService {
     // Every deny-cache entry of this identifier, whatever its rules: all its Redis keys carry its hash
     // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
     this.denied.deleteContaining(this.keys.tag([key]));
-    await this.engine.client.del(...redisKeys);
+    await this.engine.command('RateLimiterService.reset', (client) => client.del(...redisKeys));
   }
 
   /**
@@ -152,9 +153,11 @@ export class RateLimiterService {
     }
 
     const { status } = this.engine.client;
-    // 'wait': a lazyConnect client that connects on its first command.
+    // 'wait': a lazyConnect client that connects on its first command. Otherwise the call would wait
+    // in the offline queue: decided by the fail mode at once instead.
     if (status !== 'ready' && status !== 'wait') {
-      return this.settleUnavailable(new Error(`Redis connection is ${status}`), key, failMode, plan);
+      const down = new RedisLuaUnavailableError(unavailableMessage('', `the connection is ${status}`), 'unreachable');
+      return this.settleUnavailable(down, key, failMode, plan);
     }
     const sentAt = performance.now();
     const { consumeArgs } = plan;
@@ -183,7 +186,7 @@ export class RateLimiterService {
       this.deadlines.release(call);
       const failure = plan.script.scriptError(err);
       if (failure instanceof LuaScriptError) return Promise.reject(failure);
-      return this.settleUnavailable(failure as Error, key, failMode, plan);
+      return this.settleUnavailable(failure, key, failMode, plan);
     };
     // A reply that comes after the deadline finds its command already rejected: ignored by ioredis.
     return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
@@ -208,7 +211,12 @@ export class RateLimiterService {
   }
 
   /** The fail mode's answer when Redis could not decide: a degraded result, or a rejection (`closed`). */
-  private settleUnavailable(error: Error, key: string, failMode: RateLimitFailMode, plan: Plan): Promise<RateLimitResult> {
+  private settleUnavailable(
+    error: RedisLuaUnavailableError,
+    key: string,
+    failMode: RateLimitFailMode,
+    plan: Plan,
+  ): Promise<RateLimitResult> {
     try {
       return Promise.resolve(this.unavailable(error, key, failMode, plan.rules[0]));
     } catch (err) {
@@ -222,7 +230,12 @@ export class RateLimiterService {
     checkTimeout(timeoutMs, 'timeoutMs', site);
   }
 
-  private unavailable(error: Error, key: string, failMode: RateLimitFailMode, rule: ResolvedRateLimitRule): RateLimitResult {
+  private unavailable(
+    error: RedisLuaUnavailableError,
+    key: string,
+    failMode: RateLimitFailMode,
+    rule: ResolvedRateLimitRule,
+  ): RateLimitResult {
     if (!this.outage) {
       this.outage = true;
       this.logger.warn(`Redis unavailable, rate limits fail ${failMode} until it answers again: ${error.message}`);
@@ -232,7 +245,7 @@ export class RateLimiterService {
     } catch {
       // A reporting hook must not change the decision.
     }
-    if (failMode === 'closed') throw new RateLimitUnavailableError(key, failMode, { cause: error });
+    if (failMode === 'closed') throw new RateLimitUnavailableError(key, failMode, error);
     return degradedResult(rule);
   }
 

@@ -7,6 +7,7 @@ import { isCluster, type RedisConnection } from '../module/redis-connection';
 import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import { DEFAULT_BOOT_TIMEOUT_MS, type RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import { LuaScript, type ScriptHost } from './lua-script';
+import { redisFailure } from './lua-script.errors';
 import type { LuaScriptDefinition } from './script-definition.interface';
 import { WriteCoalescer } from './write-coalescer';
 import { bundledSource } from './bundled-script';
@@ -52,6 +53,17 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
     validateDefinition(definition);
     const { name, path, lua, numberOfKeys } = definition;
     return this.add<TReply>(name, () => (path !== undefined ? readScriptFile(path) : inlineScript(name, lua!)), numberOfKeys);
+  }
+
+  /**
+   * Sends one of the few plain commands the services use (GET, ZSCORE, DEL) with the failure mapping
+   * of scripts: {@link RedisLuaUnavailableError} for a connection failure, a time-out or a refusal
+   * (OOM, ...). `where` names the public method. @internal
+   */
+  command<T>(where: string, send: (client: Redis | Cluster) => Promise<T>): Promise<T> {
+    return send(this.client).catch((err: unknown) => {
+      throw redisFailure(err, where);
+    });
   }
 
   /** Every registered script. */

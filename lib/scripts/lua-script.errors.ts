@@ -1,3 +1,5 @@
+import { RedisLuaUnavailableError } from '../core/errors';
+import { message } from '../core/messages';
 import type { SourceLine } from './script-source';
 
 /**
@@ -46,15 +48,58 @@ export function isNoScriptError(err: unknown): boolean {
 /**
  * Error replies that describe the server's state, not the script: the server is busy running another
  * script (BUSY), loading its data (LOADING), out of memory (OOM), a replica or a master without its
- * replicas (READONLY, MASTERDOWN, NOREPLICAS), unable to persist (MISCONF), or a cluster that is down or
- * resharding (CLUSTERDOWN, TRYAGAIN). They are passed through as they are, not as {@link LuaScriptError}:
- * callers treat them like an unreachable Redis (the rate limiter's `failMode` decides).
+ * replicas (READONLY, MASTERDOWN, NOREPLICAS), unable to persist (MISCONF), a cluster that is down or
+ * resharding (CLUSTERDOWN, TRYAGAIN), or a slot that moved once more than ioredis follows (MOVED, ASK).
+ * They become {@link RedisLuaUnavailableError} (reason `refused`), not {@link LuaScriptError}.
  */
-const SERVER_STATE_REPLY = /^(BUSY|LOADING|OOM|READONLY|MASTERDOWN|NOREPLICAS|MISCONF|CLUSTERDOWN|TRYAGAIN)\b/;
+const SERVER_STATE_REPLY = /^(BUSY|LOADING|OOM|READONLY|MASTERDOWN|NOREPLICAS|MISCONF|CLUSTERDOWN|TRYAGAIN|MOVED|ASK)\b/;
 
 /** True for an error reply about the server's state (see {@link SERVER_STATE_REPLY}). */
 export function isServerStateError(err: unknown): boolean {
-  return err instanceof Error && SERVER_STATE_REPLY.test(err.message);
+  return isReplyError(err) && SERVER_STATE_REPLY.test(err.message);
+}
+
+/** An error reply from Redis (as opposed to a connection error or a timeout). */
+export function isReplyError(err: unknown): err is Error {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+/**
+ * The {@link RedisLuaUnavailableError} a failed Redis call stands for, or undefined when the failure
+ * is not about availability (an error reply raised by a script or a command). Anything ioredis
+ * rejects a call with that is not an error reply is a connection failure or a time-out. `where`
+ * names the call in the message (`script "lock/acquire"`, `GET`).
+ */
+export function unavailableError(err: unknown, where: string): RedisLuaUnavailableError | undefined {
+  if (err instanceof RedisLuaUnavailableError) return err;
+  const text = err instanceof Error ? err.message : String(err);
+  if (isReplyError(err)) {
+    if (!SERVER_STATE_REPLY.test(text)) return undefined;
+    const redisCode = text.split(' ', 1)[0];
+    return new RedisLuaUnavailableError(unavailableMessage(where, `it refused the call (${cleanMessage(text)})`), 'refused', redisCode, {
+      cause: err,
+    });
+  }
+  const timedOut = text === 'Command timed out';
+  return new RedisLuaUnavailableError(
+    unavailableMessage(where, timedOut ? 'no reply within option "commandTimeout"' : text),
+    timedOut ? 'timeout' : 'unreachable',
+    undefined,
+    { cause: err },
+  );
+}
+
+/** `nest-redis-lua: <where>: Redis is unavailable: <why>`. */
+export function unavailableMessage(where: string, why: string): string {
+  return message(where, `Redis is unavailable: ${why}`);
+}
+
+/**
+ * A failed call to Redis as the library reports it: {@link RedisLuaUnavailableError} when Redis could
+ * not decide, otherwise the error as it is. For the few plain commands services send (GET, ZSCORE, DEL).
+ */
+export function redisFailure(err: unknown, where: string): unknown {
+  return unavailableError(err, where) ?? err;
 }
 
 /**
@@ -64,5 +109,6 @@ export function isServerStateError(err: unknown): boolean {
  * without running it: NOSCRIPT, BUSY, OOM...). Callers that took a lease in such a call undo it.
  */
 export function outcomeUnknown(err: unknown): boolean {
-  return !(err instanceof LuaScriptError) && !(err instanceof Error && err.name === 'ReplyError');
+  if (err instanceof RedisLuaUnavailableError) return err.reason !== 'refused';
+  return !(err instanceof LuaScriptError) && !isReplyError(err);
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import { Command, type Cluster, type Redis } from 'ioredis';
-import { isNoScriptError, isServerStateError, LuaScriptError } from './lua-script.errors';
+import type { RedisLuaUnavailableError } from '../core/errors';
+import { isNoScriptError, isReplyError, LuaScriptError, unavailableError } from './lua-script.errors';
 import type { ScriptSource } from './script-source';
 
 /** A value passed to a script as ARGV: numbers are sent in decimal. */
@@ -55,6 +56,8 @@ export class LuaScript<TReply = unknown> {
    * Runs the script. All `keys` must hash to one slot on a cluster (build them with the
    * {@link KeyBuilder} and one tag).
    * @throws LuaScriptError when the script raises an error or a command inside it fails.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, gives no reply within
+   *   `commandTimeout`, or refuses the call (OOM, BUSY, READONLY, ...).
    */
   run(keys: readonly string[], args: readonly ScriptArg[] = []): Promise<TReply> {
     if (this.numberOfKeys !== undefined && keys.length !== this.numberOfKeys) {
@@ -95,11 +98,14 @@ export class LuaScript<TReply = unknown> {
 
   /**
    * What a failed EVALSHA or EVAL becomes: error replies raised by the script (or a command in it)
-   * become {@link LuaScriptError}; replies about the server's state (BUSY, LOADING, READONLY...) and
-   * connection errors are returned unchanged. @internal
+   * become {@link LuaScriptError}; replies about the server's state (BUSY, LOADING, OOM...),
+   * connection errors and time-outs become {@link RedisLuaUnavailableError}. @internal
    */
-  scriptError(err: unknown): unknown {
-    return isReplyError(err) && !isServerStateError(err) ? LuaScriptError.fromReply(this.name, this.sha, this.source.origins, err) : err;
+  scriptError(err: unknown): LuaScriptError | RedisLuaUnavailableError {
+    return (
+      unavailableError(err, `script "${this.name}"`) ??
+      LuaScriptError.fromReply(this.name, this.sha, this.source.origins, isReplyError(err) ? err : new Error(String(err)))
+    );
   }
 
   private write(name: 'evalsha' | 'eval', script: string, keys: readonly string[], args: readonly ScriptArg[]): Command {
@@ -121,9 +127,4 @@ export class LuaScript<TReply = unknown> {
       this.host.debugLogger?.log(`${this.name} keys=${JSON.stringify(keys)} ${(performance.now() - started).toFixed(2)}ms`);
     }
   }
-}
-
-/** An error reply from Redis (as opposed to a connection error or a timeout). */
-function isReplyError(err: unknown): err is Error {
-  return err instanceof Error && err.name === 'ReplyError';
 }

@@ -4,7 +4,7 @@
  */
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { BoundedCounterService, LockService, RateLimiterService, RedisLuaModule } from 'nest-redis-lua';
+import { BoundedCounterService, LockService, RateLimiterService, RedisLuaModule, RedisLuaUnavailableError } from 'nest-redis-lua';
 import { RedisClusterHarness } from '../harness/redis-server';
 import { boundFor, timeCall } from '../harness/timing';
 
@@ -34,13 +34,14 @@ describe('cluster with every node down', () => {
 
     // Each bound is the call's contract (fail at once; the lock: waitMs) plus the measured timer lateness.
     const increment = await timeCall(() => counter.increment('stock', 1, 100));
-    expect((increment.error as Error | undefined)?.message).toMatch(
-      /Connection is closed|isn't ready|Too many Cluster redirections|max retries/i,
+    expect(increment.error).toBeInstanceOf(RedisLuaUnavailableError);
+    expect((increment.error as Error).message).toMatch(
+      /Redis is unavailable: .*(Connection is closed|isn't ready|Too many Cluster redirections|max retries)/i,
     );
     expect(increment.ms).toBeLessThan(boundFor(0, increment.lateMs, 1_500));
 
     const lock = await timeCall(() => app.get(LockService).acquire('r', { waitMs: 1_000 }));
-    expect(lock.error).toBeDefined();
+    expect(lock.error).toBeInstanceOf(RedisLuaUnavailableError);
     expect(lock.ms).toBeLessThan(boundFor(1_000, lock.lateMs, 1_500));
 
     const limited = await timeCall(() => app.get(RateLimiterService).consume('u', { limit: 5, windowMs: 1_000 }));

@@ -11,6 +11,7 @@ import {
   type RateLimitFailMode,
   type RateLimitUnavailableEvent,
   type RedisLuaModuleOptions,
+  RedisLuaUnavailableError,
 } from 'nest-redis-lua';
 import { harnessAddresses } from '../harness/harness-env';
 import { RedisClusterHarness, RedisServer } from '../harness/redis-server';
@@ -123,7 +124,11 @@ describe('rate limit fail modes', () => {
         expect(res.status).toBe(status);
         expect(res.ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
         expect(res.ms).toBeLessThan(boundFor(TIMEOUT_MS, res.lateMs));
-        expect(events[0].error.message).toMatch(/did not answer within 250 ms/);
+        expect(events[0].error).toBeInstanceOf(RedisLuaUnavailableError);
+        expect(events[0].error).toMatchObject({
+          reason: 'timeout',
+          message: expect.stringMatching(/no reply within 250 ms \(option "timeoutMs"\)/),
+        });
         // Redis answers again: the limiter works again.
         expect((await timed(http, '/limited')).status).toBe(200);
         await nest.close();

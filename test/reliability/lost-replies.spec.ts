@@ -11,7 +11,15 @@
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { Redis } from 'ioredis';
-import { CacheAsideService, KeyBuilder, LockService, REDIS_LUA_CLIENT, REDIS_LUA_KEYS, RedisLuaModule } from 'nest-redis-lua';
+import {
+  CacheAsideService,
+  KeyBuilder,
+  LockService,
+  REDIS_LUA_CLIENT,
+  REDIS_LUA_KEYS,
+  RedisLuaModule,
+  RedisLuaUnavailableError,
+} from 'nest-redis-lua';
 import { RedisServer } from '../harness/redis-server';
 
 const COMMAND_TIMEOUT_MS = 100;
@@ -72,7 +80,8 @@ describe('a lease whose reply was lost is handed back at once', () => {
   it('LockService.acquire: the caller gets the time-out, and the lock the script took is released by token', async () => {
     const locks = app.get(LockService);
     const err = await withLostReply(() => locks.acquire('job', { ttlMs: 60_000, waitMs: 0 }));
-    expect(err.message).toBe('Command timed out');
+    expect(err).toBeInstanceOf(RedisLuaUnavailableError);
+    expect(err).toMatchObject({ reason: 'timeout', cause: expect.objectContaining({ message: 'Command timed out' }) });
     // The acquire ran on the server when the pause ended; its lock is gone already, not held for 60 s.
     expect(await client.exists(locks.lockKey('job'))).toBe(0);
     const next = await locks.tryAcquire('job');
@@ -115,7 +124,8 @@ describe('a lease whose reply was lost is handed back at once', () => {
     const keys = app.get<KeyBuilder>(REDIS_LUA_KEYS);
     let loads = 0;
     const err = await withLostReply(() => cache.getOrLoad('item', 60_000, () => ++loads, { lockTtlMs: 60_000 }));
-    expect(err.message).toBe('Command timed out');
+    expect(err).toBeInstanceOf(RedisLuaUnavailableError);
+    expect(err).toMatchObject({ reason: 'timeout', cause: expect.objectContaining({ message: 'Command timed out' }) });
     expect(loads).toBe(0);
     expect(await client.exists(keys.key('cache', ['item'], 'lock'))).toBe(0);
     // waitMs 0: would fail with CacheWaitTimeoutError if the orphaned lock were still held.

@@ -13,10 +13,11 @@ import { boundFor, timeCall } from '../harness/timing';
 
 jest.setTimeout(60_000);
 
-/** ioredis's rejection of a command in flight or queued when the connection closes (maxRetriesPerRequest: 0). */
-const CONNECTION_LOST = /Reached the max retries per request limit \(which is 0\)/;
-/** Every error a call may see while Redis is down (each one clear, none a hang). */
-const OUTAGE_ERRORS = /Reached the max retries per request limit|Command timed out|LockTimeoutError|CacheWaitTimeoutError/;
+/** A call in flight or queued when the connection closes: ioredis's rejection (maxRetriesPerRequest: 0), as the library reports it. */
+const CONNECTION_LOST = /^(RedisLuaUnavailableError: )?nest-redis-lua: .*Redis is unavailable: Reached the max retries per request limit \(which is 0\)/;
+/** Every error a call may see while Redis is down: the library's own, each one clear, none a hang, never a raw ioredis error. */
+const OUTAGE_ERRORS =
+  /^(RedisLuaUnavailableError: nest-redis-lua: .*Redis is unavailable: (Reached the max retries per request limit|no reply within option "commandTimeout")|LockTimeoutError|CacheWaitTimeoutError)/;
 
 describe('faults on a standalone Redis', () => {
   let server: RedisServer;
