@@ -9,12 +9,24 @@ import type { RulePlan } from './rule-plan';
 /**
  * A rate-limit script's reply: `[allowed, rule index (1-based), remaining, resetMs, retryAfterMs]`,
  * or, when one rule admits a consume, the integer `remaining * REMAINING_UNIT + resetMs` (see the
- * headers of the lua/rate-limit scripts; the unit comes from lua/includes/rate-limit-reply.lua).
+ * headers of the lua/rate-limit scripts; the unit comes from lua/includes/rate-limit-reply.lua), or
+ * {@link RL_LATE} when the script ran after the call's deadline.
  */
 export type ScriptReply = [number, number, number, number, number] | number;
 
 /** The integer reply's `remaining` unit, from lua/includes/rate-limit-reply.lua. */
 const REMAINING_UNIT = LUA_CONSTANTS.RL_REMAINING_UNIT;
+
+/** The reply of a script that ran after the call's deadline and recorded nothing (lua/includes/rate-limit-deadline.lua). */
+export const RL_LATE: number = LUA_CONSTANTS.RL_LATE;
+
+/** What a call whose script ran after its deadline reports (its caller was answered by the fail mode). */
+export function lateError(timeoutMs: number): RedisLuaUnavailableError {
+  return new RedisLuaUnavailableError(
+    unavailableMessage('', `the call ran on Redis after its deadline (option "timeoutMs", ${timeoutMs} ms) and recorded nothing`),
+    'timeout',
+  );
+}
 
 /**
  * One consume or peek waiting for Redis. At its deadline the command it waits for is rejected, which

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { describeValue } from '../core/messages';
 import { checkText, fail, inputSite, type InputSite } from '../core/validation';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
@@ -8,8 +8,10 @@ import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { RedisLuaUnavailableError } from '../core/errors';
 import { LuaScriptError, unavailableMessage } from '../scripts/lua-script.errors';
-import { CheckCall, degradedResult, resultOf, type ScriptReply } from './rate-limit.call';
-import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
+import { CheckCall, lateError, resultOf, RL_LATE, type ScriptReply } from './rate-limit.call';
+import { ServerClock } from './server-clock';
+import { FailModes } from './fail-mode';
+import { RateLimitInputError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
 import { DeadlineSweeper } from './deadlines';
 import {
@@ -20,7 +22,6 @@ import {
   type RateLimitModuleOptions,
   type RateLimitResult,
   type RateLimitRule,
-  type ResolvedRateLimitRule,
 } from './rate-limit.options';
 import { checkFailMode, checkTimeout } from './rate-limit.rules';
 import { RulePlans, type RulePlan } from './rule-plan';
@@ -42,15 +43,17 @@ const RESET = site('reset');
  * ```
  */
 @Injectable()
-export class RateLimiterService {
+export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('RateLimit');
   private readonly denied: LocalDenyCache<RateLimitResult>;
   /** Module-level rate-limit options (validated at boot with the connection options). */
   readonly options: RateLimitModuleOptions;
-  private outage = false;
+  private readonly failModes: FailModes;
   /** Resolved rules per rules object (a route's or a caller's constant): validated once, not per call. */
   private readonly plans: RulePlans<LuaScript<ScriptReply>>;
   private readonly deadlines = new DeadlineSweeper();
+  private readonly clock: ServerClock;
+  private readonly lazyConnect: boolean;
   /** The module's failMode and timeoutMs, or the error a call without its own options reports. */
   private readonly defaultFailMode: RateLimitFailMode;
   private readonly defaultTimeoutMs: number;
@@ -62,6 +65,7 @@ export class RateLimiterService {
     @Inject(REDIS_LUA_OPTIONS) moduleOptions: RedisLuaModuleOptions,
   ) {
     this.options = moduleOptions.rateLimit ?? {};
+    this.failModes = new FailModes(this.logger, this.options);
     this.denied = new LocalDenyCache(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE);
     const scripts = {
       'sliding-log': engine.bundled<ScriptReply>('rate-limit/sliding-log'),
@@ -71,6 +75,8 @@ export class RateLimiterService {
       mixed: engine.bundled<ScriptReply>('rate-limit/mixed'),
     };
     this.plans = new RulePlans(scripts, keys, this.options);
+    this.clock = new ServerClock(engine.client);
+    this.lazyConnect = moduleOptions.lazyConnect === true;
     this.defaultFailMode = this.options.failMode ?? 'open';
     this.defaultTimeoutMs = this.options.timeoutMs ?? DEFAULT_RATE_LIMIT_TIMEOUT_MS;
     try {
@@ -107,6 +113,16 @@ export class RateLimiterService {
     // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
     this.denied.deleteContaining(this.keys.tag([key]));
     await this.engine.command('RateLimiterService.reset', (client) => client.del(...redisKeys));
+  }
+
+  /** Learns the servers' clock offset before the app serves (not with `lazyConnect`: boot does not touch Redis). */
+  async onModuleInit(): Promise<void> {
+    if (!this.lazyConnect) await this.clock.measure();
+  }
+
+  /** Stops measuring the servers' clock. */
+  onModuleDestroy(): void {
+    this.clock.stop();
   }
 
   /**
@@ -157,22 +173,25 @@ export class RateLimiterService {
     // in the offline queue: decided by the fail mode at once instead.
     if (status !== 'ready' && status !== 'wait') {
       const down = new RedisLuaUnavailableError(unavailableMessage('', `the connection is ${status}`), 'unreachable');
-      return this.settleUnavailable(down, key, failMode, plan);
+      return this.failModes.settle(down, key, failMode, plan.rules[0]);
     }
     const sentAt = performance.now();
-    const { consumeArgs } = plan;
+    // ARGV[1]: the deadline on Redis's clock; a script that runs later records nothing (see ServerClock).
+    const deadline = this.clock.deadline(timeoutMs);
+    const { consumeArgs: c } = plan;
     const args =
-      consumeArgs !== undefined && op === 'c'
+      c !== undefined && op === 'c'
         ? cost === 1
-          ? consumeArgs
-          : [...consumeArgs, String(cost)]
-        : [op, String(cost), ...plan.ruleArgs];
+          ? [deadline, c[0], c[1]]
+          : [deadline, c[0], c[1], String(cost)]
+        : [deadline, op, String(cost), ...plan.ruleArgs];
     const call = new CheckCall(sentAt + timeoutMs, timeoutMs, plan.script.send(redisKeys, args));
     // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
     this.deadlines.watch(timeoutMs, call);
-    const onReply = (reply: ScriptReply): RateLimitResult => {
+    const onReply = (reply: ScriptReply): RateLimitResult | Promise<RateLimitResult> => {
       this.deadlines.release(call);
-      this.outage = false;
+      if (reply === RL_LATE) return this.failModes.settle(lateError(timeoutMs), key, failMode, plan.rules[0]);
+      this.failModes.answered();
       return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
     };
     const onError = (err: unknown): Promise<RateLimitResult> => {
@@ -186,7 +205,7 @@ export class RateLimiterService {
       this.deadlines.release(call);
       const failure = plan.script.scriptError(err);
       if (failure instanceof LuaScriptError) return Promise.reject(failure);
-      return this.settleUnavailable(failure, key, failMode, plan);
+      return this.failModes.settle(failure, key, failMode, plan.rules[0]);
     };
     // A reply that comes after the deadline finds its command already rejected: ignored by ioredis.
     return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
@@ -210,43 +229,10 @@ export class RateLimiterService {
     return result;
   }
 
-  /** The fail mode's answer when Redis could not decide: a degraded result, or a rejection (`closed`). */
-  private settleUnavailable(
-    error: RedisLuaUnavailableError,
-    key: string,
-    failMode: RateLimitFailMode,
-    plan: Plan,
-  ): Promise<RateLimitResult> {
-    try {
-      return Promise.resolve(this.unavailable(error, key, failMode, plan.rules[0]));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
   /** Throws {@link RateLimitInputError} unless a call's fail mode and timeout are valid. */
   private checkCallOptions(failMode: unknown, timeoutMs: unknown, site: InputSite): void {
     checkFailMode(failMode, 'failMode', site);
     checkTimeout(timeoutMs, 'timeoutMs', site);
-  }
-
-  private unavailable(
-    error: RedisLuaUnavailableError,
-    key: string,
-    failMode: RateLimitFailMode,
-    rule: ResolvedRateLimitRule,
-  ): RateLimitResult {
-    if (!this.outage) {
-      this.outage = true;
-      this.logger.warn(`Redis unavailable, rate limits fail ${failMode} until it answers again: ${error.message}`);
-    }
-    try {
-      this.options.onUnavailable?.({ error, key, failMode });
-    } catch {
-      // A reporting hook must not change the decision.
-    }
-    if (failMode === 'closed') throw new RateLimitUnavailableError(key, failMode, error);
-    return degradedResult(rule);
   }
 
   /** The rules' plan (see {@link RulePlans}), after checking the identifier. */

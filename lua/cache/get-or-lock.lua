@@ -1,3 +1,4 @@
+#!lua
 --[[
   The first step of a cache-aside read: returns the cached value, or takes the short loader lock
   so that exactly one caller loads a missing value, or says who holds the lock and for how long.

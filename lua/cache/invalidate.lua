@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Invalidates a cached value: deletes it and cancels a load in progress (its loader lock), so that a
   loader that read the old data before the invalidation cannot store it afterwards; wakes the waiters,

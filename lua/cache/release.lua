@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Releases the loader lock after a failed load, if this caller still holds it, and wakes the
   waiters so that one of them becomes the next loader.

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Renews the loader lock's lease while its loader runs, if this caller still holds it (a loader that
   crashed stops renewing, so its lock expires within one lease instead of lockTtlMs).

@@ -1,3 +1,4 @@
+#!lua
 --[[
   Stores a loaded value, releases the loader lock and wakes the waiters. The value is written only
   while this caller still holds the lock: a loader whose lock expired (and may have passed to

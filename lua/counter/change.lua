@@ -1,3 +1,4 @@
+#!lua
 --[[
   Adds a signed amount to an integer counter unless the result would pass a bound (the bounded
   counter of the seed guide, with both directions). A missing counter counts as 0.

@@ -2,7 +2,7 @@
   Shared by the rate-limit scripts: the algorithm table and the clock.
 
   Every algorithm RL[code] is a table of three functions; window is in microseconds, now is Redis
-  TIME in microseconds (rl_now(), read once per call and only by algorithms that need it), cost is
+  TIME in microseconds (rl_now(), read once per call: see includes/rate-limit-deadline), cost is
   the units this hit takes (1 <= cost <= limit, checked by the client):
     check(key, limit, window, cost) -> ok, avail, retry, s
       ok     true if `cost` units are available now
@@ -17,11 +17,8 @@
 local RL = {}
 local rl_time
 
--- Redis TIME in microseconds, read at most once per script call.
+-- Redis TIME in microseconds: the one read of the call (rl_clock, includes/rate-limit-deadline).
 local function rl_now()
-  if not rl_time then
-    local t = redis.call('TIME')
-    rl_time = t[1] * 1000000 + t[2]
-  end
+  if not rl_time then rl_time = rl_clock[1] * 1000000 + rl_clock[2] end
   return rl_time
 end

@@ -3,9 +3,14 @@
 -- Checks every rule, then records the hit in all of them or in none (all-or-nothing), and returns
 -- the result of the tightest rule: when denied, the denying rule that frees last; when admitted,
 -- the rule with the fewest units left. One rule (the common case) takes a direct path.
--- The including script defines RL_CODE, the algorithm of the compact ARGV form { limit, window [, cost] }.
-local A = ARGV
-if #A < 5 then A = { 'c', A[3] or '1', RL_CODE, A[1], A[2] } end
+-- The including script defines RL_CODE, the algorithm of the compact ARGV form
+-- { deadline, limit, window [, cost] }. A = ARGV without the deadline (checked by includes/rate-limit-deadline).
+local A
+if #ARGV < 6 then
+  A = { 'c', ARGV[4] or '1', RL_CODE, ARGV[2], ARGV[3] }
+else
+  A = { select(2, unpack(ARGV)) }
+end
 local consume = A[1] == 'c'
 local cost = tonumber(A[2])
 local n = #KEYS

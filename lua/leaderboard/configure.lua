@@ -1,3 +1,4 @@
+#!lua
 --[[
   Replaces a board's stored configuration.
 

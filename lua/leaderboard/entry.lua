@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
   One member's standing on a board.
 

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
   Ranked entries of a board by position: the top of the board (from an offset), or the entries
   around a member.

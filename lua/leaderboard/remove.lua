@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Removes a member from a board, with its history.
 

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Empties a board: its scores and every member's history. The board's configuration is kept.
   O(number of members with a history): it deletes each history list.

@@ -1,3 +1,4 @@
+#!lua
 --[[
   Submits a score for a member in one atomic step: applies it to the board by mode, records it in
   the member's history, trims the board to its size limit and reports the outcome.

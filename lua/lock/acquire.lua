@@ -1,3 +1,4 @@
+#!lua
 --[[
   Takes a lock if it is free (SET NX PX) and hands out the resource's next fencing token; keeps the
   count of subscribed waiters, so that a release publishes a notice only when someone may wait.

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Renews a lock's TTL only if it is still held with the caller's token.
 

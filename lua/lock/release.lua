@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Releases a lock only if it is still held with the caller's token, then wakes the waiters if any
   may exist: the notice is published only while the waiter counter (see acquire.lua) is above 0, so

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Uncounts a waiter that stops waiting without the lock (gave up after its wait, or was aborted):
   see the waiter count in acquire.lua. Best effort: a waiter that never calls it is forgotten when

@@ -1,18 +1,23 @@
+#!lua
 --[[
   Rate limit for several rules of different algorithms, checked and recorded atomically (all or
   nothing) in one call. Time is Redis TIME.
 
   KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
-  ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
-  ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
-  ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('l' sliding-log, 's' sliding-window,
+  ARGV[1]  deadline: Redis TIME in ms after which the call records nothing and returns RL_LATE (-1)
+           (see includes/rate-limit-deadline.lua)
+  ARGV[2]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
+  ARGV[3]  cost: units this hit takes (integer >= 1, at most every rule's limit)
+  ARGV[3i+1], ARGV[3i+2], ARGV[3i+3]  rule i: algorithm code ('l' sliding-log, 's' sliding-window,
            't' token-bucket, 'f' fixed-window), limit (integer >= 1), window (integer ms >= 1)
 
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
+  or RL_LATE (-1) when the call ran after its deadline (nothing recorded)
   (Several rules never take the single-rule integer reply.)
 ]]
+--- @include "../includes/rate-limit-deadline"
 --- @include "../includes/rate-limit-sliding-log"
 --- @include "../includes/rate-limit-sliding-window"
 --- @include "../includes/rate-limit-token-bucket"

@@ -1,17 +1,21 @@
+#!lua
 --[[
   Rate limit, algorithm "sliding-window" (see lua/includes/rate-limit-sliding-window.lua), for one or several rules of
   this algorithm checked and recorded atomically (all or nothing). Time is Redis TIME.
 
   KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
-  ARGV[1]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
-  ARGV[2]  cost: units this hit takes (integer >= 1, at most every rule's limit)
-  ARGV[3i], ARGV[3i+1], ARGV[3i+2]  rule i: algorithm code ('s'), limit (integer >= 1), window (integer ms >= 1)
+  ARGV[1]  deadline: Redis TIME in ms after which the call records nothing and returns RL_LATE (-1)
+           (see includes/rate-limit-deadline.lua)
+  ARGV[2]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
+  ARGV[3]  cost: units this hit takes (integer >= 1, at most every rule's limit)
+  ARGV[3i+1], ARGV[3i+2], ARGV[3i+3]  rule i: algorithm code ('s'), limit (integer >= 1), window (integer ms >= 1)
   or, to consume with one rule (the common call, fewer arguments to send and to read):
-  ARGV = { limit, window ms [, cost (default 1)] }
+  ARGV = { deadline, limit, window ms [, cost (default 1)] }
 
   Returns { allowed (1|0), tightest rule index (1-based), remaining units, reset ms, retry-after ms }
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
+  or RL_LATE (-1) when the call ran after its deadline (nothing recorded)
   or, when one rule admits a consume, the integer remaining * RL_REMAINING_UNIT + reset ms (see
   includes/rate-limit-reply.lua).
 
@@ -20,11 +24,12 @@
   runs. The single-rule path runs first, with the same check and write statements (inlined from
   includes/rate-limit-sliding-window-check and -write); only rl_sw_buckets and the reply are created.
 ]]
+--- @include "../includes/rate-limit-deadline"
 --- @include "../includes/rate-limit-reply"
 --- @include "../includes/rate-limit-sliding-window-buckets"
-if #ARGV < 5 then
-  local key, cost, limit, window = KEYS[1], tonumber(ARGV[3] or 1), tonumber(ARGV[1]), ARGV[2] * 1000
-  local t = redis.call('TIME')
+if #ARGV < 6 then
+  local key, cost, limit, window = KEYS[1], tonumber(ARGV[4] or 1), tonumber(ARGV[2]), ARGV[3] * 1000
+  local t = rl_clock
   local now = t[1] * 1000000 + t[2]
   --- @inline "../includes/rate-limit-sliding-window-check"
   if ok then

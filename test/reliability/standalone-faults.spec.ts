@@ -14,7 +14,8 @@ import { boundFor, timeCall } from '../harness/timing';
 jest.setTimeout(60_000);
 
 /** A call in flight or queued when the connection closes: ioredis's rejection (maxRetriesPerRequest: 0), as the library reports it. */
-const CONNECTION_LOST = /^(RedisLuaUnavailableError: )?nest-redis-lua: .*Redis is unavailable: Reached the max retries per request limit \(which is 0\)/;
+const CONNECTION_LOST =
+  /^(RedisLuaUnavailableError: )?nest-redis-lua: .*Redis is unavailable: Reached the max retries per request limit \(which is 0\)/;
 /** Every error a call may see while Redis is down: the library's own, each one clear, none a hang, never a raw ioredis error. */
 const OUTAGE_ERRORS =
   /^(RedisLuaUnavailableError: nest-redis-lua: .*Redis is unavailable: (Reached the max retries per request limit|no reply within option "commandTimeout")|LockTimeoutError|CacheWaitTimeoutError)/;
