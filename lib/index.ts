@@ -51,7 +51,7 @@ export { Lock } from './lock/lock';
 export { WithLock, CurrentLock } from './lock/lock.decorator';
 export { LockInterceptor } from './lock/lock.interceptor';
 export type { WithLockMetadata } from './lock/lock-resource';
-export { LockConflictException, LockInputError, LockLostError, LockTimeoutError } from './lock/lock.errors';
+export { LockConflictException, LockInputError, LockLostError, LockLostException, LockTimeoutError } from './lock/lock.errors';
 export {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,

@@ -76,6 +76,10 @@ export class CacheAsideService implements OnModuleDestroy {
    * @throws CacheWaitTimeoutError when another caller's load did not finish within `waitMs`.
    * @throws CacheAsideError when the application shuts down while this caller waits, or the loaded
    *   value cannot be serialized (only to the caller that loaded it).
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const product = await cache.getOrLoad(`product:${id}`, 60_000, () => products.findById(id));
    */
   async getOrLoad<T>(key: string, ttlMs: number, loader: () => T | Promise<T>, options: GetOrLoadOptions<T> = {}): Promise<T> {
     const load: Load<T> = {
@@ -127,6 +131,11 @@ export class CacheAsideService implements OnModuleDestroy {
    * Deletes the cached value of `key` and cancels a load in progress: a loader that started before
    * the invalidation (and may have read old data) does not store its value; waiting callers load
    * again. True if there was a value or a load to cancel.
+   * @throws CacheInputError for an empty or over-long key.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * await cache.invalidate(`product:${id}`); // after the product changed
    */
   async invalidate(key: string): Promise<boolean> {
     const keys = this.cacheKeys(key, INVALIDATE);

@@ -46,6 +46,11 @@ export class BoundedCounterService {
    * Adds `amount` unless the result would exceed `max`; then nothing changes and `applied` is false.
    * A missing counter counts as 0.
    * @throws CounterInputError unless `amount` is a positive safe integer and `max` a safe integer.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const { applied, value } = await counters.increment(`seats:${showId}`, 2, 100);
+   * if (!applied) throw new ConflictException(`only ${100 - value} seats left`);
    */
   async increment(key: string, amount: number, max: number, options: CounterChangeOptions = {}): Promise<CounterChangeResult> {
     checkCounterInteger(amount, 'amount', INCREMENT, true);
@@ -57,6 +62,10 @@ export class BoundedCounterService {
    * Subtracts `amount` unless the result would go below `min` (default 0); then nothing changes and
    * `applied` is false.
    * @throws CounterInputError unless `amount` is a positive safe integer and `min` a safe integer.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const { applied } = await counters.decrement(`stock:${sku}`, quantity); // never below 0
    */
   async decrement(key: string, amount: number, min = 0, options: CounterChangeOptions = {}): Promise<CounterChangeResult> {
     checkCounterInteger(amount, 'amount', DECREMENT, true);
@@ -64,14 +73,28 @@ export class BoundedCounterService {
     return this.change(this.counterKey(key, DECREMENT), -amount, min, ttlArg(options, DECREMENT));
   }
 
-  /** The counter's value (0 when it does not exist). */
+  /**
+   * The counter's value (0 when it does not exist).
+   * @throws CounterInputError for an empty or over-long key.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const left = await counters.get(`stock:${sku}`);
+   */
   async get(key: string): Promise<number> {
     const counterKey = this.counterKey(key, GET);
     const value = await this.engine.command('BoundedCounterService.get', (client) => client.get(counterKey));
     return value === null ? 0 : Number(value);
   }
 
-  /** Sets the counter to `value` (a safe integer), with an expiry if `ttlMs` is given. No bound is checked. */
+  /**
+   * Sets the counter to `value` (a safe integer), with an expiry if `ttlMs` is given. No bound is checked.
+   * @throws CounterInputError unless `value` is a safe integer and `ttlMs` a positive integer.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * await counters.set(`stock:${sku}`, 25);
+   */
   async set(key: string, value: number, options: CounterSetOptions = {}): Promise<void> {
     const counterKey = this.counterKey(key, SET);
     checkCounterInteger(value, 'value', SET);
@@ -81,7 +104,14 @@ export class BoundedCounterService {
     );
   }
 
-  /** Deletes the counter. True if it existed. */
+  /**
+   * Deletes the counter. True if it existed.
+   * @throws CounterInputError for an empty or over-long key.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * await counters.delete(`stock:${sku}`);
+   */
   async delete(key: string): Promise<boolean> {
     const counterKey = this.counterKey(key, DELETE);
     return (await this.engine.command('BoundedCounterService.delete', (client) => client.del(counterKey))) === 1;

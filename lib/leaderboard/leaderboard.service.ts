@@ -3,7 +3,8 @@ import { REDIS_LUA_KEYS } from '../module/redis-lua.constants';
 import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
-import { checkFinite, checkInteger, inputSite, type InputSite } from '../core/validation';
+import { checkFinite, checkInteger, fail, inputSite, type InputSite } from '../core/validation';
+import { LUA_CONSTANTS } from '../scripts/bundled-scripts.generated';
 import { LeaderboardInputError } from './leaderboard.errors';
 import {
   MAX_READ_ENTRIES,
@@ -21,7 +22,8 @@ import {
   type SubmitResult,
 } from './leaderboard.options';
 
-type SubmitReply = [number | null, string | null, 0 | 1, string | null];
+/** submit.lua's reply, or LB_OVERFLOW when an increment would reach ±infinity (nothing changed). */
+type SubmitReply = [number | null, string | null, 0 | 1, string | null] | typeof LUA_CONSTANTS.LB_OVERFLOW;
 
 /** Key feature name: keys look like `<prefix>:lb:{<board>}:...`. */
 const FEATURE = 'lb';
@@ -76,6 +78,11 @@ export class LeaderboardService {
   /**
    * Stores a board's settings in Redis (replacing earlier ones), so that every instance of the
    * application uses them. Options given to a call override them for that call.
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * await boards.configure('laps', { order: 'asc', maxEntries: 100 });
    */
   async configure(board: string, config: LeaderboardConfig): Promise<void> {
     const keys = this.boardKeys(board, CONFIGURE);
@@ -86,7 +93,12 @@ export class LeaderboardService {
    * Submits `score` for `member` in one atomic script: applies it by `mode` (default `best`), records
    * it in the member's history, trims the board to `maxEntries` (removing the worst entries) and
    * reports the member's standing. `rank` is `null` when the member did not make it onto the board.
-   * @throws LeaderboardInputError for a non-finite score, an empty or over-long member, a wrong option.
+   * @throws LeaderboardInputError for a non-finite score, an empty or over-long member, a wrong option,
+   *   or an `increment` that would take the member's score to ±infinity (nothing is changed).
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within
+   *   `commandTimeout`, or refuses the write (out of memory, ...).
+   * @example
+   * const { rank, personalBest } = await boards.submit('tetris', 'ada', 4200);
    */
   async submit(board: string, member: string, score: number, options: SubmitOptions = {}): Promise<SubmitResult> {
     const keys = this.boardKeys(board, SUBMIT);
@@ -94,10 +106,18 @@ export class LeaderboardService {
     checkFinite(score, 'score', SUBMIT);
     const mode = checkMode(options.mode, SUBMIT);
     const [order, maxEntries, historyLength] = configArgs(options, SUBMIT);
-    const [rank, current, personalBest, previous] = await this.submitScript.run(
+    const reply = await this.submitScript.run(
       [keys.scores, keys.config, this.historyKey(board, member), keys.histories],
       [member, String(score), mode, order, maxEntries, historyLength],
     );
+    if (reply === LUA_CONSTANTS.LB_OVERFLOW) {
+      fail(
+        SUBMIT,
+        'score',
+        `adding ${score} to the score of "${member}" would take it beyond the range of a double (±1.8e308): nothing was changed`,
+      );
+    }
+    const [rank, current, personalBest, previous] = reply;
     return {
       rank: rank ?? null,
       score: current === null ? null : parseScore(current),
@@ -106,7 +126,14 @@ export class LeaderboardService {
     };
   }
 
-  /** The best `n` entries (at most 1000) starting at 0-based position `offset`, best first. */
+  /**
+   * The best `n` entries (at most 1000) starting at 0-based position `offset`, best first.
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const podium = await boards.top('tetris', 3); // [{ member, score, rank }, ...]
+   */
   async top(board: string, n: number, offset = 0, options?: LeaderboardReadOptions): Promise<LeaderboardEntry[]> {
     const keys = this.boardKeys(board, TOP);
     checkInteger(n, 'n', TOP, 1, MAX_READ_ENTRIES, 'argument');
@@ -118,6 +145,11 @@ export class LeaderboardService {
   /**
    * The member's entry with up to `radius` entries on each side (fewer at the ends of the board), best
    * first; empty when the member is not on the board.
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const nearMe = await boards.around('tetris', 'ada', 2);
    */
   async around(board: string, member: string, radius: number, options?: LeaderboardReadOptions): Promise<LeaderboardEntry[]> {
     const keys = this.boardKeys(board, AROUND);
@@ -127,7 +159,14 @@ export class LeaderboardService {
     return toEntries(reply);
   }
 
-  /** The member's competition rank, or `null` when it is not on the board. */
+  /**
+   * The member's competition rank, or `null` when it is not on the board.
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const rank = await boards.rank('tetris', 'ada'); // 1 = best
+   */
   async rank(board: string, member: string, options?: LeaderboardReadOptions): Promise<number | null> {
     const keys = this.boardKeys(board, RANK);
     checkMember(member, RANK);
@@ -135,7 +174,14 @@ export class LeaderboardService {
     return reply === null ? null : reply[0];
   }
 
-  /** The member's board score, or `null` when it is not on the board. */
+  /**
+   * The member's board score, or `null` when it is not on the board.
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const score = await boards.score('tetris', 'ada');
+   */
   async score(board: string, member: string): Promise<number | null> {
     const keys = this.boardKeys(board, SCORE);
     checkMember(member, SCORE);
@@ -143,7 +189,14 @@ export class LeaderboardService {
     return score === null ? null : parseScore(score);
   }
 
-  /** The member's last `n` submitted scores (default and at most 1000), newest first. */
+  /**
+   * The member's last `n` submitted scores (default and at most 1000), newest first.
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const last10 = await boards.history('tetris', 'ada', 10); // [{ at, score }, ...]
+   */
   async history(board: string, member: string, n = MAX_READ_ENTRIES): Promise<LeaderboardHistoryEntry[]> {
     checkBoard(board, HISTORY);
     checkMember(member, HISTORY);
@@ -156,13 +209,27 @@ export class LeaderboardService {
     });
   }
 
-  /** How many entries the board holds. */
+  /**
+   * How many entries the board holds.
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const players = await boards.count('tetris');
+   */
   async count(board: string): Promise<number> {
     const { scores } = this.boardKeys(board, COUNT);
     return this.engine.command('LeaderboardService.count', (client) => client.zcard(scores));
   }
 
-  /** Removes the member from the board and deletes its history. True if there was anything to remove. */
+  /**
+   * Removes the member from the board and deletes its history. True if there was anything to remove.
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * await boards.remove('tetris', 'cheater');
+   */
   async remove(board: string, member: string): Promise<boolean> {
     const keys = this.boardKeys(board, REMOVE);
     checkMember(member, REMOVE);
@@ -173,6 +240,11 @@ export class LeaderboardService {
   /**
    * Deletes every entry and every member's history of the board (its stored configuration stays).
    * Returns how many entries the board had. One script, O(members with a history).
+   * @throws LeaderboardInputError for an empty or over-long board or member, or a wrong argument or option.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const removed = await boards.reset('season-1');
    */
   async reset(board: string): Promise<number> {
     const keys = this.boardKeys(board, RESET);

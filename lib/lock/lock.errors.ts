@@ -62,3 +62,15 @@ export class LockConflictException extends RedisLuaHttpException {
     super(status, 'The resource is locked by another request; retry later', { retryAfter }, options);
   }
 }
+
+/**
+ * 409 (or `@WithLock`'s `conflictStatus`) sent instead of the handler's response when the route's lock
+ * was lost before the response was out (`onLost: 'error'`, the default): another request may have
+ * held the lock meanwhile, so the client must not take the answer as done under mutual exclusion.
+ * Body `{ statusCode, error, message }`; the {@link LockLostError} is its `cause`.
+ */
+export class LockLostException extends RedisLuaHttpException {
+  constructor(status = 409, options?: { cause?: unknown }) {
+    super(status, 'The lock of this request was lost before it finished: another request may have run at the same time', {}, options);
+  }
+}

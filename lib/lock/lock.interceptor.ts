@@ -5,7 +5,7 @@ import { RedisLuaUnavailableError } from '../core/errors';
 import { retryAfterSeconds, setResponseHeader, unavailableAnswer, withoutStack, type HeaderTarget } from '../core/http';
 import { RouteCache } from '../core/route-metadata';
 import type { Lock } from './lock';
-import { LockConflictException, LockTimeoutError } from './lock.errors';
+import { LockConflictException, LockLostException, LockTimeoutError } from './lock.errors';
 import { resolveLockResource, setRequestLock, WITH_LOCK_METADATA, type WithLockMetadata } from './lock-resource';
 import { LockService } from './lock.service';
 
@@ -79,12 +79,15 @@ export class LockInterceptor implements NestInterceptor {
           stopWatching();
         }
         if (subscriber.closed) return release();
-        setRequestLock(context.switchToHttp().getRequest(), lock);
+        const acquired = lock;
+        setRequestLock(context.switchToHttp().getRequest(), acquired);
+        // Release first, so that the next owner may start as soon as this response is out.
+        const fail = (err: unknown): void => void release().then(() => subscriber.error(err));
         inner = next.handle().subscribe({
-          next: (value) => subscriber.next(value),
-          // Release first, so that the next owner may start as soon as this response is out.
-          error: (err: unknown) => void release().then(() => subscriber.error(err)),
-          complete: () => void release().then(() => subscriber.complete()),
+          next: (value) => (this.lostBeforeAnswer(meta, acquired) ? fail(this.lost(meta, acquired)) : subscriber.next(value)),
+          error: fail,
+          complete: () =>
+            this.lostBeforeAnswer(meta, acquired) ? fail(this.lost(meta, acquired)) : void release().then(() => subscriber.complete()),
         });
       };
       run().catch((err: unknown) => {
@@ -110,6 +113,27 @@ export class LockInterceptor implements NestInterceptor {
     return withoutStack(() => new LockConflictException(retryAfter, meta.options.conflictStatus ?? 409, { cause: err }));
   }
 
+  /**
+   * True when the lock was lost (its lease ran out, whatever the timers did) before the handler's
+   * response went out and `onLost` is `'error'` (the default). With `'log'` it logs and says false.
+   */
+  protected lostBeforeAnswer(meta: WithLockMetadata, lock: Lock): boolean {
+    // Not held and not aborted: the handler released it itself (its signal aborts only on a loss).
+    if (lock.held || !lock.signal.aborted) return false;
+    if (meta.options.onLost === 'log') {
+      this.logger.warn(
+        `Lock on "${lock.resource}" (${meta.where}) was lost before the response: ${lostReason(lock)}; sent anyway (onLost: 'log')`,
+      );
+      return false;
+    }
+    return true;
+  }
+
+  /** The error sent instead of the response of a handler that lost its lock: `conflictStatus` (409). */
+  protected lost(meta: WithLockMetadata, lock: Lock): HttpException {
+    return withoutStack(() => new LockLostException(meta.options.conflictStatus ?? 409, { cause: lock.signal.reason }));
+  }
+
   /** The error sent when Redis could not decide the lock: 503 with `Retry-After` and a JSON body. */
   protected unavailable(context: ExecutionContext, err: RedisLuaUnavailableError): HttpException {
     const res = context.getType() === 'http' ? context.switchToHttp().getResponse<HeaderTarget>() : undefined;
@@ -128,4 +152,10 @@ export class LockInterceptor implements NestInterceptor {
     raw.once('close', listener);
     return () => raw.removeListener?.('close', listener);
   }
+}
+
+/** Why a lock is no longer held: its signal's reason, or its lease having run out (the signal aborts on the next turn). */
+function lostReason(lock: Lock): string {
+  const reason: unknown = lock.signal.reason;
+  return reason instanceof Error ? reason.message : `its lease ran out at ${new Date(lock.expiresAt).toISOString()}`;
 }

@@ -1,6 +1,16 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { mustBe } from '../core/messages';
-import { checkBoolean, checkDuration, checkInteger, checkKnownKeys, checkObject, fail, keysOf, type InputSite } from '../core/validation';
+import {
+  checkBoolean,
+  checkChoice,
+  checkDuration,
+  checkInteger,
+  checkKnownKeys,
+  checkObject,
+  fail,
+  keysOf,
+  type InputSite,
+} from '../core/validation';
 
 /** Defaults of every lock, set with `RedisLuaModule.forRoot({ lock: { ... } })`. */
 export interface LockModuleOptions {
@@ -43,7 +53,19 @@ export interface WithLockOptions extends LockModuleOptions {
   conflictStatus?: number;
   /** Renew the lock while the handler runs (default `true`). */
   autoExtend?: boolean;
+  /**
+   * What happens when the lock is lost before the handler's response is out (its lease ran out:
+   * renewal failed, the process was paused, `autoExtend: false` with a handler slower than `ttlMs`):
+   * - `'error'` (default): the response is not sent; the client gets `conflictStatus` (409) with a
+   *   JSON body saying mutual exclusion did not hold (another request may have run meanwhile);
+   * - `'log'`: the handler's response is sent as it is and a warning is logged.
+   * Either way the handler's side effects happened: protect writes with `lock.fence` (see the README).
+   */
+  onLost?: 'error' | 'log';
 }
+
+/** The values of `@WithLock`'s `onLost`. */
+const ON_LOST = ['error', 'log'] as const;
 
 /** A lock token: what this library hands out is 24 characters; one handed in may be up to 256. */
 export const LOCK_TOKEN = { maxLength: 256 };
@@ -57,7 +79,7 @@ export const LOCK_OPTION_KEYS = {
   module: keysOf<LockModuleOptions>({ ttlMs: true, waitMs: true }),
   acquire: keysOf<AcquireLockOptions>({ ttlMs: true, waitMs: true, autoExtend: true, signal: true }),
   tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true }),
-  withLock: keysOf<WithLockOptions>({ ttlMs: true, waitMs: true, conflictStatus: true, autoExtend: true }),
+  withLock: keysOf<WithLockOptions>({ ttlMs: true, waitMs: true, conflictStatus: true, autoExtend: true, onLost: true }),
 } as const;
 
 /**
@@ -81,4 +103,5 @@ export function validateLockOptions(options: AcquireLockOptions | undefined, sit
 export function validateWithLockOptions(options: WithLockOptions, site: InputSite): void {
   validateLockOptions(options, site, LOCK_OPTION_KEYS.withLock);
   if (options.conflictStatus !== undefined) checkInteger(options.conflictStatus, 'conflictStatus', site, 400, 599);
+  if (options.onLost !== undefined) checkChoice(options.onLost, 'onLost', site, ON_LOST);
 }

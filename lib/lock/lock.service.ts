@@ -83,6 +83,15 @@ export class LockService implements OnModuleDestroy {
    * @throws LockTimeoutError when the lock is still held after `waitMs` (0: one attempt).
    * @throws LockInputError on an empty resource or invalid options, before any Redis call.
    * @throws the `signal`'s reason when it aborts while waiting.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const lock = await locks.acquire(`invoice:${id}`, { ttlMs: 10_000, waitMs: 2_000 });
+   * try {
+   *   await invoices.close(id, { fence: lock.fence });
+   * } finally {
+   *   await lock.release();
+   * }
    */
   async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
     checkText(resource, 'resource', ACQUIRE);
@@ -137,7 +146,15 @@ export class LockService implements OnModuleDestroy {
     }
   }
 
-  /** One attempt: the lock, or `null` if another owner holds it. */
+  /**
+   * One attempt: the lock, or `null` if another owner holds it.
+   * @throws LockInputError on an empty resource or invalid options, before any Redis call.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * const lock = await locks.tryAcquire('nightly-report');
+   * if (!lock) return; // another instance runs it
+   */
   async tryAcquire(resource: string, options: TryAcquireLockOptions = {}): Promise<Lock | null> {
     checkText(resource, 'resource', TRY_ACQUIRE);
     validateLockOptions(options, TRY_ACQUIRE, LOCK_OPTION_KEYS.tryAcquire);
@@ -150,6 +167,9 @@ export class LockService implements OnModuleDestroy {
    * {@link Lock} (its `fence`, and `signal`, aborted if the lock is lost). An error of `fn` is
    * rethrown unchanged, never hidden by a failing release; a release that fails after `fn`
    * succeeded is logged (the lock then expires by its TTL) and `fn`'s result is returned.
+   * @throws what {@link acquire} throws, before `fn` runs; `fn`'s own error, unchanged.
+   * @example
+   * const total = await locks.withLock(`cart:${id}`, (lock) => carts.checkout(id, lock.fence), { waitMs: 1_000 });
    */
   async withLock<T>(resource: string, fn: (lock: Lock) => T | Promise<T>, options: AcquireLockOptions = {}): Promise<T> {
     const lock = await this.acquire(resource, options);
@@ -170,6 +190,8 @@ export class LockService implements OnModuleDestroy {
    * When the call fails without a reply (the connection dropped), it rejects with that error and the
    * release is sent once more in the background (compare-and-delete: harmless if the first one ran).
    * @throws LockInputError on an empty resource or token, before any Redis call.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
    * @example `await locks.release('invoice:42', tokenFromAnotherProcess)`
    */
   async release(resource: string, token: string): Promise<boolean> {
@@ -186,6 +208,8 @@ export class LockService implements OnModuleDestroy {
   /**
    * Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token`.
    * @throws LockInputError on an empty resource or token or a bad `ttlMs`, before any Redis call.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
    * @example `await locks.extend('invoice:42', token, 60_000)`
    */
   async extend(resource: string, token: string, ttlMs: number): Promise<boolean> {

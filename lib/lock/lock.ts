@@ -114,6 +114,11 @@ export class Lock {
    * Sets the lock's TTL to `ttlMs` from now (default: its current TTL); later automatic renewals
    * use it too.
    * @throws LockLostError when the lock is no longer held (its `signal` is aborted too).
+   * @throws LockInputError for a `ttlMs` that is not a positive integer.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call.
+   * @example
+   * await lock.extend(120_000); // a long step ahead
    */
   async extend(ttlMs: number = this.ttl): Promise<void> {
     checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
@@ -138,6 +143,11 @@ export class Lock {
    * Releases the lock if this holder still has it (token checked in Redis) and wakes the waiters.
    * Stops the renewals first. Resolves `true` if it deleted the lock, `false` if it was no longer
    * held with this token (already released, expired, or taken). Calling it again resolves `false`.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call.
+   * @example
+   * const lock = await locks.acquire('job');
+   * try { await run(lock); } finally { await lock.release(); }
    */
   async release(): Promise<boolean> {
     if (this.state === 'released') return false;

@@ -90,14 +90,26 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
    * Records a hit of `cost` units for `key` if every rule admits it (otherwise records nothing).
    * The result describes the tightest rule. When Redis is down or slower than `timeoutMs`, `failMode`
    * decides: `open` returns an admitted result marked `degraded`, `closed` throws
-   * {@link RateLimitUnavailableError}.
+   * {@link RateLimitUnavailableError}. A call Redis runs after its `timeoutMs` (a frozen server
+   * resuming) records nothing, whichever fail mode answered it.
    * @throws RateLimitInputError for an empty key, bad rules or a bad cost (before any Redis call).
+   * @throws RateLimitUnavailableError with `failMode: 'closed'` when Redis is unreachable, slower than
+   *   `timeoutMs` or refuses the call (a {@link RedisLuaUnavailableError}).
+   * @example
+   * const result = await limiter.consume(`login:${ip}`, { limit: 5, windowMs: 60_000 });
+   * if (!result.allowed) throw new HttpException('Too many attempts', 429);
    */
   consume(key: string, rules: RateLimitRule | readonly RateLimitRule[], options?: ConsumeOptions): Promise<RateLimitResult> {
     return this.check('c', key, rules, options);
   }
 
-  /** What `consume` would answer, recording nothing. */
+  /**
+   * What `consume` would answer, recording nothing.
+   * @throws RateLimitInputError for an empty key, bad rules or a bad cost (before any Redis call).
+   * @throws RateLimitUnavailableError with `failMode: 'closed'`, as `consume`.
+   * @example
+   * const { remaining } = await limiter.peek(`login:${ip}`, { limit: 5, windowMs: 60_000 });
+   */
   peek(key: string, rules: RateLimitRule | readonly RateLimitRule[], options?: ConsumeOptions): Promise<RateLimitResult> {
     return this.check('p', key, rules, options);
   }
@@ -105,6 +117,11 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   /**
    * Forgets every hit of `key` under `rules` in Redis, and every local denial of `key` in this
    * process's deny cache (other processes see the reset once their cached denial runs out).
+   * @throws RateLimitInputError for an empty key or bad rules.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call (out of memory, ...).
+   * @example
+   * await limiter.reset(`login:${ip}`, { limit: 5, windowMs: 60_000 }); // after a successful login
    */
   async reset(key: string, rules: RateLimitRule | readonly RateLimitRule[]): Promise<void> {
     const plan = this.plan(key, rules, RESET);

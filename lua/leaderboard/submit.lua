@@ -20,9 +20,13 @@
     score         the member's board score after the submit (string), or nil when not on the board
     personalBest  1 when the member is on the board and its score improved (or it just entered), else 0
     previousBest  the member's board score before the submit (string), or nil
+  or LB_OVERFLOW (-1), changing nothing, when an increment would take the score to +/-infinity.
 ]]
 --- @include "../includes/leaderboard-config"
 --- @include "../includes/leaderboard-rank"
+
+-- The reply of an increment that would overflow (the `@export` mark hands it to the TypeScript side).
+local LB_OVERFLOW = -1 --- @export
 
 local scores_key, config_key, history_key, histories_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local member, score, mode = ARGV[1], ARGV[2], ARGV[3]
@@ -46,6 +50,9 @@ if mode == 'best' then
 elseif mode == 'latest' then
   redis.call('ZADD', scores_key, score, member)
 elseif mode == 'increment' then
+  -- Redis would store inf (and answer it as a score that submit itself refuses): refuse instead.
+  local sum = (tonumber(previous) or 0) + value
+  if sum == math.huge or sum == -math.huge then return LB_OVERFLOW end
   redis.call('ZINCRBY', scores_key, score, member)
 else
   error('invalid submit mode: ' .. tostring(mode))

@@ -134,6 +134,24 @@ describeTopologies('LeaderboardService', (t) => {
     expect((await boards.history('inc', 'p')).map((h) => h.score)).toEqual([-5, 0.25, 10]);
   });
 
+  it('an increment that would overflow to ±infinity is refused with LeaderboardInputError and changes nothing', async () => {
+    await boards.submit('overflow', 'p', 1e308, { mode: 'increment' });
+    const err = await boards.submit('overflow', 'p', 1e308, { mode: 'increment' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LeaderboardInputError);
+    expect(err).toMatchObject({
+      field: 'score',
+      message: expect.stringMatching(
+        /^nest-redis-lua: LeaderboardService\.submit: adding 1e\+308 to the score of "p" would take it beyond/,
+      ),
+    });
+    expect(await boards.score('overflow', 'p')).toBe(1e308);
+    expect((await boards.history('overflow', 'p')).map((h) => h.score)).toEqual([1e308]);
+    // The other way too, and a sum that stays finite still works.
+    await boards.submit('overflow', 'n', -1e308, { mode: 'increment' });
+    await expect(boards.submit('overflow', 'n', -1e308, { mode: 'increment' })).rejects.toThrow(LeaderboardInputError);
+    expect(await boards.submit('overflow', 'p', -1e308, { mode: 'increment' })).toMatchObject({ score: 0 });
+  });
+
   it('historyLength keeps the last N submissions; 0 keeps none', async () => {
     for (let i = 1; i <= 5; i++) await boards.submit('h', 'p', i, { historyLength: 3 });
     expect((await boards.history('h', 'p')).map((h) => h.score)).toEqual([5, 4, 3]);

@@ -66,6 +66,27 @@ function makeController(hooks: Hooks) {
       return { aborted: lock.signal.aborted };
     }
 
+    @Get('outlived/:mode')
+    @WithLock('outlived:{params.mode}', { ttlMs: 300, autoExtend: false, waitMs: 0 })
+    async outlived(@CurrentLock() lock: Lock): Promise<{ fence: number }> {
+      // The lease runs out while the handler works (its signal aborts at expiresAt).
+      await new Promise((resolve) => lock.signal.addEventListener('abort', resolve));
+      return { fence: lock.fence };
+    }
+
+    @Get('outlived-log')
+    @WithLock('outlived-log', { ttlMs: 300, autoExtend: false, waitMs: 0, onLost: 'log' })
+    async outlivedLogged(@CurrentLock() lock: Lock): Promise<{ fence: number }> {
+      await new Promise((resolve) => lock.signal.addEventListener('abort', resolve));
+      return { fence: lock.fence };
+    }
+
+    @Get('released-early')
+    @WithLock('released-early', { waitMs: 0 })
+    async releasedEarly(@CurrentLock() lock: Lock): Promise<{ released: boolean }> {
+      return { released: await lock.release() };
+    }
+
     @Get('stream/:id')
     @WithLock('stream:{params.id}', { ttlMs: 5_000, waitMs: 25_000 })
     stream(): Observable<string> {
@@ -109,6 +130,22 @@ describeTopologies('@WithLock', (t) => {
   let redis: Redis | Cluster;
   beforeAll(() => {
     redis = t.client();
+  });
+
+  it("onLost: a handler that outlives its lock answers 409 ('error', the default) or its own 2xx ('log'); releasing early is not a loss", async () => {
+    const [a] = await twoApps(t, new Hooks());
+    const lost = await fetch(url(a, '/outlived/error'));
+    expect(lost.status).toBe(409);
+    expect(await lost.json()).toEqual({
+      statusCode: 409,
+      error: 'Conflict',
+      message: 'The lock of this request was lost before it finished: another request may have run at the same time',
+    });
+    const logged = await fetch(url(a, '/outlived-log'));
+    expect(logged.status).toBe(200);
+    expect(await logged.json()).toEqual({ fence: expect.any(Number) });
+    const early = await fetch(url(a, '/released-early'));
+    expect([early.status, await early.json()]).toEqual([200, { released: true }]);
   });
 
   it('mutual exclusion: 200 concurrent read-modify-write requests over two apps lose no update', async () => {

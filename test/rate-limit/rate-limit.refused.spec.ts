@@ -26,6 +26,7 @@ import {
 } from 'nest-redis-lua';
 import request from 'supertest';
 import { RedisClusterHarness, RedisServer } from '../harness/redis-server';
+import { recordScenario } from '../harness/scenario-summary';
 
 jest.setTimeout(60_000);
 
@@ -131,7 +132,15 @@ describe.each<Topology>(['standalone', 'cluster'])('refused hits are not counted
     const http = setup.app.getHttpServer();
     const path = `/${mode}`;
     const frozen = freeze(setup, 1);
-    const answers = await Promise.all(Array.from({ length: 5 }, () => request(http).get(path)));
+    const timings: number[] = [];
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const started = performance.now();
+        const answer = await request(http).get(path);
+        timings.push(performance.now() - started);
+        return answer;
+      }),
+    );
     expect(answers.map((a) => a.status)).toEqual([status, status, status, status, status]);
     if (mode === 'closed') expect(answers.map((a) => a.headers['retry-after'])).toEqual(['1', '1', '1', '1', '1']);
     await frozen.woken();
@@ -139,6 +148,15 @@ describe.each<Topology>(['standalone', 'cluster'])('refused hits are not counted
     const after = [];
     for (let i = 0; i <= LIMIT; i++) after.push((await request(http).get(path)).status);
     expect(after).toEqual([200, 200, 200, 200, 200, 429]);
+    recordScenario({
+      scenario: `DEBUG SLEEP 1, timeoutMs 200, failMode ${mode}`,
+      topology,
+      operations: 5,
+      failures: mode === 'closed' ? 5 : 0,
+      unhandledRejections: 0,
+      maxLatencyMs: Math.round(Math.max(...timings)),
+      note: `5 × ${status}; recorded when Redis woke: 0 (limit left ${LIMIT}/${LIMIT})`,
+    });
   });
 
   it.each(ALGORITHMS)('%s: a call frozen past its timeoutMs leaves no trace; peek shows the full limit', async (algorithm) => {
@@ -181,7 +199,9 @@ describe.each<Topology>(['standalone', 'cluster'])('refused hits are not counted
 
       await setMaxmemory(setup, '1');
       const http = setup.app.getHttpServer();
+      const refusedAt = performance.now();
       const answers = await Promise.all(Array.from({ length: 5 }, () => request(http).get('/oom')));
+      const refusedMs = performance.now() - refusedAt;
       expect(answers.map((a) => [a.status, a.headers['retry-after']])).toEqual(answers.map(() => [503, '1']));
       for (const rule of rules) {
         const err = await limiter.consume(`oom-${rule.algorithm}`, rule, { failMode: 'closed' }).catch((e: unknown) => e);
@@ -212,6 +232,15 @@ describe.each<Topology>(['standalone', 'cluster'])('refused hits are not counted
       expect((await Promise.all(rules.map((rule) => limiter.peek(`oom-${rule.algorithm}`, rule)))).map((r) => r.remaining)).toEqual(
         rules.map(() => LIMIT - 1),
       );
+      recordScenario({
+        scenario: 'maxmemory reached, noeviction',
+        topology,
+        operations: 5 + rules.length + writes.length,
+        failures: 5 + rules.length + writes.length,
+        unhandledRejections: 0,
+        maxLatencyMs: Math.round(refusedMs),
+        note: '503 / OOM refused before writing; keys unchanged; release, extend, reads work',
+      });
     });
   });
 });

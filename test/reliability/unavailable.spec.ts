@@ -22,6 +22,7 @@ import {
 } from 'nest-redis-lua';
 import request from 'supertest';
 import { RedisClusterHarness, RedisServer } from '../harness/redis-server';
+import { recordScenario } from '../harness/scenario-summary';
 import { boundFor, timeCall } from '../harness/timing';
 
 jest.setTimeout(60_000);
@@ -65,7 +66,9 @@ async function outageApp(connection: RedisLuaModuleOptions): Promise<INestApplic
 }
 
 /** What every public call with a Redis round trip must do while Redis is gone, and the HTTP answers. */
-async function expectUnavailable(app: INestApplication): Promise<void> {
+async function expectUnavailable(app: INestApplication, topology: string): Promise<void> {
+  let slowest = 0;
+  let calls503 = 0;
   // The contract: a call queued while the client reconnects fails at the next attempt (at most
   // 500 ms apart on the module's connections), never waits for waitMs or the whole outage.
   const calls: Array<[string, () => Promise<unknown>]> = [
@@ -80,6 +83,7 @@ async function expectUnavailable(app: INestApplication): Promise<void> {
     expect({ name, error: timed.error }).toEqual({ name, error: expect.any(RedisLuaUnavailableError) });
     expect((timed.error as RedisLuaUnavailableError).message).toMatch(/^nest-redis-lua: .*Redis is unavailable: /);
     expect({ name, late: timed.ms >= boundFor(500, timed.lateMs, 1_000) }).toEqual({ name, late: false });
+    slowest = Math.max(slowest, timed.ms);
   }
 
   const http = app.getHttpServer();
@@ -89,6 +93,8 @@ async function expectUnavailable(app: INestApplication): Promise<void> {
     expect({ path, status: res.status, retryAfter: res.headers['retry-after'] }).toEqual({ path, status: 503, retryAfter: '1' });
     expect(res.body).toEqual({ statusCode: 503, error: 'Service Unavailable', message: expect.any(String), retryAfter: 1 });
     expect({ path, late: timed.ms >= boundFor(500, timed.lateMs, 1_000) }).toEqual({ path, late: false });
+    slowest = Math.max(slowest, timed.ms);
+    calls503 += 1;
   }
   const closed = await request(http).get('/closed');
   expect([closed.status, closed.headers['retry-after']]).toEqual([503, '1']);
@@ -97,6 +103,15 @@ async function expectUnavailable(app: INestApplication): Promise<void> {
   expect(bad.status).toBe(400);
   expect(bad.body).toMatchObject({ statusCode: 400, error: 'Bad Request', field: 'amount' });
   expect(bad.body.message).toMatch(/^nest-redis-lua: BoundedCounterService\.increment: amount must be/);
+  recordScenario({
+    scenario: 'Redis gone: every service, @WithLock, filter',
+    topology,
+    operations: 5 + calls503 + 2,
+    failures: 5 + calls503 + 1,
+    unhandledRejections: 0,
+    maxLatencyMs: Math.round(slowest),
+    note: '5 services RedisLuaUnavailableError, routes 503 + Retry-After',
+  });
 }
 
 describe('Redis unavailable: typed errors and 503s from every feature', () => {
@@ -118,7 +133,7 @@ describe('Redis unavailable: typed errors and 503s from every feature', () => {
       });
       await server.stop();
       await atCap;
-      await expectUnavailable(app);
+      await expectUnavailable(app, 'standalone');
       // Redis back: the same app works again.
       await server.restart();
       await new Promise<void>((resolve) => client.once('ready', () => resolve()));
@@ -135,7 +150,7 @@ describe('Redis unavailable: typed errors and 503s from every feature', () => {
     try {
       expect((await request(app.getHttpServer()).post('/locked')).status).toBe(201);
       await Promise.all(cluster.servers.map((s) => s.stop()));
-      await expectUnavailable(app);
+      await expectUnavailable(app, 'cluster');
     } finally {
       await app.close();
       await cluster.destroy();

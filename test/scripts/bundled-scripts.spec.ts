@@ -35,6 +35,12 @@ describe('bundled scripts', () => {
   });
 
   it('exports the numbers the TypeScript side shares with the Lua', () => {
-    expect(LUA_CONSTANTS).toEqual({ RL_LATE: -1, RL_REMAINING_UNIT: 2 ** 33, RL_SW_INDEX_UNIT: 2 ** 42, RL_SW_COUNT_UNIT: 2 ** 21 });
+    expect(LUA_CONSTANTS).toEqual({
+      LB_OVERFLOW: -1,
+      RL_LATE: -1,
+      RL_REMAINING_UNIT: 2 ** 33,
+      RL_SW_INDEX_UNIT: 2 ** 42,
+      RL_SW_COUNT_UNIT: 2 ** 21,
+    });
   });
 });
