@@ -26,6 +26,8 @@ export class ServerClock {
   private offsetMs: number | undefined;
   private readonly timer: NodeJS.Timeout;
   private measuring?: Promise<void>;
+  private lastDeadline = 0;
+  private lastText = '';
 
   constructor(private readonly client: Redis | Cluster) {
     client.on('ready', this.measure);
@@ -33,10 +35,20 @@ export class ServerClock {
     this.timer = setInterval(this.measure, REFRESH_MS).unref();
   }
 
-  /** The deadline `timeoutMs` from now, on the servers' clocks, as the scripts take it. */
+  /**
+   * The deadline `timeoutMs` from now, on the servers' clocks, as the scripts take it. The string of
+   * the last deadline is reused while it is the same number (calls of one millisecond with one
+   * `timeoutMs`): formatting a 13-digit number on every call showed in the client CPU profile.
+   */
   deadline(timeoutMs: number): string {
     const { offsetMs } = this;
-    return offsetMs === undefined ? NO_DEADLINE : String(Math.ceil(Date.now() + timeoutMs + offsetMs));
+    if (offsetMs === undefined) return NO_DEADLINE;
+    const deadline = Math.ceil(Date.now() + timeoutMs + offsetMs);
+    if (deadline !== this.lastDeadline) {
+      this.lastDeadline = deadline;
+      this.lastText = String(deadline);
+    }
+    return this.lastText;
   }
 
   /** Stops measuring (the module is closing). */

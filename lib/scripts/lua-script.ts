@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import { Command, type Cluster, type Redis } from 'ioredis';
-import type { RedisLuaUnavailableError } from '../core/errors';
+import { RedisLuaInputError, type RedisLuaUnavailableError } from '../core/errors';
+import { message } from '../core/messages';
 import { isNoScriptError, isReplyError, LuaScriptError, unavailableError } from './lua-script.errors';
 import type { ScriptSource } from './script-source';
 
@@ -55,13 +56,18 @@ export class LuaScript<TReply = unknown> {
   /**
    * Runs the script. All `keys` must hash to one slot on a cluster (build them with the
    * {@link KeyBuilder} and one tag).
+   * @throws RedisLuaInputError when the script was registered with `numberOfKeys` and `keys` has another length.
    * @throws LuaScriptError when the script raises an error or a command inside it fails.
    * @throws RedisLuaUnavailableError when Redis is unreachable, gives no reply within
    *   `commandTimeout`, or refuses the call (OOM, BUSY, READONLY, ...).
+   * @example
+   * const views = await this.countViews.run([keys.key('pages', [pageId], 'views')], [1]);
    */
   run(keys: readonly string[], args: readonly ScriptArg[] = []): Promise<TReply> {
     if (this.numberOfKeys !== undefined && keys.length !== this.numberOfKeys) {
-      return Promise.reject(new TypeError(`Lua script "${this.name}" takes ${this.numberOfKeys} keys, got ${keys.length}`));
+      return Promise.reject(
+        new RedisLuaInputError(message(`script "${this.name}"`, `takes ${this.numberOfKeys} keys, got ${keys.length}`), 'keys'),
+      );
     }
     if (this.host.debugLogger) return this.runLogged(keys, args);
     return this.evaluate(keys, args);

@@ -1,7 +1,16 @@
 import { Injectable, Logger, Module } from '@nestjs/common';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { InjectScript, KeyBuilder, LuaScript, LuaScriptEngine, LuaScriptError, REDIS_LUA_KEYS, RedisLuaModule } from 'nest-redis-lua';
+import {
+  InjectScript,
+  KeyBuilder,
+  LuaScript,
+  LuaScriptEngine,
+  LuaScriptError,
+  REDIS_LUA_KEYS,
+  RedisLuaInputError,
+  RedisLuaModule,
+} from 'nest-redis-lua';
 import { NestFactory } from '@nestjs/core';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
@@ -70,7 +79,11 @@ describeTopologies('script engine', (t) => {
     await redis.set(from, 10);
     expect(await bank.transfer.run([from, to], [7])).toEqual([1, 3, 7]);
     expect(await bank.transfer.run([from, to], [7])).toEqual([0, 3, 7]);
-    await expect(bank.transfer.run([from], [1])).rejects.toThrow('takes 2 keys, got 1');
+    await expect(bank.transfer.run([from], [1])).rejects.toThrow(RedisLuaInputError);
+    await expect(bank.transfer.run([from], [1])).rejects.toMatchObject({
+      field: 'keys',
+      message: expect.stringContaining('takes 2 keys, got 1'),
+    });
   });
 
   it('reports Lua errors as LuaScriptError naming the script, its SHA and the line (includes mapped)', async () => {
