@@ -99,22 +99,32 @@ export class LockService implements OnModuleDestroy {
     const ttlMs = options.ttlMs ?? this.defaults.ttlMs;
     const waitMs = options.waitMs ?? this.defaults.waitMs;
     const autoExtend = options.autoExtend ?? true;
-    const { signal, dispose } = eitherSignal(options.signal, this.closing.signal);
+    const caller = options.signal;
+    this.closing.signal.throwIfAborted();
+    caller?.throwIfAborted();
+    const deadline = performance.now() + waitMs;
+    // The first attempt costs what tryAcquire does: no combined signal, subscription or timer until
+    // the lock turns out to be held.
+    const first = await this.attempt(resource, ttlMs, autoExtend, caller);
+    if (first.lock) return first.lock;
+    if (waitMs === 0) throw new LockTimeoutError(resource, waitMs, first.pttl >= 0 ? first.pttl : undefined);
+    const { signal, dispose } = eitherSignal(caller, this.closing.signal);
     try {
-      return await this.acquireUntil(resource, ttlMs, waitMs, autoExtend, signal);
+      return await this.waitFor(resource, ttlMs, waitMs, autoExtend, signal, deadline);
     } finally {
       dispose();
     }
   }
 
-  private async acquireUntil(resource: string, ttlMs: number, waitMs: number, autoExtend: boolean, signal: AbortSignal): Promise<Lock> {
-    signal.throwIfAborted();
-    const deadline = performance.now() + waitMs;
-
-    let attempt = await this.attempt(resource, ttlMs, autoExtend, signal);
-    if (attempt.lock) return attempt.lock;
-    if (waitMs === 0) throw new LockTimeoutError(resource, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
-
+  /** After a first attempt found the lock held: waits for a release notice or the holder's TTL, until `deadline`. */
+  private async waitFor(
+    resource: string,
+    ttlMs: number,
+    waitMs: number,
+    autoExtend: boolean,
+    signal: AbortSignal,
+    deadline: number,
+  ): Promise<Lock> {
     // Subscribe, then try again: a release between the first attempt and the subscription is
     // caught by the second attempt, any later one by the notice. The second attempt, if it fails,
     // also counts this waiter in the same script call, so every later release publishes a notice
@@ -127,7 +137,7 @@ export class LockService implements OnModuleDestroy {
       for (;;) {
         signal.throwIfAborted();
         waiter.notified = false;
-        attempt = await this.attempt(resource, ttlMs, autoExtend, signal, count);
+        const attempt = await this.attempt(resource, ttlMs, autoExtend, signal, count);
         if (attempt.lock) {
           acquired = true;
           return attempt.lock;
@@ -158,7 +168,7 @@ export class LockService implements OnModuleDestroy {
   async tryAcquire(resource: string, options: TryAcquireLockOptions = {}): Promise<Lock | null> {
     checkText(resource, 'resource', TRY_ACQUIRE);
     validateLockOptions(options, TRY_ACQUIRE, LOCK_OPTION_KEYS.tryAcquire);
-    const attempt = await this.attempt(resource, options.ttlMs ?? this.defaults.ttlMs, options.autoExtend ?? true, this.closing.signal);
+    const attempt = await this.attempt(resource, options.ttlMs ?? this.defaults.ttlMs, options.autoExtend ?? true);
     return attempt.lock ?? null;
   }
 
@@ -238,8 +248,11 @@ export class LockService implements OnModuleDestroy {
     for (const lock of [...this.held]) lock.abandon('the application is shutting down; it is no longer renewed');
   }
 
-  /** One attempt (see {@link LockStore.attempt}): the lock, or the holder's PTTL. */
-  private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal: AbortSignal, count?: WaiterCount): Promise<Attempt> {
+  /**
+   * One attempt (see {@link LockStore.attempt}): the lock, or the holder's PTTL. A lock taken after
+   * the service began shutting down or `signal` aborted (while the call was in flight) is handed back.
+   */
+  private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal?: AbortSignal, count?: WaiterCount): Promise<Attempt> {
     const token = this.tokens.next();
     const sentAt = Date.now();
     let reply: AcquireReply;
@@ -252,10 +265,11 @@ export class LockService implements OnModuleDestroy {
     if (count) count.counted = reply[0] !== 1;
     if (reply[0] !== 1) return { pttl: Number(reply[1]) };
     const lock = new Lock(this.backend, resource, token, Number(reply[1]), sentAt, ttlMs, autoExtend);
-    if (signal.aborted) {
+    if (this.closing.signal.aborted || signal?.aborted) {
       // Given up (shutdown, client gone) while the attempt was in flight: hand the lock back.
       await this.releaseQuietly(lock);
-      signal.throwIfAborted();
+      this.closing.signal.throwIfAborted();
+      signal?.throwIfAborted();
     }
     this.held.add(lock);
     return { lock };

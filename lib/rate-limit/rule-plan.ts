@@ -31,15 +31,23 @@ export interface RulePlan<Script> {
 /** The script of each algorithm, and the one that runs rules of several algorithms together. */
 export type RuleScripts<Script> = Readonly<Record<RateLimitAlgorithm | 'mixed', Script>>;
 
+/** How many plans the by-value cache keeps (distinct rule sets of an application are few). */
+const MAX_SHAPES = 1_000;
+
 /**
- * The plan cache. Shape kept for speed (bench: "fixed-window consume, rule object reused"): a plan
- * is looked up by the identity of the rules object (a route's constant, a caller's module-level rule)
- * in a WeakMap, and reused as long as that object's fields still hold the values the plan was made
- * from, which `unchanged` compares without allocating. A mutated object, a new one, or a primitive
- * is resolved again: validation, defaults, key factories, frozen result rules, ARGV strings.
+ * The plan cache, in two levels:
+ * - by the identity of the rules object (a route's constant, a caller's module-level rule) in a
+ *   WeakMap, reused as long as that object's fields still hold the values the plan was made from,
+ *   which `unchanged` compares without allocating;
+ * - by value (a fresh literal on every call, as the README writes it: `consume(key, { limit: 3,
+ *   windowMs: 600_000 })`): a key built from the rules' values and types ({@link shapeKey}) into a
+ *   bounded map. Only plain rules of numbers and strings have a key; anything else (a primitive, an
+ *   unknown field, a value of another type) is resolved every time, so its error is raised every time.
+ * A miss on both is resolved: validation, defaults, key factories, frozen result rules, ARGV strings.
  */
 export class RulePlans<Script> {
   private readonly plans = new WeakMap<object, { plan: RulePlan<Script>; snapshot: readonly unknown[] }>();
+  private readonly byShape = new Map<string, RulePlan<Script>>();
 
   constructor(
     private readonly scripts: RuleScripts<Script>,
@@ -55,8 +63,16 @@ export class RulePlans<Script> {
     const cacheable = typeof rules === 'object' && rules !== null;
     const known = cacheable ? this.plans.get(rules) : undefined;
     if (known && unchanged(known.snapshot, rules)) return known.plan;
+    const shape = cacheable ? shapeKey(rules) : undefined;
+    const same = shape === undefined ? undefined : this.byShape.get(shape);
+    // Found by value: not remembered by identity (a literal is garbage right after the call).
+    if (same) return same;
     const plan = this.build(resolveRules(rules, site, this.defaults));
     if (cacheable) this.plans.set(rules, { plan, snapshot: snapshotOf(rules) });
+    if (shape !== undefined) {
+      if (this.byShape.size >= MAX_SHAPES) this.byShape.delete(this.byShape.keys().next().value as string);
+      this.byShape.set(shape, plan);
+    }
     return plan;
   }
 
@@ -117,4 +133,33 @@ function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly
     }
   }
   return true;
+}
+
+/**
+ * A key that two rules values share only if they are the same values of the same types: the limit
+ * and window as numbers, the algorithm and name as strings (length-prefixed, so no text can run into
+ * the next field), or undefined for a value or rule that must be resolved (and checked) every time: not
+ * a plain rule object, a field of another type, a field that is not a rule option. Only valid rules
+ * are ever stored under a key, so a hit is a rules value that was resolved without error before.
+ */
+export function shapeKey(rules: RateLimitRule | readonly RateLimitRule[]): string | undefined {
+  if (!Array.isArray(rules)) return ruleShape(rules as RateLimitRule);
+  let key = `${rules.length}`;
+  for (const rule of rules as readonly RateLimitRule[]) {
+    const shape = ruleShape(rule);
+    if (shape === undefined) return undefined;
+    key += `;${shape}`;
+  }
+  return key;
+}
+
+function ruleShape(rule: RateLimitRule): string | undefined {
+  if (typeof rule !== 'object' || rule === null) return undefined;
+  const { limit, windowMs, algorithm, name } = rule;
+  if (typeof limit !== 'number' || typeof windowMs !== 'number') return undefined;
+  if ((algorithm !== undefined && typeof algorithm !== 'string') || (name !== undefined && typeof name !== 'string')) return undefined;
+  for (const field in rule) {
+    if (field !== 'limit' && field !== 'windowMs' && field !== 'algorithm' && field !== 'name') return undefined;
+  }
+  return `${limit}|${windowMs}|${algorithm === undefined ? '-' : `${algorithm.length}:${algorithm}`}|${name === undefined ? '-' : `${name.length}:${name}`}`;
 }

@@ -35,7 +35,7 @@ describe('RulePlans', () => {
     expect(Object.isFrozen(first.publicRules[0])).toBe(true);
   });
 
-  it('resolves again when the object was mutated, and for a new object with the same values', () => {
+  it('resolves again when the object was mutated; a new object with the same values shares the plan', () => {
     const cache = plans();
     const rule: RateLimitRule = { limit: 10, windowMs: 1_000 };
     const first = cache.get(rule, SITE);
@@ -43,12 +43,60 @@ describe('RulePlans', () => {
     const mutated = cache.get(rule, SITE);
     expect(mutated).not.toBe(first);
     expect(mutated.rules[0].limit).toBe(20);
-    expect(cache.get({ limit: 20, windowMs: 1_000 }, SITE)).not.toBe(mutated);
+    expect(cache.get({ limit: 20, windowMs: 1_000 }, SITE)).toBe(mutated);
     const list = [rule, { limit: 5, windowMs: 60_000, algorithm: 'token-bucket' as const }];
     const several = cache.get(list, SITE);
     expect(cache.get(list, SITE)).toBe(several);
     list[1].limit = 6;
     expect(cache.get(list, SITE)).not.toBe(several);
+  });
+
+  it('a fresh literal per call (the README shape) finds the plan by value; only identical values and types share one', () => {
+    const cache = plans();
+    const plan = cache.get({ limit: 3, windowMs: 600_000 }, SITE);
+    expect(cache.get({ limit: 3, windowMs: 600_000 }, SITE)).toBe(plan);
+    expect(cache.get({ windowMs: 600_000, limit: 3, algorithm: undefined }, SITE)).toBe(plan);
+    expect(cache.get([{ limit: 3, windowMs: 600_000 }], SITE)).not.toBe(plan); // another shape, same rules
+    expect(cache.get([{ limit: 3, windowMs: 600_000 }], SITE).rules).toEqual(plan.rules);
+    // Values that print the same but are not the same values are resolved (and refused) every time.
+    const lookalikes: unknown[] = [
+      { limit: '3', windowMs: 600_000 },
+      { limit: 3, windowMs: '600000' },
+      { limit: 3, windowMs: 600_000, algoritm: 'fixed-window' },
+      { limit: 3, windowMs: 600_000, algorithm: 'sliding-log|x' },
+      { limit: 3, windowMs: 600_000, name: 42 },
+    ];
+    for (const rule of lookalikes) {
+      for (let i = 0; i < 2; i++) expect(() => cache.get(rule as RateLimitRule, SITE)).toThrow(RateLimitInputError);
+    }
+    // Distinct names, distinct plans (names are length-prefixed in the key besides).
+    const a = cache.get(
+      [
+        { limit: 1, windowMs: 1, name: 'ab' },
+        { limit: 2, windowMs: 2, name: 'c' },
+      ],
+      SITE,
+    );
+    const b = cache.get(
+      [
+        { limit: 1, windowMs: 1, name: 'a' },
+        { limit: 2, windowMs: 2, name: 'bc' },
+      ],
+      SITE,
+    );
+    expect(a).not.toBe(b);
+    expect([a.rules.map((r) => r.name), b.rules.map((r) => r.name)]).toEqual([
+      ['ab', 'c'],
+      ['a', 'bc'],
+    ]);
+  });
+
+  it('the by-value cache is bounded: the oldest shape is resolved again after 1000 newer ones', () => {
+    const cache = plans();
+    const first = cache.get({ limit: 1, windowMs: 1_000 }, SITE);
+    for (let i = 2; i <= 1_001; i++) cache.get({ limit: i, windowMs: 1_000 }, SITE);
+    expect(cache.get({ limit: 1, windowMs: 1_000 }, SITE)).not.toBe(first);
+    expect(cache.get({ limit: 1_001, windowMs: 1_000 }, SITE)).toBe(cache.get({ limit: 1_001, windowMs: 1_000 }, SITE));
   });
 
   it('picks the algorithm script for one algorithm and the mixed one for several', () => {
