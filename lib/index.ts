@@ -26,6 +26,7 @@ export type { SourceLine } from './scripts/script-source';
 export { RateLimiterService } from './rate-limit/rate-limit.service';
 export { RateLimit, SkipRateLimit } from './rate-limit/rate-limit.decorator';
 export { RateLimitGuard, type RateLimitRequest, type RateLimitResponse } from './rate-limit/rate-limit.guard';
+export { RateLimitMiddleware } from './rate-limit/early-deny';
 export { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit/rate-limit.metadata';
 export { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit/rate-limit.errors';
 export {

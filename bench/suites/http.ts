@@ -5,7 +5,8 @@
  * the limit), @nestjs/throttler with the nest-lab Redis storage. Flood: normal users on the
  * `@RateLimit` route while one user floods the same route and is blocked (429s from the local deny
  * cache), vs the same normal users on the unguarded route while the same flood hits that route; and,
- * as the bound of that ratio, the flood answered 429 by a bare Express middleware before Nest routes it.
+ * as the bound of that ratio, the flood answered 429 by a bare Express middleware before Nest routes it;
+ * and the library's own early path: an `earlyDeny` route behind RateLimitMiddleware under the same flood.
  */
 import {
   Controller,
@@ -16,13 +17,15 @@ import {
   type CanActivate,
   type ExecutionContext,
   type INestApplication,
+  type MiddlewareConsumer,
+  type NestModule,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ThrottlerGuard, ThrottlerModule, Throttle } from '@nestjs/throttler';
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import type autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { LuaScriptEngine, RateLimit, RateLimitGuard, RedisLuaModule, type LuaScript } from '../../lib';
+import { LuaScriptEngine, RateLimit, RateLimitGuard, RateLimitMiddleware, RedisLuaModule, type LuaScript } from '../../lib';
 import { runLoads } from '../harness/load';
 import { median } from '../harness/measure';
 import { ratioCheck, type SuiteResult } from '../harness/report';
@@ -77,6 +80,19 @@ class BenchController {
     return 'ok';
   }
 
+  @Get('early')
+  @UseGuards(RateLimitGuard)
+  @RateLimit({
+    limit: USER_LIMIT,
+    windowMs: 60_000,
+    algorithm: 'sliding-window',
+    key: (ctx) => String(ctx.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers['x-user'] ?? 'anon'),
+    earlyDeny: true,
+  })
+  early(): string {
+    return 'ok';
+  }
+
   @Get('throttled')
   @UseGuards(ThrottlerGuard)
   @Throttle({ default: { limit: HIGH, ttl: 60_000 } })
@@ -94,7 +110,11 @@ export async function httpApp(port: number): Promise<{ app: INestApplication; ur
     ],
     controllers: [BenchController],
   })
-  class HttpBenchModule {}
+  class HttpBenchModule implements NestModule {
+    configure(consumer: MiddlewareConsumer): void {
+      consumer.apply(RateLimitMiddleware).forRoutes('early');
+    }
+  }
   const app = await NestFactory.create(HttpBenchModule, { logger: false, abortOnError: false });
   // The least a blocked request can cost in this server: a bare Express middleware that answers 429
   // before Nest routes the request (reference rows; marked requests only).
@@ -139,6 +159,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     ['limited', []],
     ['open', []],
     ['shortcut', []],
+    ['early', []],
   ]);
   /** Normal users on `path` while the flooder hits the same route, from two generators started together. */
   const withFlood = (path: string, flooder = FLOODER): Promise<[number, number]> =>
@@ -177,6 +198,14 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
         return served;
       },
     },
+    {
+      name: 'nest-redis-lua @RateLimit route with earlyDeny + RateLimitMiddleware while one user floods it',
+      run: async () => {
+        const [served, flooded] = await withFlood('/early');
+        floodRps.get('early')!.push(flooded);
+        return served;
+      },
+    },
   ];
   try {
     await cannon(`${url}/limited`, 1, users('/limited'));
@@ -184,6 +213,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     await cannon(`${url}/floor`, 1, users('/floor'));
     // The flooder goes over its limit before the first measured round.
     await cannon(`${url}/limited`, 1, FLOODER);
+    await cannon(`${url}/early`, 1, FLOODER);
     const samples = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < scenarios.length; k++) {
@@ -199,7 +229,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
       const b = samples.get(scenarios[j].name)!;
       return median(a.map((x, round) => x / b[round]));
     };
-    const floodOf = ['', '', '', 'limited', 'open', '', 'shortcut'];
+    const floodOf = ['', '', '', 'limited', 'open', '', 'shortcut', 'early'];
     const rows = scenarios.map((s, i) => ({
       name: s.name,
       values: { rps: value(i), flood: floodOf[i] ? median(floodRps.get(floodOf[i])!) : Number.NaN },
@@ -226,6 +256,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
           target: '(≥ 0.97 needs ours above this)',
           reference: true,
         },
+        ratioCheck('earlyDeny + RateLimitMiddleware route ÷ the bare-middleware bound, while one key floods', ratio(7, 6), 0.9),
         { ...ratioCheck('@nestjs/throttler + nest-lab ÷ unguarded (peer, for reference)', ratio(2, 0), 0), target: '—' },
       ],
       chartKey: 'rps',

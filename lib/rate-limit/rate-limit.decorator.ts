@@ -3,7 +3,7 @@ import { routeDecorator } from '../core/route-metadata';
 import { RateLimitGuard } from './rate-limit.guard';
 import { mustBe } from '../core/messages';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.metadata';
-import { checkFunction, checkInteger, checkKnownKeys, fail, inputSite, keysOf, type InputSite } from '../core/validation';
+import { checkBoolean, checkFunction, checkInteger, checkKnownKeys, fail, inputSite, keysOf, type InputSite } from '../core/validation';
 import { RateLimitInputError } from './rate-limit.errors';
 import { MAX_RATE_LIMIT, type RateLimitRouteOptions, type RateLimitRouteRule } from './rate-limit.options';
 import { checkFailMode, checkRuleFields, checkTimeout } from './rate-limit.rules';
@@ -56,6 +56,7 @@ const ROUTE_OPTION_KEYS = keysOf<RateLimitRouteOptions>({
   cost: true,
   failMode: true,
   timeoutMs: true,
+  earlyDeny: true,
 });
 
 function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[], site: InputSite, declaredAt: string): RateLimitMetadata {
@@ -64,7 +65,7 @@ function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[],
     ? { rules: [...(input as RateLimitRouteRule[])] }
     : (input as RateLimitRouteOptions);
   checkKnownKeys(options, ROUTE_OPTION_KEYS, site);
-  const { rules, key, cost, failMode, timeoutMs, limit, windowMs, algorithm, name } = options;
+  const { rules, key, cost, failMode, timeoutMs, limit, windowMs, algorithm, name, earlyDeny } = options;
   let list: Array<Partial<RateLimitRouteRule>>;
   if (rules !== undefined) {
     if (limit !== undefined || windowMs !== undefined || algorithm !== undefined) {
@@ -80,5 +81,9 @@ function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[],
   if (cost !== undefined && typeof cost !== 'function') checkInteger(cost, 'cost', site, 1, MAX_RATE_LIMIT);
   checkFailMode(failMode, 'failMode', site);
   checkTimeout(timeoutMs, 'timeoutMs', site);
-  return { rules: list.map((rule) => ({ ...rule })), key, cost, failMode, timeoutMs, declaredAt };
+  if (earlyDeny !== undefined) checkBoolean(earlyDeny, 'earlyDeny', site);
+  if (earlyDeny && typeof cost === 'function') {
+    fail(site, 'earlyDeny', 'earlyDeny needs a constant cost: a denial of one cost says nothing of another');
+  }
+  return { rules: list.map((rule) => ({ ...rule })), key, cost, failMode, timeoutMs, earlyDeny, declaredAt };
 }

@@ -38,10 +38,25 @@ export class RateLimitInputError extends RedisLuaInputError {
 /** HTTP 429 thrown by the guard; the body names the limit that was hit and when to retry. */
 export class RateLimitExceededException extends RedisLuaHttpException {
   constructor(readonly result: RateLimitResult) {
+    const { statusCode, message, ...details } = RateLimitExceededException.bodyOf(result);
+    super(statusCode, message, details);
+  }
+
+  /** The JSON body of the 429 for `result` (what RateLimitMiddleware sends without building the exception). */
+  static bodyOf(result: RateLimitResult): {
+    statusCode: 429;
+    error: string;
+    message: string;
+    limit: Pick<RateLimitResult['rule'], 'name' | 'limit' | 'windowMs' | 'algorithm'>;
+    retryAfterMs: number;
+  } {
     const { rule } = result;
-    super(429, `Rate limit "${rule.name}" exceeded: ${rule.limit} per ${rule.windowMs} ms`, {
+    return {
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: `Rate limit "${rule.name}" exceeded: ${rule.limit} per ${rule.windowMs} ms`,
       limit: { name: rule.name, limit: rule.limit, windowMs: rule.windowMs, algorithm: rule.algorithm },
       retryAfterMs: result.retryAfterMs,
-    });
+    };
   }
 }

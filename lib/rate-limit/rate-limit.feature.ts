@@ -42,12 +42,12 @@ function describeRateLimitRoute(boot: BootRoute): string | undefined {
     return `${limit} / ${rule.windowMs ?? defaults.windowMs} ms ${rule.algorithm ?? defaults.algorithm ?? DEFAULT_RATE_LIMIT_ALGORITHM}${name}`;
   });
   const cost = route.cost === undefined ? '' : `; cost ${typeof route.cost === 'function' ? 'per request' : route.cost}`;
-  return `${rules.join(' + ')}; key: ${route.key ? 'key function' : 'client IP'}${cost}`;
+  return `${rules.join(' + ')}; key: ${route.key ? 'key function' : 'client IP'}${cost}${route.earlyDeny ? '; earlyDeny' : ''}`;
 }
 
 /**
  * Checks a `@RateLimit` route with the module's defaults filled in: outside HTTP it needs a `key`
- * function; a rule without `limit` or `windowMs` needs a default in `forRoot({ rateLimit })`; rules with fixed limits must not repeat each
+ * function and cannot use `earlyDeny`; a rule without `limit` or `windowMs` needs a default in `forRoot({ rateLimit })`; rules with fixed limits must not repeat each
  * other, and a fixed `cost` must not exceed the smallest limit. Values given in `@RateLimit` itself
  * were already checked when the class was declared.
  */
@@ -63,6 +63,9 @@ function checkRateLimitRoute(boot: BootRoute): void {
       'key',
       `a ${TRANSPORT_NAMES[transport]} has no client IP to limit by: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
     );
+  }
+  if (route.earlyDeny && transport !== 'http') {
+    fail(site, 'earlyDeny', `a ${TRANSPORT_NAMES[transport]} does not pass RateLimitMiddleware: drop "earlyDeny" (it is for HTTP routes)`);
   }
   const limits = constantLimits(route.rules);
   if (limits === undefined) {

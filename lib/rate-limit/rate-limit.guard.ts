@@ -11,6 +11,7 @@ import type { ConsumeOptions, RateLimitResult, ResolvedRateLimitRule } from './r
 import { constantLimits, resolveRouteRules } from './rate-limit.rules';
 import { writeRateLimitHeaders } from './rate-limit.headers';
 import { RateLimiterService } from './rate-limit.service';
+import { assertEarlyDenySeen, requestLine } from './early-denials';
 
 /** The parts of an Express or Fastify request the guard reads. */
 export interface RateLimitRequest {
@@ -98,6 +99,7 @@ export class RateLimitGuard implements CanActivate {
       const { req, res } = this.getRequestResponse(context);
       if (this.alreadyCounted(context, req)) return true;
       const { route } = entry;
+      if (route?.earlyDeny) assertEarlyDenySeen(req, entry.where);
       const key = route?.key?.(context);
       const tracker = route?.key ? (isPromiseLike(key) ? key : trackerOf(key, entry.where)) : this.getTracker(context, entry.where);
       const cost = typeof route?.cost === 'function' ? route.cost(context) : (route?.cost ?? 1);
@@ -147,12 +149,31 @@ export class RateLimitGuard implements CanActivate {
     const { route } = entry;
     const options = cost === 1 ? entry.options : { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs };
     return this.limiter.consume(this.generateKey(context, tracker), rules, options).then(
-      (result) => this.handleResult(result, rules, res),
+      (result) => {
+        if (!result.allowed && route?.earlyDeny) this.recordEarly(context, entry, rules, tracker, result);
+        return this.handleResult(result, rules, res);
+      },
       (err: unknown) => {
         if (err instanceof RateLimitUnavailableError) throw unavailableAnswer('Rate limit unavailable, try again later', err, res);
         throw err;
       },
     );
+  }
+
+  /** An `earlyDeny` route denied `tracker`: RateLimitMiddleware answers its next requests until it may pass. */
+  private recordEarly(
+    context: ExecutionContext,
+    entry: RouteEntry,
+    rules: ResolvedRateLimitRule[],
+    tracker: string,
+    result: RateLimitResult,
+  ): void {
+    const { req } = this.getRequestResponse(context);
+    if (!req) return;
+    const { where, route } = entry;
+    const identify = route?.key ?? ((ctx: ExecutionContext) => this.getTracker(ctx, where));
+    const early = { tracker: identify, rules, headers: this.limiter.options.headers, where };
+    this.limiter.earlyDenials.record(requestLine(req), tracker, result, early);
   }
 
   /** The route's metadata, read on its first request (see {@link RouteCache}). */

@@ -65,6 +65,13 @@ export interface RateLimitRouteOptions extends Partial<RateLimitRouteRule> {
   failMode?: RateLimitFailMode;
   /** Overrides the module's `timeoutMs` for this route. */
   timeoutMs?: number;
+  /**
+   * Let {@link RateLimitMiddleware} answer a client this route has denied with the same 429 before
+   * Nest routes its next requests, until it may pass again (default `false`). Only for a `key` that
+   * comes from the request as it arrives (the client IP, a header): the middleware runs before any
+   * guard. Needs the middleware applied to the route (checked on each request) and a constant `cost`.
+   */
+  earlyDeny?: boolean;
 }
 
 /** Options of one {@link RateLimiterService.consume} (or `peek`) call. */

@@ -11,6 +11,7 @@ import { LuaScriptError, unavailableMessage } from '../scripts/lua-script.errors
 import { CheckCall, lateError, resultOf, RL_LATE, type ScriptReply } from './rate-limit.call';
 import { ServerClock } from './server-clock';
 import { FailModes } from './fail-mode';
+import { EarlyDenials } from './early-denials';
 import { RateLimitInputError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
 import { DeadlineSweeper } from './deadlines';
@@ -53,6 +54,8 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   private readonly plans: RulePlans<LuaScript<ScriptReply>>;
   private readonly deadlines = new DeadlineSweeper();
   private readonly clock: ServerClock;
+  /** Denials of `earlyDeny` routes that RateLimitMiddleware answers before routing. @internal */
+  readonly earlyDenials: EarlyDenials;
   private readonly lazyConnect: boolean;
   /** The module's failMode and timeoutMs, or the error a call without its own options reports. */
   private readonly defaultFailMode: RateLimitFailMode;
@@ -67,6 +70,7 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     this.options = moduleOptions.rateLimit ?? {};
     this.failModes = new FailModes(this.logger, this.options);
     this.denied = new LocalDenyCache(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE);
+    this.earlyDenials = new EarlyDenials(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE);
     const scripts = {
       'sliding-log': engine.bundled<ScriptReply>('rate-limit/sliding-log'),
       'sliding-window': engine.bundled<ScriptReply>('rate-limit/sliding-window'),
@@ -129,6 +133,7 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     // Every deny-cache entry of this identifier, whatever its rules: all its Redis keys carry its hash
     // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
     this.denied.deleteContaining(this.keys.tag([key]));
+    this.earlyDenials.forget(key.split('\n', 1)[0]);
     await this.engine.command('RateLimiterService.reset', (client) => client.del(...redisKeys));
   }
 

@@ -111,6 +111,20 @@ describe('boot checks of every handler', () => {
       /@RateLimit on Rpc\.create: a microservice message handler has no client IP to limit by: give a "key" function/,
     );
 
+    @Controller()
+    class EarlyRpc {
+      @MessagePattern('orders.early')
+      @RateLimit({ limit: 5, windowMs: 1000, key: () => 'client', earlyDeny: true })
+      create(): string {
+        return 'ok';
+      }
+    }
+    const early = await bootWith({ controllers: [EarlyRpc] });
+    expect(early).toBeInstanceOf(RateLimitInputError);
+    expect(early?.message).toMatch(
+      /@RateLimit on EarlyRpc\.create: a microservice message handler does not pass RateLimitMiddleware: drop "earlyDeny"/,
+    );
+
     @Injectable()
     class OrdersResolver {
       @GraphQLQuery()
