@@ -17,7 +17,7 @@ export interface RawRequest {
 
 /** How an `earlyDeny` route identifies a client from the request alone, as its guard did. */
 export interface EarlyRoute {
-  /** The route's `key` function, or undefined for the client IP (the guard's tracker). */
+  /** The route's `key` function, or the guard's client-IP tracker when it has none. */
   tracker: (context: ExecutionContext) => string | number | Promise<string | number>;
   rules: readonly ResolvedRateLimitRule[];
   headers: RateLimitHeaderOptions | undefined;

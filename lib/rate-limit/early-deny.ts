@@ -20,7 +20,7 @@ interface RawResponse {
  * denials its own process's guard recorded (per process, like the local deny cache); every other
  * request goes on unchanged.
  *
- * Apply it where the routes are, in a module that imports nothing more than the global RedisLuaModule:
+ * Apply it in a module's `configure` (it needs only the global RedisLuaModule):
  *
  * ```ts
  * export class AppModule implements NestModule {
