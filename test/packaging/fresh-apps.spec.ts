@@ -167,12 +167,28 @@ describe.each([
       expect(statuses).toEqual([200, 200, 200, 429]);
 
       // @RateLimit alone with a key function (README shape): a request without the header is refused
-      // and counted nowhere, never the bucket "undefined" that a client sending that text has.
+      // (RateLimitInputError, answered 400 by the app's RedisLuaExceptionFilter) and counted nowhere,
+      // never the bucket "undefined" that a client sending that text has.
       const perUser = async (user?: string): Promise<number> =>
         (await fetch(`${base}/per-user`, { headers: user ? { 'x-user': user } : {} })).status;
       expect([await perUser(), await perUser(), await perUser('undefined'), await perUser('undefined'), await perUser('ann')]).toEqual([
-        500, 500, 200, 429, 200,
+        400, 400, 200, 429, 200,
       ]);
+
+      // @RateLimit({ ..., earlyDeny: true }) + RateLimitMiddleware: after the guard's 429, the
+      // middleware answers the same 429 (headers and body) before routing (without it: an error).
+      const search = async (): Promise<Response> => fetch(`${base}/search`);
+      expect((await search()).status).toBe(200);
+      const byGuard = await search();
+      const byMiddleware = await search();
+      expect([byGuard.status, byMiddleware.status]).toEqual([429, 429]);
+      expect(byMiddleware.headers.get('ratelimit-policy')).toBe(byGuard.headers.get('ratelimit-policy'));
+      expect(Number(byMiddleware.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const [guardBody, middlewareBody] = [
+        (await byGuard.json()) as Record<string, unknown>,
+        (await byMiddleware.json()) as Record<string, unknown>,
+      ];
+      expect({ ...middlewareBody, retryAfterMs: 0 }).toEqual({ ...guardBody, retryAfterMs: 0 });
 
       // @WithLock('job:{params.id}', { waitMs: 0 }): each run a larger fence; a run while another
       // holds the lock gets 409 with Retry-After. The holder keeps it for 3 s after saying so, time
@@ -204,6 +220,14 @@ describe.each([
       expect(await submit('alice', 100)).toEqual({ rank: 1, score: 100, personalBest: true, previousBest: null });
       expect(await submit('bob', 150)).toEqual({ rank: 1, score: 150, personalBest: true, previousBest: null });
       expect(await submit('alice', 90)).toEqual({ rank: 2, score: 100, personalBest: false, previousBest: 100 });
+      // A service input error from the handler's own call: 400 naming the field (RedisLuaExceptionFilter).
+      const badScore = await fetch(`${base}/boards/weekly/scores`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ player: 'carol', score: 'lots' }),
+      });
+      expect(badScore.status).toBe(400);
+      expect(await badScore.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', field: 'score' });
 
       // The app's own script (forFeature + @InjectScript), loaded from dist/lua/bump.lua.
       const bump = async (): Promise<unknown> => (await fetch(`${base}/bump/visits`, { method: 'POST' })).json();

@@ -1,6 +1,7 @@
-import { Module } from '@nestjs/common';
+import { type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { RedisLuaModule } from 'nest-redis-lua';
+import { RateLimitMiddleware, RedisLuaExceptionFilter, RedisLuaModule } from 'nest-redis-lua';
 import { join } from 'node:path';
 import { BumpController } from './bump.controller';
 import { requiredEnv } from './env';
@@ -9,6 +10,7 @@ import { LimitedController } from './limited.controller';
 import { PerUserController } from './per-user.controller';
 import { APP_REDIS, RedisClientShutdown } from './redis-client';
 import { ScoresController } from './scores.controller';
+import { SearchController } from './search.controller';
 
 /** The application's own client, shared with nest-redis-lua through the `client` option. */
 const redis = new Redis(requiredEnv('REDIS_URL'));
@@ -19,7 +21,12 @@ const redis = new Redis(requiredEnv('REDIS_URL'));
     // nest-cli.json's "assets" copies src/lua/*.lua next to the compiled code in dist/.
     RedisLuaModule.forFeature([{ name: 'bump', path: join(__dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
   ],
-  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController],
-  providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown],
+  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController, SearchController],
+  // The library's errors from the handlers' own calls: bad input 400, Redis unavailable 503.
+  providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown, { provide: APP_FILTER, useClass: RedisLuaExceptionFilter }],
 })
-export class AppModule {}
+export class AppModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(RateLimitMiddleware).forRoutes('*');
+  }
+}

@@ -1,6 +1,7 @@
-import { Module } from '@nestjs/common';
+import { type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { RedisLuaModule } from 'nest-redis-lua';
+import { RateLimitMiddleware, RedisLuaExceptionFilter, RedisLuaModule } from 'nest-redis-lua';
 import { join } from 'node:path';
 import { BumpController } from './bump.controller.js';
 import { requiredEnv } from './env.js';
@@ -9,6 +10,7 @@ import { LimitedController } from './limited.controller.js';
 import { PerUserController } from './per-user.controller.js';
 import { APP_REDIS, RedisClientShutdown } from './redis-client.js';
 import { ScoresController } from './scores.controller.js';
+import { SearchController } from './search.controller.js';
 
 /** The application's own client, shared with nest-redis-lua through the `client` option. */
 const redis = new Redis(requiredEnv('REDIS_URL'));
@@ -20,7 +22,12 @@ const redis = new Redis(requiredEnv('REDIS_URL'));
     // has no __dirname: import.meta.dirname is this file's folder (Node >= 20.11).
     RedisLuaModule.forFeature([{ name: 'bump', path: join(import.meta.dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
   ],
-  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController],
-  providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown],
+  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController, SearchController],
+  // The library's errors from the handlers' own calls: bad input 400, Redis unavailable 503.
+  providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown, { provide: APP_FILTER, useClass: RedisLuaExceptionFilter }],
 })
-export class AppModule {}
+export class AppModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(RateLimitMiddleware).forRoutes('*');
+  }
+}
