@@ -37,6 +37,10 @@ export const FLOODER: autocannon.Request[] = [{ method: 'GET', headers: { 'x-use
 /** The same flooder, answered 429 by a bare Express middleware before Nest (the reference row). */
 const SHORTCUT_FLOODER: autocannon.Request[] = [{ method: 'GET', headers: { 'x-user': 'flooder', 'x-bench-shortcut': '1' } }];
 
+/** The bench's users identify themselves with `x-user` (all load comes from one address). */
+const userOf = (ctx: ExecutionContext): string =>
+  String(ctx.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers['x-user'] ?? 'anon');
+
 /**
  * The least a Redis-backed guard can do: one script call that does nothing (`return 1`) per request,
  * through the library (same client, same write coalescing). The floor of the `@RateLimit` route.
@@ -74,7 +78,7 @@ class BenchController {
     limit: USER_LIMIT,
     windowMs: 60_000,
     algorithm: 'sliding-window',
-    key: (ctx) => String(ctx.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers['x-user'] ?? 'anon'),
+    key: userOf,
   })
   limited(): string {
     return 'ok';
@@ -86,7 +90,7 @@ class BenchController {
     limit: USER_LIMIT,
     windowMs: 60_000,
     algorithm: 'sliding-window',
-    key: (ctx) => String(ctx.switchToHttp().getRequest<{ headers: Record<string, string> }>().headers['x-user'] ?? 'anon'),
+    key: userOf,
     earlyDeny: true,
   })
   early(): string {

@@ -54,11 +54,6 @@ export function isNoScriptError(err: unknown): boolean {
  */
 const SERVER_STATE_REPLY = /^(BUSY|LOADING|OOM|READONLY|MASTERDOWN|NOREPLICAS|MISCONF|CLUSTERDOWN|TRYAGAIN|MOVED|ASK)\b/;
 
-/** True for an error reply about the server's state (see {@link SERVER_STATE_REPLY}). */
-export function isServerStateError(err: unknown): boolean {
-  return isReplyError(err) && SERVER_STATE_REPLY.test(err.message);
-}
-
 /** An error reply from Redis (as opposed to a connection error or a timeout). */
 export function isReplyError(err: unknown): err is Error {
   return err instanceof Error && err.name === 'ReplyError';
