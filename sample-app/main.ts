@@ -1,13 +1,22 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import { type INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { RateLimitMiddleware } from 'nest-redis-lua';
 import { AppModule } from './app.module';
+
+/**
+ * What main.ts does to the application before it listens (the e2e tests do the same): installs
+ * RateLimitMiddleware ahead of Nest, which answers a client that `GET /hello` (earlyDeny) denied.
+ */
+export function configureApp(app: INestApplication): void {
+  RateLimitMiddleware.install(app);
+}
 
 /** Requests to try, printed at startup. */
 export function tryLines(base: string): string[] {
   const json = `-H 'content-type: application/json'`;
   return [
-    `curl ${base}/hello                                   # 5 per 10 s per IP, then 429`,
+    `curl ${base}/hello                                   # 5 per 10 s per IP, then 429 (answered before Nest)`,
     `curl -X POST ${base}/login ${json} -d '{"username":"alice","password":"wonderland"}'   # 5/min + 20/hour per IP+user`,
     `curl -X PUT ${base}/inventory/widget ${json} -d '{"stock":3}'`,
     `curl -X POST ${base}/inventory/widget/reserve ${json} -d '{"quantity":1}'   # under a lock; never below 0`,
@@ -27,6 +36,7 @@ export function tryLines(base: string): string[] {
  */
 export async function bootstrap(port = Number(process.env.PORT ?? 3000), { shutdownHooks = true } = {}): Promise<() => Promise<void>> {
   const app = await NestFactory.create(AppModule);
+  configureApp(app);
   if (shutdownHooks) app.enableShutdownHooks();
   await app.listen(port, '127.0.0.1');
   const base = `http://127.0.0.1:${port}`;

@@ -6,7 +6,8 @@
  * `@RateLimit` route while one user floods the same route and is blocked (429s from the local deny
  * cache), vs the same normal users on the unguarded route while the same flood hits that route; and,
  * as the bound of that ratio, the flood answered 429 by a bare Express middleware before Nest routes it;
- * and the library's own early path: an `earlyDeny` route behind RateLimitMiddleware under the same flood.
+ * and the library's own early path: an `earlyDeny` route under the same flood, with RateLimitMiddleware
+ * installed ahead of Nest (`RateLimitMiddleware.install`) and, for reference, applied in `configure`.
  */
 import {
   Controller,
@@ -36,6 +37,8 @@ const USER_LIMIT = 1000;
 export const FLOODER: autocannon.Request[] = [{ method: 'GET', headers: { 'x-user': 'flooder' } }];
 /** The same flooder, answered 429 by a bare Express middleware before Nest (the reference row). */
 const SHORTCUT_FLOODER: autocannon.Request[] = [{ method: 'GET', headers: { 'x-user': 'flooder', 'x-bench-shortcut': '1' } }];
+/** The same, answered with the bytes of the library's 429 (headers and JSON body). */
+const SAME_BYTES_FLOODER: autocannon.Request[] = [{ method: 'GET', headers: { 'x-user': 'flooder', 'x-bench-shortcut': 'same' } }];
 
 /** The bench's users identify themselves with `x-user` (all load comes from one address). */
 const userOf = (ctx: ExecutionContext): string =>
@@ -105,7 +108,15 @@ class BenchController {
   }
 }
 
-export async function httpApp(port: number): Promise<{ app: INestApplication; url: string; storage: Redis }> {
+/**
+ * The bench's server. `early` says how RateLimitMiddleware runs: installed ahead of Nest (the README's
+ * way, `RateLimitMiddleware.install`; after the reference shortcut below, so the bound does not pay
+ * for it) or applied by the module's `configure` to the earlyDeny route.
+ */
+export async function httpApp(
+  port: number,
+  early: 'install' | 'consumer' = 'install',
+): Promise<{ app: INestApplication; url: string; storage: Redis }> {
   const storage = new Redis({ host: '127.0.0.1', port });
   @Module({
     imports: [
@@ -116,17 +127,33 @@ export async function httpApp(port: number): Promise<{ app: INestApplication; ur
   })
   class HttpBenchModule implements NestModule {
     configure(consumer: MiddlewareConsumer): void {
-      consumer.apply(RateLimitMiddleware).forRoutes('early');
+      if (early === 'consumer') consumer.apply(RateLimitMiddleware).forRoutes('early');
     }
   }
   const app = await NestFactory.create(HttpBenchModule, { logger: false, abortOnError: false });
   // The least a blocked request can cost in this server: a bare Express middleware that answers 429
-  // before Nest routes the request (reference rows; marked requests only).
-  app.use((req: { headers: Record<string, unknown> }, res: { statusCode: number; end(): void }, next: () => void) => {
-    if (req.headers['x-bench-shortcut'] === undefined) return next();
-    res.statusCode = 429;
-    res.end();
+  // before Nest routes the request (reference rows; marked requests only): empty, or with the bytes of
+  // the library's 429 (its headers and JSON body, built once).
+  const body = JSON.stringify({
+    statusCode: 429,
+    error: 'Too Many Requests',
+    message: `Rate limit "default" exceeded: ${USER_LIMIT} per 60000 ms`,
+    limit: { name: 'default', limit: USER_LIMIT, windowMs: 60_000, algorithm: 'sliding-window' },
+    retryAfterMs: 31_234,
   });
+  type Res = { statusCode: number; setHeader(name: string, value: string): void; end(body?: string): void };
+  app.use((req: { headers: Record<string, unknown> }, res: Res, next: () => void) => {
+    const shortcut = req.headers['x-bench-shortcut'];
+    if (shortcut === undefined) return next();
+    res.statusCode = 429;
+    if (shortcut !== 'same') return res.end();
+    res.setHeader('RateLimit-Policy', `"default";q=${USER_LIMIT};w=60`);
+    res.setHeader('RateLimit', '"default";r=0;t=32');
+    res.setHeader('Retry-After', '32');
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(body);
+  });
+  if (early === 'install') RateLimitMiddleware.install(app);
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl(), storage };
 }
@@ -152,6 +179,8 @@ async function cannons(
 
 export async function httpSuite(port: number, seconds: number, rounds: number): Promise<SuiteResult> {
   const { app, url, storage } = await httpApp(port);
+  // The same server with the middleware applied in the module's configure (after Nest's body parsers).
+  const second = await httpApp(port, 'consumer');
   let run = 0;
   // 100 users never seen before: each gets well under USER_LIMIT requests in one run.
   const users = (path: string): autocannon.Request[] => {
@@ -164,10 +193,12 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     ['open', []],
     ['shortcut', []],
     ['early', []],
+    ['consumer', []],
+    ['same', []],
   ]);
   /** Normal users on `path` while the flooder hits the same route, from two generators started together. */
-  const withFlood = (path: string, flooder = FLOODER): Promise<[number, number]> =>
-    cannons(seconds, { url: `${url}${path}`, requests: users(path) }, { url: `${url}${path}`, requests: flooder });
+  const withFlood = (path: string, flooder = FLOODER, base = url): Promise<[number, number]> =>
+    cannons(seconds, { url: `${base}${path}`, requests: users(path) }, { url: `${base}${path}`, requests: flooder });
   const scenarios: Array<{ name: string; run: () => Promise<number> }> = [
     { name: 'Express, unguarded route', run: () => cannon(`${url}/open`, seconds, users('/open')) },
     { name: 'nest-redis-lua @RateLimit route', run: () => cannon(`${url}/limited`, seconds, users('/limited')) },
@@ -203,10 +234,26 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
       },
     },
     {
-      name: 'nest-redis-lua @RateLimit route with earlyDeny + RateLimitMiddleware while one user floods it',
+      name: 'nest-redis-lua @RateLimit route with earlyDeny + RateLimitMiddleware.install(app) while one user floods it',
       run: async () => {
         const [served, flooded] = await withFlood('/early');
         floodRps.get('early')!.push(flooded);
+        return served;
+      },
+    },
+    {
+      name: 'the same, RateLimitMiddleware applied in configure(consumer) instead (same server, a second app)',
+      run: async () => {
+        const [served, flooded] = await withFlood('/early', FLOODER, second.url);
+        floodRps.get('consumer')!.push(flooded);
+        return served;
+      },
+    },
+    {
+      name: "reference: the bare-middleware bound with the library's 429 bytes (its headers and JSON body, built once)",
+      run: async () => {
+        const [served, flooded] = await withFlood('/limited', SAME_BYTES_FLOODER);
+        floodRps.get('same')!.push(flooded);
         return served;
       },
     },
@@ -218,6 +265,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     // The flooder goes over its limit before the first measured round.
     await cannon(`${url}/limited`, 1, FLOODER);
     await cannon(`${url}/early`, 1, FLOODER);
+    await cannon(`${second.url}/early`, 1, FLOODER);
     const samples = new Map<string, number[]>(scenarios.map((s) => [s.name, []]));
     for (let round = 0; round < rounds; round++) {
       for (let k = 0; k < scenarios.length; k++) {
@@ -233,7 +281,7 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
       const b = samples.get(scenarios[j].name)!;
       return median(a.map((x, round) => x / b[round]));
     };
-    const floodOf = ['', '', '', 'limited', 'open', '', 'shortcut', 'early'];
+    const floodOf = ['', '', '', 'limited', 'open', '', 'shortcut', 'early', 'consumer', 'same'];
     const rows = scenarios.map((s, i) => ({
       name: s.name,
       values: { rps: value(i), flood: floodOf[i] ? median(floodRps.get(floodOf[i])!) : Number.NaN },
@@ -260,13 +308,25 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
           target: '(≥ 0.97 needs ours above this)',
           reference: true,
         },
-        ratioCheck('earlyDeny + RateLimitMiddleware route ÷ the bare-middleware bound, while one key floods', ratio(7, 6), 0.9),
+        ratioCheck('earlyDeny + RateLimitMiddleware.install route ÷ the bare-middleware bound, while one key floods', ratio(7, 6), 0.9),
+        {
+          ...ratioCheck('the same with the middleware applied in configure(consumer) (reference)', ratio(8, 6), 0.9),
+          target: '(install is the fast path)',
+          reference: true,
+        },
+        {
+          ...ratioCheck("earlyDeny + install ÷ the bare middleware sending the library's 429 bytes (reference)", ratio(7, 9), 0.9),
+          target: '(what the answer itself costs)',
+          reference: true,
+        },
         { ...ratioCheck('@nestjs/throttler + nest-lab ÷ unguarded (peer, for reference)', ratio(2, 0), 0), target: '—' },
       ],
       chartKey: 'rps',
       chartLabel: 'req/s',
     };
   } finally {
+    await second.app.close();
+    await second.storage.quit().catch(() => second.storage.disconnect());
     await app.close();
     await storage.quit().catch(() => storage.disconnect());
   }

@@ -85,7 +85,7 @@ export function assertEarlyDenySeen(req: object | undefined, where: string): voi
   throw new RateLimitInputError(
     message(
       '',
-      `@RateLimit on ${where} has option "earlyDeny" but RateLimitMiddleware did not run for this request: apply it in a module's configure(consumer), e.g. consumer.apply(RateLimitMiddleware).forRoutes('*'), or drop "earlyDeny"`,
+      `@RateLimit on ${where} has option "earlyDeny" but RateLimitMiddleware did not run for this request before the guard: call RateLimitMiddleware.install(app) in main.ts before app.listen(), or apply it in a module's configure(consumer), e.g. consumer.apply(RateLimitMiddleware).forRoutes('*'), or drop "earlyDeny"`,
     ),
     'earlyDeny',
   );

@@ -175,7 +175,7 @@ describe.each([
         400, 400, 200, 429, 200,
       ]);
 
-      // @RateLimit({ ..., earlyDeny: true }) + RateLimitMiddleware: after the guard's 429, the
+      // @RateLimit({ ..., earlyDeny: true }) + RateLimitMiddleware.install(app) in main.ts: after the guard's 429, the
       // middleware answers the same 429 (headers and body) before routing (without it: an error).
       const search = async (): Promise<Response> => fetch(`${base}/search`);
       expect((await search()).status).toBe(200);

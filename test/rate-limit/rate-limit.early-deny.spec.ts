@@ -4,10 +4,17 @@
  * limiter call), until it may pass; other clients and other routes go on; a reset forgets it; a route
  * whose requests skip the middleware fails loudly; Express and Fastify.
  */
-import { Controller, Get, type INestApplication, type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
+import { Controller, Get, Logger, type INestApplication, type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { RateLimit, RateLimiterService, RateLimitMiddleware, RedisLuaModule, type RateLimitRouteOptions } from 'nest-redis-lua';
+import {
+  RateLimit,
+  RateLimiterService,
+  RateLimitInputError,
+  RateLimitMiddleware,
+  RedisLuaModule,
+  type RateLimitRouteOptions,
+} from 'nest-redis-lua';
 import request from 'supertest';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
 
@@ -32,6 +39,9 @@ class EarlyController {
   }
 }
 
+/** How the test applies RateLimitMiddleware: in a module's configure, installed in main.ts style, or not at all. */
+type Applied = 'consumer' | 'install' | 'install-after-init' | 'none';
+
 function appModule(t: TopologyContext, withMiddleware: boolean): new () => NestModule {
   const prefix = t.prefix();
   @Module({ imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix })], controllers: [EarlyController] })
@@ -43,22 +53,29 @@ function appModule(t: TopologyContext, withMiddleware: boolean): new () => NestM
   return AppModule;
 }
 
-async function start(t: TopologyContext, adapter: 'express' | 'fastify', withMiddleware = true): Promise<INestApplication> {
-  const moduleRef = await Test.createTestingModule({ imports: [appModule(t, withMiddleware)] }).compile();
+async function start(t: TopologyContext, adapter: 'express' | 'fastify', applied: Applied = 'consumer'): Promise<INestApplication> {
+  const moduleRef = await Test.createTestingModule({ imports: [appModule(t, applied === 'consumer')] }).compile();
   const app =
     adapter === 'fastify'
       ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
       : moduleRef.createNestApplication({ logger: false });
+  if (applied === 'install') RateLimitMiddleware.install(app);
   await app.init();
+  if (applied === 'install-after-init') RateLimitMiddleware.install(app);
   if (adapter === 'fastify') await (app.getHttpAdapter().getInstance() as { ready(): Promise<void> }).ready();
   return app;
 }
 
 describeTopologies('RateLimitMiddleware (earlyDeny)', (t) => {
-  it.each(['express', 'fastify'] as const)(
-    '%s: a denied client is answered 429 before routing, the same answer, no limiter call',
-    async (adapter) => {
-      const app = await start(t, adapter);
+  it.each([
+    ['express', 'consumer'],
+    ['fastify', 'consumer'],
+    ['express', 'install'],
+    ['fastify', 'install'],
+  ] as const)(
+    '%s, applied by %s: a denied client is answered 429 before routing, the same answer, no limiter call',
+    async (adapter, applied) => {
+      const app = await start(t, adapter, applied);
       try {
         const http = app.getHttpServer();
         const limiter = app.get(RateLimiterService);
@@ -74,8 +91,9 @@ describeTopologies('RateLimitMiddleware (earlyDeny)', (t) => {
         expect(consume).not.toHaveBeenCalled();
         expect(early.body).toEqual({ ...denied.body, retryAfterMs: expect.any(Number) });
         expect(early.body.retryAfterMs).toBeLessThanOrEqual(denied.body.retryAfterMs);
-        for (const header of ['ratelimit-policy', 'retry-after', 'content-type'])
-          expect(early.headers[header]).toBe(denied.headers[header]);
+        for (const header of ['ratelimit-policy', 'content-type']) expect(early.headers[header]).toBe(denied.headers[header]);
+        // Counted down from the guard's answer (it may cross a whole second in between).
+        expect(Number(early.headers['retry-after'])).toBe(Math.max(1, Math.ceil(early.body.retryAfterMs / 1000)));
         expect(early.headers['ratelimit']).toMatch(/^"default";r=0;t=\d+$/);
 
         // Another client, and a route without earlyDeny, go through the guard as before.
@@ -94,12 +112,32 @@ describeTopologies('RateLimitMiddleware (earlyDeny)', (t) => {
     },
   );
 
-  it('an earlyDeny route whose requests did not pass the middleware fails with an error naming it', async () => {
-    const app = await start(t, 'express', false);
+  it.each(['none', 'install-after-init'] as const)(
+    'an earlyDeny route whose requests did not pass the middleware before the guard (%s) fails with an error naming it',
+    async (applied) => {
+      const app = await start(t, 'express', applied);
+      const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      try {
+        const res = await request(app.getHttpServer()).get('/early').set('x-user', 'carol');
+        expect(res.status).toBe(500);
+        expect(errors.mock.calls.flat().join('\n')).toMatch(
+          /@RateLimit on EarlyController\.early has option "earlyDeny" but RateLimitMiddleware did not run for this request before the guard/,
+        );
+        expect((await request(app.getHttpServer()).get('/late').set('x-user', 'carol')).status).toBe(200);
+      } finally {
+        errors.mockRestore();
+        await app.close();
+      }
+    },
+  );
+
+  it('install refuses an HTTP adapter it cannot install on, naming it', async () => {
+    const app = await start(t, 'express', 'none');
     try {
-      const res = await request(app.getHttpServer()).get('/early').set('x-user', 'carol');
-      expect(res.status).toBe(500);
-      expect((await request(app.getHttpServer()).get('/late').set('x-user', 'carol')).status).toBe(200);
+      const other = { get: app.get.bind(app), getHttpAdapter: () => ({ getType: () => 'h3' }) } as unknown as INestApplication;
+      expect(() => RateLimitMiddleware.install(other)).toThrow(
+        new RateLimitInputError('nest-redis-lua: RateLimitMiddleware.install: it supports the Express and Fastify adapters, not "h3"'),
+      );
     } finally {
       await app.close();
     }

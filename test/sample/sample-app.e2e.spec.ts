@@ -5,8 +5,9 @@ import { describeTopologies } from '../harness/topologies';
 import { startSampleApp } from './sample-app.harness';
 
 describeTopologies('sample app', (t) => {
-  it('GET /hello: 5 per 10 s per IP, then 429 with Retry-After', async () => {
-    const server = (await startSampleApp(t)).getHttpServer();
+  it('GET /hello: 5 per 10 s per IP, then 429 with Retry-After; then the same 429 before Nest, no limiter call', async () => {
+    const app = await startSampleApp(t);
+    const server = app.getHttpServer();
     for (let i = 0; i < 5; i++) {
       const ok = await request(server).get('/hello').expect(200);
       expect(ok.body).toEqual({ message: 'Hello from nest-redis-lua' });
@@ -16,6 +17,12 @@ describeTopologies('sample app', (t) => {
     expect(Number(denied.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(Number(denied.headers['retry-after'])).toBeLessThanOrEqual(10);
     expect(denied.body.limit).toMatchObject({ limit: 5, windowMs: 10_000 });
+
+    const consume = jest.spyOn(app.get(RateLimiterService), 'consume');
+    const early = await request(server).get('/hello').expect(429);
+    expect(consume).not.toHaveBeenCalled();
+    expect(early.body).toEqual({ ...denied.body, retryAfterMs: expect.any(Number) });
+    expect(Number(early.headers['retry-after'])).toBe(Math.max(1, Math.ceil(early.body.retryAfterMs / 1000)));
   });
 
   it('POST /login: 5 attempts per minute per IP + username (wrong passwords count), other usernames unaffected', async () => {

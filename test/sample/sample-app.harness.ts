@@ -6,6 +6,7 @@ import type { INestApplication } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { AppModule } from '../../sample-app/app.module';
+import { configureApp } from '../../sample-app/main';
 import { harnessAddresses } from '../harness/harness-env';
 import type { TopologyContext } from '../harness/topologies';
 
@@ -35,6 +36,7 @@ export async function startSampleApp(t: TopologyContext, extra: Record<string, s
     .compile();
   const app = moduleRef.createNestApplication({ logger: false });
   opened.push(app);
+  configureApp(app);
   await app.init();
   return app;
 }

@@ -1,7 +1,7 @@
-import { type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Redis } from 'ioredis';
-import { RateLimitMiddleware, RedisLuaExceptionFilter, RedisLuaModule } from 'nest-redis-lua';
+import { RedisLuaExceptionFilter, RedisLuaModule } from 'nest-redis-lua';
 import { join } from 'node:path';
 import { BumpController } from './bump.controller.js';
 import { requiredEnv } from './env.js';
@@ -26,8 +26,4 @@ const redis = new Redis(requiredEnv('REDIS_URL'));
   // The library's errors from the handlers' own calls: bad input 400, Redis unavailable 503.
   providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown, { provide: APP_FILTER, useClass: RedisLuaExceptionFilter }],
 })
-export class AppModule implements NestModule {
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RateLimitMiddleware).forRoutes('*');
-  }
-}
+export class AppModule {}
