@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-sample/', 'coverage/', 'node_modules/', 'bench/results/', 'test/packaging/fresh-apps/'] },
+  { ignores: ['dist/', 'dist-sample/', 'coverage/', 'node_modules/', '.tmp/', 'bench/results/', 'test/packaging/fresh-apps/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

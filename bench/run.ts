@@ -4,8 +4,11 @@
  *
  * Environment: BENCH_OPS (operations per round, default 20000), BENCH_ROUNDS (default 5),
  * BENCH_SUITES (comma-separated suite ids to run, default all: limiter,leaderboard,memory,http,lock),
- * BENCH_HTTP_SECONDS (seconds per HTTP scenario and round, default 3), BENCH_HTTP_ROUNDS (default 3), BENCH_NO_WRITE=1 (print only).
+ * BENCH_HTTP_SECONDS (seconds per HTTP scenario and round, default 3), BENCH_HTTP_ROUNDS (default 3), BENCH_NO_WRITE=1 (print only),
+ * BENCH_FROM_TARBALL=1 (measure the build `npm pack` publishes instead of lib/: bench/harness/library-source.ts).
  */
+// First: decides which build of the library every later import loads.
+import { librarySource } from './harness/library-source';
 import 'reflect-metadata';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +32,7 @@ const WORKLOAD: Workload = { ops: OPS, concurrency: 64, keys: 1000 };
 const SELECTED = (process.env.BENCH_SUITES ?? 'limiter,leaderboard,memory,http,lock').split(',').map((s) => s.trim());
 
 async function main(): Promise<void> {
+  console.log(`library: ${librarySource}`);
   let redisVersion = 'unknown';
   const server = await RedisServer.start();
   const redis = benchRedis(server.port, {});
@@ -72,6 +76,7 @@ async function main(): Promise<void> {
     node: process.version,
     cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
     redis: `redis-server ${redisVersion} (private, loopback)`,
+    library: librarySource,
   });
 }
 
