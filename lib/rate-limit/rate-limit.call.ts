@@ -81,5 +81,14 @@ export function resultOf(reply: ScriptReply, plan: RulePlan<unknown>): RateLimit
 
 /** What fail-open answers when Redis could not decide: admitted, counting nothing, marked `degraded`. */
 export function degradedResult(rule: ResolvedRateLimitRule): RateLimitResult {
-  return { allowed: true, limit: rule.limit, remaining: rule.limit, resetMs: 0, retryAfterMs: 0, rule: { ...rule }, degraded: true };
+  const { limit, windowMs, algorithm, name } = rule;
+  return {
+    allowed: true,
+    limit,
+    remaining: limit,
+    resetMs: 0,
+    retryAfterMs: 0,
+    rule: { limit, windowMs, algorithm, name },
+    degraded: true,
+  };
 }

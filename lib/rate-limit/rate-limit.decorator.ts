@@ -3,7 +3,17 @@ import { routeDecorator } from '../core/route-metadata';
 import { RateLimitGuard } from './rate-limit.guard';
 import { mustBe } from '../core/messages';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit.metadata';
-import { checkBoolean, checkFunction, checkInteger, checkKnownKeys, fail, inputSite, keysOf, type InputSite } from '../core/validation';
+import {
+  checkBoolean,
+  checkChoice,
+  checkFunction,
+  checkInteger,
+  checkKnownKeys,
+  fail,
+  inputSite,
+  keysOf,
+  type InputSite,
+} from '../core/validation';
 import { RateLimitInputError } from './rate-limit.errors';
 import { MAX_RATE_LIMIT, type RateLimitRouteOptions, type RateLimitRouteRule } from './rate-limit.options';
 import { checkFailMode, checkRuleFields, checkTimeout } from './rate-limit.rules';
@@ -46,17 +56,22 @@ export function RateLimit(options: RateLimitRouteOptions | readonly RateLimitRou
  */
 export const SkipRateLimit = (): CustomDecorator => SetMetadata(SKIP_RATE_LIMIT_METADATA, true);
 
+const COUNT_ONLY: ReadonlyArray<NonNullable<RateLimitRouteOptions['countOnly']>> = ['failed', 'succeeded'];
+
 const ROUTE_OPTION_KEYS = keysOf<RateLimitRouteOptions>({
   limit: true,
   windowMs: true,
   algorithm: true,
   name: true,
+  blockMs: true,
   rules: true,
   key: true,
   cost: true,
   failMode: true,
   timeoutMs: true,
   earlyDeny: true,
+  countOnly: true,
+  skip: true,
 });
 
 function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[], site: InputSite, declaredAt: string): RateLimitMetadata {
@@ -65,16 +80,16 @@ function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[],
     ? { rules: [...(input as RateLimitRouteRule[])] }
     : (input as RateLimitRouteOptions);
   checkKnownKeys(options, ROUTE_OPTION_KEYS, site);
-  const { rules, key, cost, failMode, timeoutMs, limit, windowMs, algorithm, name, earlyDeny } = options;
+  const { rules, key, cost, failMode, timeoutMs, limit, windowMs, algorithm, name, blockMs, earlyDeny, countOnly, skip } = options;
   let list: Array<Partial<RateLimitRouteRule>>;
   if (rules !== undefined) {
-    if (limit !== undefined || windowMs !== undefined || algorithm !== undefined) {
-      fail(site, 'rules', 'give either "rules" or limit/windowMs/algorithm, not both');
+    if (limit !== undefined || windowMs !== undefined || algorithm !== undefined || blockMs !== undefined) {
+      fail(site, 'rules', 'give either "rules" or limit/windowMs/algorithm/blockMs, not both');
     }
     if (!Array.isArray(rules) || rules.length === 0) fail(site, 'rules', mustBe('rules', 'a non-empty array', rules));
     list = rules;
   } else {
-    list = [{ limit, windowMs, algorithm, name }];
+    list = [{ limit, windowMs, algorithm, name, blockMs }];
   }
   list.forEach((rule, i) => checkRuleFields(rule, list.length === 1 && rules === undefined ? '' : `rules[${i}].`, site));
   if (key !== undefined) checkFunction(key, 'key', site, 'a function of the execution context');
@@ -85,5 +100,7 @@ function normalize(input: RateLimitRouteOptions | readonly RateLimitRouteRule[],
   if (earlyDeny && typeof cost === 'function') {
     fail(site, 'earlyDeny', 'earlyDeny needs a constant cost: a denial of one cost says nothing of another');
   }
-  return { rules: list.map((rule) => ({ ...rule })), key, cost, failMode, timeoutMs, earlyDeny, declaredAt };
+  if (countOnly !== undefined) checkChoice(countOnly, 'countOnly', site, COUNT_ONLY);
+  if (skip !== undefined) checkFunction(skip, 'skip', site, 'a function of the execution context');
+  return { rules: list.map((rule) => ({ ...rule })), key, cost, failMode, timeoutMs, earlyDeny, countOnly, skip, declaredAt };
 }

@@ -42,7 +42,7 @@ function describeRateLimitRoute(boot: BootRoute): string | undefined {
     return `${limit} / ${rule.windowMs ?? defaults.windowMs} ms ${rule.algorithm ?? defaults.algorithm ?? DEFAULT_RATE_LIMIT_ALGORITHM}${name}`;
   });
   const cost = route.cost === undefined ? '' : `; cost ${typeof route.cost === 'function' ? 'per request' : route.cost}`;
-  return `${rules.join(' + ')}; key: ${route.key ? 'key function' : 'client IP'}${cost}${route.earlyDeny ? '; earlyDeny' : ''}`;
+  return `${rules.join(' + ')}; key: ${route.key ? 'key function' : 'client IP'}${cost}${route.earlyDeny ? '; earlyDeny' : ''}${route.countOnly ? `; counts ${route.countOnly} only` : ''}${route.skip ? '; skip function' : ''}`;
 }
 
 /**
@@ -63,6 +63,9 @@ function checkRateLimitRoute(boot: BootRoute): void {
       'key',
       `a ${TRANSPORT_NAMES[transport]} has no client IP to limit by: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
     );
+  }
+  if (route.countOnly && transport !== 'http') {
+    fail(site, 'countOnly', `a ${TRANSPORT_NAMES[transport]} has no response status to count by: drop "countOnly" (it is for HTTP routes)`);
   }
   if (route.earlyDeny && transport !== 'http') {
     fail(site, 'earlyDeny', `a ${TRANSPORT_NAMES[transport]} does not pass RateLimitMiddleware: drop "earlyDeny" (it is for HTTP routes)`);

@@ -1,7 +1,7 @@
-import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Injectable, Logger, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { httpArgs, unavailableAnswer, type HeaderTarget, withoutStack } from '../core/http';
-import { message } from '../core/messages';
+import { describeValue, message } from '../core/messages';
 import { RouteCache } from '../core/route-metadata';
 import { inputSite } from '../core/validation';
 import { ipTracker, isPromiseLike, resolveValue, trackerOf } from './rate-limit.tracker';
@@ -12,6 +12,7 @@ import { constantLimits, resolveRouteRules } from './rate-limit.rules';
 import { writeRateLimitHeaders } from './rate-limit.headers';
 import { RateLimiterService } from './rate-limit.service';
 import { assertEarlyDenySeen, requestLine } from './early-denials';
+import { refundUnlessCounted } from './count-only';
 
 /** The parts of an Express or Fastify request the guard reads. */
 export interface RateLimitRequest {
@@ -81,6 +82,8 @@ export class RateLimitGuard implements CanActivate {
     protected readonly reflector: Reflector,
   ) {}
 
+  private readonly logger = new Logger('RateLimit');
+
   /** Whether the fallback to the peer address (see {@link getTracker}) was logged. */
   private readonly ipWarning = { logged: false };
 
@@ -98,6 +101,42 @@ export class RateLimitGuard implements CanActivate {
       if (entry.skip || entry.deferred) return true;
       const { req, res } = this.getRequestResponse(context);
       if (this.alreadyCounted(context, req)) return true;
+      const skip = entry.route?.skip;
+      if (skip === undefined) return this.activate(context, entry, req, res);
+      const skipped = skip(context);
+      if (isPromiseLike(skipped)) return skipped.then((answer) => this.afterSkip(answer, context, entry, req, res));
+      return this.afterSkip(skipped, context, entry, req, res);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The route's `skip` answered: true exempts the request, false checks it; anything else is an error. */
+  private afterSkip(
+    skip: unknown,
+    context: ExecutionContext,
+    entry: RouteEntry,
+    req: RateLimitRequest | undefined,
+    res: RateLimitResponse | undefined,
+  ): boolean | Promise<boolean> {
+    if (skip === true) return true;
+    if (skip !== false) {
+      throw new RateLimitInputError(
+        message(`@RateLimit on ${entry.where}`, `option "skip" must return true or false, got ${describeValue(skip)}`),
+        'skip',
+      );
+    }
+    return this.activate(context, entry, req, res);
+  }
+
+  /** A request to check: its key, cost and rules, then the limiter. */
+  private activate(
+    context: ExecutionContext,
+    entry: RouteEntry,
+    req: RateLimitRequest | undefined,
+    res: RateLimitResponse | undefined,
+  ): boolean | Promise<boolean> {
+    try {
       const { route } = entry;
       if (route?.earlyDeny) assertEarlyDenySeen(req, entry.where);
       const key = route?.key?.(context);
@@ -148,10 +187,16 @@ export class RateLimitGuard implements CanActivate {
   ): Promise<boolean> {
     const { route } = entry;
     const options = cost === 1 ? entry.options : { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs };
-    return this.limiter.consume(this.generateKey(context, tracker), rules, options).then(
+    const key = this.generateKey(context, tracker);
+    return this.limiter.consume(key, rules, options).then(
       (result) => {
         if (!result.allowed && route?.earlyDeny) this.recordEarly(context, entry, rules, tracker, result);
-        return this.handleResult(result, rules, res);
+        const admitted = this.handleResult(result, rules, res);
+        // A degraded (fail-open) hit recorded nothing: nothing to give back.
+        if (route?.countOnly && !result.degraded) {
+          refundUnlessCounted(res, route.countOnly, () => this.limiter.refund(key, rules, cost), this.logger, entry.where);
+        }
+        return admitted;
       },
       (err: unknown) => {
         if (err instanceof RateLimitUnavailableError) throw unavailableAnswer('Rate limit unavailable, try again later', err, res);

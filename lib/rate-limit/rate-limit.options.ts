@@ -36,6 +36,12 @@ export interface RateLimitRule {
   algorithm?: RateLimitAlgorithm;
   /** Shown in headers and 429 bodies (default `default` for one rule, `rule<n>` for several). */
   name?: string;
+  /**
+   * A penalty: when this rule denies a consume, the identifier stays denied by it for `blockMs` from
+   * that denial (integer ms >= 1), even once the window would admit again; `retryAfterMs` and
+   * `Retry-After` say so, and the local deny cache keeps the denial as long. `reset` lifts it.
+   */
+  blockMs?: number;
 }
 
 /** A value given directly or computed from the request (e.g. a limit by subscription tier). */
@@ -72,6 +78,19 @@ export interface RateLimitRouteOptions extends Partial<RateLimitRouteRule> {
    * guard. Needs the middleware applied to the route (checked on each request) and a constant `cost`.
    */
   earlyDeny?: boolean;
+  /**
+   * Count only some requests (HTTP routes; checked at boot): `'failed'` only those answered with a
+   * status >= 400 (thrown errors included: a login route that counts wrong passwords), `'succeeded'`
+   * only those answered < 400. Every request is checked and counted as usual, then given back with
+   * `refund` once its response ends without the status that counts, or when the client disconnects
+   * before the response. While such requests are in flight they count.
+   */
+  countOnly?: 'failed' | 'succeeded';
+  /**
+   * Exempts a request before anything is checked or recorded when it returns true (no headers, no
+   * Redis call): an internal caller, a health probe. A throwing or rejecting `skip` fails the request.
+   */
+  skip?: (context: ExecutionContext) => boolean | Promise<boolean>;
 }
 
 /** Options of one {@link RateLimiterService.consume} (or `peek`) call. */
@@ -167,4 +186,6 @@ export interface ResolvedRateLimitRule {
   readonly windowMs: number;
   readonly algorithm: RateLimitAlgorithm;
   readonly name: string;
+  /** Absent when the rule has no block. */
+  readonly blockMs?: number;
 }

@@ -40,7 +40,7 @@ export const MAX_RATE_LIMIT_TIMEOUT_MS = 60_000;
 const RULE_NAME = { pattern: /^[A-Za-z0-9_.-]{1,64}$/, patternText: '1-64 characters of letters, digits, "_", "." or "-"' };
 
 /** The keys each options object may have: any other is a typo or an unsupported option, refused. */
-const RULE_KEYS = keysOf<RateLimitRouteRule>({ limit: true, windowMs: true, algorithm: true, name: true });
+const RULE_KEYS = keysOf<RateLimitRouteRule>({ limit: true, windowMs: true, algorithm: true, name: true, blockMs: true });
 const HEADER_KEYS = keysOf<RateLimitHeaderOptions>({ ietf: true, legacy: true });
 const MODULE_KEYS = keysOf<RateLimitModuleOptions>({
   limit: true,
@@ -65,6 +65,7 @@ export function checkRuleFields(rule: Partial<RateLimitRouteRule>, at: string, s
   if (rule.windowMs !== undefined) checkInteger(rule.windowMs, `${at}windowMs`, site, 1, MAX_WINDOW_MS);
   if (rule.algorithm !== undefined) checkChoice(rule.algorithm, `${at}algorithm`, site, ALGORITHMS);
   if (rule.name !== undefined) checkText(rule.name, `${at}name`, site, RULE_NAME, 'option');
+  if (rule.blockMs !== undefined) checkInteger(rule.blockMs, `${at}blockMs`, site, 1, MAX_WINDOW_MS);
 }
 
 /** `failMode` where given. */
@@ -102,7 +103,9 @@ export function resolveRules(
         `option "${at}limit" of a token-bucket rule can be at most 1000 per ms of its window (${rule.windowMs * 1000}), got ${rule.limit}`,
       );
     }
-    return { limit: rule.limit, windowMs: rule.windowMs, algorithm, name: rule.name ?? (list.length === 1 ? 'default' : `rule${i + 1}`) };
+    const name = rule.name ?? (list.length === 1 ? 'default' : `rule${i + 1}`);
+    const resolvedRule = { limit: rule.limit, windowMs: rule.windowMs, algorithm, name };
+    return rule.blockMs === undefined ? resolvedRule : { ...resolvedRule, blockMs: rule.blockMs };
   });
   const seen = new Set<string>();
   for (const rule of resolved) {
@@ -132,7 +135,7 @@ export function resolveRouteRules(
     const windowMs = rule.windowMs ?? defaults.windowMs;
     if (rule.limit === undefined && limit === undefined) missingDefault(site, `${at}limit`);
     if (windowMs === undefined) missingDefault(site, `${at}windowMs`);
-    return { limit: limit as number, windowMs, algorithm: rule.algorithm, name: rule.name };
+    return { limit: limit as number, windowMs, algorithm: rule.algorithm, name: rule.name, blockMs: rule.blockMs };
   });
   return resolveRules(rules, site, defaults);
 }

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { describeValue } from '../core/messages';
-import { checkText, fail, inputSite, type InputSite } from '../core/validation';
+import { checkInteger, checkText, fail, inputSite, type InputSite } from '../core/validation';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import type { KeyBuilder } from '../scripts/key-builder';
@@ -23,8 +23,10 @@ import {
   type RateLimitModuleOptions,
   type RateLimitResult,
   type RateLimitRule,
+  MAX_RATE_LIMIT,
 } from './rate-limit.options';
 import { checkFailMode, checkTimeout } from './rate-limit.rules';
+import { RateLimitReservation } from './reservation';
 import { RulePlans, type RulePlan } from './rule-plan';
 
 type Plan = RulePlan<LuaScript<ScriptReply>>;
@@ -32,6 +34,10 @@ type Plan = RulePlan<LuaScript<ScriptReply>>;
 const site = (method: string): InputSite => inputSite(`RateLimiterService.${method}`, RateLimitInputError);
 const SITES = { c: site('consume'), p: site('peek') } as const;
 const RESET = site('reset');
+const REFUND = site('refund');
+const RESERVE = site('reserve');
+/** ARGV[1] of a refund or charge: not bounded by a deadline (an adjustment is never a decision a fail mode made). */
+const NO_DEADLINE = String(Number.MAX_SAFE_INTEGER);
 
 /**
  * Exact, atomic rate limiting in one round trip: every rule of a call is checked, then the hit is
@@ -119,6 +125,62 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
+   * Takes `cost` units now, like `consume` (all rules or none), for a call whose real cost is known
+   * only later (tokens of a model's answer, bytes of an export): settle the returned reservation with
+   * `commit(actualCost)` (charges more or gives the difference back) or `cancel()` (gives all back).
+   * A reservation never settled stays charged. When it was denied (`allowed` false) nothing was taken.
+   * @throws RateLimitInputError for an empty key, bad rules or a bad cost (before any Redis call).
+   * @throws RateLimitUnavailableError with `failMode: 'closed'`, as `consume` (with `open`, a
+   *   `degraded` reservation, whose settling costs no Redis call).
+   * @example
+   * const reservation = await limiter.reserve(`tokens:${user}`, { limit: 100_000, windowMs: 60_000 }, { cost: 4000 });
+   * if (!reservation.allowed) throw new HttpException('Token budget exhausted', 429);
+   * await reservation.commit(usedTokens);
+   */
+  async reserve(key: string, rules: RateLimitRule | readonly RateLimitRule[], options?: ConsumeOptions): Promise<RateLimitReservation> {
+    const result = await this.check('c', key, rules, options, RESERVE);
+    const plan = this.plan(key, rules, RESERVE);
+    return new RateLimitReservation(result, options?.cost ?? 1, (op, cost) => this.adjust(op, key, plan, cost));
+  }
+
+  /**
+   * Gives `cost` units back to every rule of a call (the most recent hits of a sliding log; the
+   * counters of the other algorithms), never below empty: a request that should not have counted
+   * (a later step failed, the client gave up). A sliding window gives back from its current bucket
+   * first; a hit of the previous bucket counts only by its weight, so it frees less than a whole
+   * unit. A rule's `blockMs` penalty is not lifted (`reset` lifts it). This process's cached denials
+   * of `key` are dropped.
+   * @throws RateLimitInputError for an empty key, bad rules, or a cost that is not an integer between 1 and 1000000.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`
+   *   (then the refund may or may not have been applied), or refuses the call.
+   * @example
+   * const hit = await limiter.consume(`upload:${user}`, { limit: 10, windowMs: 60_000 });
+   * if (!(await storage.save(file))) await limiter.refund(`upload:${user}`, { limit: 10, windowMs: 60_000 });
+   */
+  async refund(key: string, rules: RateLimitRule | readonly RateLimitRule[], cost = 1): Promise<void> {
+    const plan = this.plan(key, rules, REFUND);
+    checkInteger(cost, 'cost', REFUND, 1, MAX_RATE_LIMIT, 'argument');
+    await this.adjust('r', key, plan, cost);
+  }
+
+  /** A refund (`r`) or an extra charge (`g`) of `cost` units in every rule of `plan` (lua/includes/rate-limit-driver.lua). */
+  private async adjust(op: 'r' | 'g', key: string, plan: Plan, cost: number): Promise<void> {
+    if (op === 'r') this.forgetDenials(key);
+    await plan.script.run(
+      plan.keyOf.map((keyOf) => keyOf(key)),
+      [NO_DEADLINE, op, String(cost), ...plan.ruleArgs],
+    );
+  }
+
+  /** Drops this process's cached denials of an identifier (local deny cache and early denials). */
+  private forgetDenials(key: string): void {
+    // Every deny-cache entry of this identifier, whatever its rules: all its Redis keys carry its hash
+    // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
+    this.denied.deleteContaining(this.keys.tag([key]));
+    this.earlyDenials.forget(key.split('\n', 1)[0]);
+  }
+
+  /**
    * Forgets every hit of `key` under `rules` in Redis, and every local denial of `key` in this
    * process's deny cache (other processes see the reset once their cached denial runs out).
    * @throws RateLimitInputError for an empty key or bad rules.
@@ -130,10 +192,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   async reset(key: string, rules: RateLimitRule | readonly RateLimitRule[]): Promise<void> {
     const plan = this.plan(key, rules, RESET);
     const redisKeys = plan.keyOf.map((keyOf) => keyOf(key));
-    // Every deny-cache entry of this identifier, whatever its rules: all its Redis keys carry its hash
-    // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
-    this.denied.deleteContaining(this.keys.tag([key]));
-    this.earlyDenials.forget(key.split('\n', 1)[0]);
+    // The rules' blocks too (whether or not these rules give blockMs: an earlier call's may have).
+    for (const keyOf of plan.blockKeys) redisKeys.push(keyOf(key));
+    this.forgetDenials(key);
     await this.engine.command('RateLimiterService.reset', (client) => client.del(...redisKeys));
   }
 
@@ -157,12 +218,12 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     key: string,
     rules: RateLimitRule | readonly RateLimitRule[],
     options: ConsumeOptions | undefined,
+    site: InputSite = SITES[op],
   ): Promise<RateLimitResult> {
     let plan: Plan;
     let failMode = this.defaultFailMode;
     let timeoutMs = this.defaultTimeoutMs;
     const cost = options?.cost ?? 1;
-    const site = SITES[op];
     try {
       plan = this.plan(key, rules, site);
       if (cost !== 1 && (!Number.isInteger(cost) || cost < 1 || cost > plan.smallestLimit)) {
@@ -180,8 +241,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
       return Promise.reject(err);
     }
 
-    const { keyOf } = plan;
+    const { keyOf, blocks } = plan;
     const redisKeys = keyOf.length === 1 ? [keyOf[0](key)] : keyOf.map((f) => f(key));
+    if (blocks) for (const f of blocks.keyOf) redisKeys.push(f(key));
     // The deny cache's key; not built while the cache is empty (the common case: nobody is over a limit).
     let cacheKey: string | undefined;
     if (this.denied.size > 0) {
@@ -206,7 +268,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
         ? cost === 1
           ? [deadline, c[0], c[1]]
           : [deadline, c[0], c[1], String(cost)]
-        : [deadline, op, String(cost), ...plan.ruleArgs];
+        : blocks
+          ? [deadline, op, String(cost), ...plan.ruleArgs, ...blocks.args]
+          : [deadline, op, String(cost), ...plan.ruleArgs];
     const call = new CheckCall(sentAt + timeoutMs, timeoutMs, plan.script.send(redisKeys, args));
     // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
     this.deadlines.watch(timeoutMs, call);

@@ -21,10 +21,17 @@ export interface RulePlan<Script> {
   readonly script: Script;
   /** ARGV after `op` and `cost`: algorithm code, limit and window of each rule (decimal strings). */
   readonly ruleArgs: readonly string[];
-  /** One rule: the compact ARGV of a consume, `[limit, windowMs]` (the cost follows unless it is 1). */
+  /** One rule without a block: the compact ARGV of a consume, `[limit, windowMs]` (the cost follows unless it is 1). */
   readonly consumeArgs?: readonly string[];
   /** Builds each rule's key from the identifier: `<prefix>:rl:{<key>}:<algorithm code>:<windowMs>:<limit>`. */
   readonly keyOf: ReadonlyArray<(key: string) => string>;
+  /**
+   * When a rule has `blockMs`: each rule's block key (its key followed by `:block`) and block
+   * duration (`'0'` for none), which a consume or peek sends after the rules (see lua/includes/rate-limit-driver.lua).
+   */
+  readonly blocks?: { readonly keyOf: ReadonlyArray<(key: string) => string>; readonly args: readonly string[] };
+  /** Each rule's block key, whether or not the rule has a block (a reset lifts any). */
+  readonly blockKeys: ReadonlyArray<(key: string) => string>;
   readonly smallestLimit: number;
 }
 
@@ -80,14 +87,19 @@ export class RulePlans<Script> {
     const ruleArgs: string[] = [];
     for (const rule of resolved) ruleArgs.push(RATE_LIMIT_ALGORITHMS[rule.algorithm], String(rule.limit), String(rule.windowMs));
     const algorithm = resolved[0].algorithm;
+    const keyParts = (rule: ResolvedRateLimitRule) => [RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.windowMs, rule.limit] as const;
+    const blocked = resolved.some((rule) => rule.blockMs !== undefined);
+    const blockKeys = resolved.map((rule) => this.keys.keyFactory(FEATURE, ...keyParts(rule), 'block'));
     return {
       rules: resolved,
       publicRules: resolved.map((r) => Object.freeze({ limit: r.limit, windowMs: r.windowMs, algorithm: r.algorithm, name: r.name })),
       script: resolved.every((r) => r.algorithm === algorithm) ? this.scripts[algorithm] : this.scripts.mixed,
       ruleArgs,
-      consumeArgs: resolved.length === 1 ? [String(resolved[0].limit), String(resolved[0].windowMs)] : undefined,
+      consumeArgs: resolved.length === 1 && !blocked ? [String(resolved[0].limit), String(resolved[0].windowMs)] : undefined,
       // One hash tag per identifier: every rule's key of one call lives in one cluster slot.
-      keyOf: resolved.map((rule) => this.keys.keyFactory(FEATURE, RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.windowMs, rule.limit)),
+      keyOf: resolved.map((rule) => this.keys.keyFactory(FEATURE, ...keyParts(rule))),
+      blocks: blocked ? { keyOf: blockKeys, args: resolved.map((rule) => String(rule.blockMs ?? 0)) } : undefined,
+      blockKeys,
       smallestLimit: resolved.reduce((min, r) => Math.min(min, r.limit), Infinity),
     };
   }
@@ -99,7 +111,7 @@ function snapshotOf(rules: RateLimitRule | readonly RateLimitRule[]): unknown[] 
   const values: unknown[] = [list.length];
   for (const rule of list) {
     if (typeof rule !== 'object' || rule === null) values.push(rule);
-    else values.push(rule, rule.limit, rule.windowMs, rule.algorithm, rule.name);
+    else values.push(rule, rule.limit, rule.windowMs, rule.algorithm, rule.name, rule.blockMs);
   }
   return values;
 }
@@ -109,25 +121,27 @@ function unchanged(snapshot: readonly unknown[], rules: RateLimitRule | readonly
   if (!Array.isArray(rules)) {
     const rule = rules as RateLimitRule;
     return (
-      snapshot.length === 6 &&
+      snapshot.length === 7 &&
       snapshot[0] === 1 &&
       snapshot[1] === rule &&
       snapshot[2] === rule.limit &&
       snapshot[3] === rule.windowMs &&
       snapshot[4] === rule.algorithm &&
-      snapshot[5] === rule.name
+      snapshot[5] === rule.name &&
+      snapshot[6] === rule.blockMs
     );
   }
   const list = rules as readonly RateLimitRule[];
-  if (snapshot[0] !== list.length || snapshot.length !== 1 + 5 * list.length) return false;
-  for (let i = 0, j = 1; i < list.length; i++, j += 5) {
+  if (snapshot[0] !== list.length || snapshot.length !== 1 + 6 * list.length) return false;
+  for (let i = 0, j = 1; i < list.length; i++, j += 6) {
     const rule = list[i];
     if (
       snapshot[j] !== rule ||
       snapshot[j + 1] !== rule.limit ||
       snapshot[j + 2] !== rule.windowMs ||
       snapshot[j + 3] !== rule.algorithm ||
-      snapshot[j + 4] !== rule.name
+      snapshot[j + 4] !== rule.name ||
+      snapshot[j + 5] !== rule.blockMs
     ) {
       return false;
     }
@@ -155,11 +169,12 @@ export function shapeKey(rules: RateLimitRule | readonly RateLimitRule[]): strin
 
 function ruleShape(rule: RateLimitRule): string | undefined {
   if (typeof rule !== 'object' || rule === null) return undefined;
-  const { limit, windowMs, algorithm, name } = rule;
+  const { limit, windowMs, algorithm, name, blockMs } = rule;
   if (typeof limit !== 'number' || typeof windowMs !== 'number') return undefined;
+  if (blockMs !== undefined && typeof blockMs !== 'number') return undefined;
   if ((algorithm !== undefined && typeof algorithm !== 'string') || (name !== undefined && typeof name !== 'string')) return undefined;
   for (const field in rule) {
-    if (field !== 'limit' && field !== 'windowMs' && field !== 'algorithm' && field !== 'name') return undefined;
+    if (field !== 'limit' && field !== 'windowMs' && field !== 'algorithm' && field !== 'name' && field !== 'blockMs') return undefined;
   }
-  return `${limit}|${windowMs}|${algorithm === undefined ? '-' : `${algorithm.length}:${algorithm}`}|${name === undefined ? '-' : `${name.length}:${name}`}`;
+  return `${limit}|${windowMs}|${blockMs ?? '-'}|${algorithm === undefined ? '-' : `${algorithm.length}:${algorithm}`}|${name === undefined ? '-' : `${name.length}:${name}`}`;
 }

@@ -1,7 +1,7 @@
 --[[
   Shared by the rate-limit scripts: the algorithm table and the clock.
 
-  Every algorithm RL[code] is a table of three functions; window is in microseconds, now is Redis
+  Every algorithm RL[code] is a table of four functions; window is in microseconds, now is Redis
   TIME in microseconds (rl_now(), read once per call: see includes/rate-limit-deadline), cost is
   the units this hit takes (1 <= cost <= limit, checked by the client):
     check(key, limit, window, cost) -> ok, avail, retry, s
@@ -12,6 +12,8 @@
     record(key, limit, window, cost, s) -> reset: records the hit; microseconds until the quota is
       fully restored afterwards
     reset(key, limit, window, s) -> microseconds until the quota is fully restored, recording nothing
+    refund(key, limit, window, cost): gives back the `cost` most recent units (any cost >= 1), never
+      below empty; the key keeps its expiry
   No tables or closures are created per call on the admitted path: the hot path is the commands.
 ]]
 local RL = {}

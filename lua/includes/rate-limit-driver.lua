@@ -5,22 +5,60 @@
 -- the rule with the fewest units left. One rule (the common case) takes a direct path.
 -- The including script defines RL_CODE, the algorithm of the compact ARGV form
 -- { deadline, limit, window [, cost] }. A = ARGV without the deadline (checked by includes/rate-limit-deadline).
+--
+-- Operations (A[1]): 'c' consume, 'p' peek (records nothing), 'r' refund (gives `cost` units back
+-- to every rule, never below empty; replies 0), 'g' charge (takes `cost` more units in every rule
+-- whatever it admits, at most what it has left: a rule is then used up, never overdrawn; replies 0).
+--
+-- Blocks: when the call carries them, KEYS has a second half (KEYS[n + i]: rule i's block key) and
+-- A a block duration in ms per rule after the rule triplets (A[3n + 2 + i], '0' for none). A rule
+-- with a live block key denies every consume and peek until the key expires (retry-after: its PTTL);
+-- a consume that a rule with a block duration denies sets that rule's block key for the duration.
 local A
 if #ARGV < 6 then
   A = { 'c', ARGV[4] or '1', RL_CODE, ARGV[2], ARGV[3] }
 else
   A = { select(2, unpack(ARGV)) }
 end
-local consume = A[1] == 'c'
+local op = A[1]
 local cost = tonumber(A[2])
 local n = #KEYS
+local blocked = false
+if #A ~= 3 * n + 2 then
+  n = n / 2
+  blocked = true
+end
 for i = 1, n do
   if not RL[A[3 * i]] then
     return redis.error_reply('ERR nest-redis-lua: unknown rate-limit algorithm code ' .. tostring(A[3 * i]))
   end
 end
 
-if n == 1 then
+if op == 'r' or op == 'g' then
+  for i = 1, n do
+    local a = 3 * i
+    local algorithm, key, limit, window = RL[A[a]], KEYS[i], tonumber(A[a + 1]), A[a + 2] * 1000
+    if op == 'r' then
+      algorithm.refund(key, limit, window, cost)
+    else
+      local _, avail, _, s = algorithm.check(key, limit, window, 1)
+      if avail > cost then avail = cost end
+      if avail > 0 then algorithm.record(key, limit, window, avail, s) end
+    end
+  end
+  return 0
+end
+
+-- A live block denies before anything is read or written (µs left, or nil).
+local function rl_block_left(i)
+  local left = redis.call('PTTL', KEYS[n + i])
+  if left > 0 then return left * 1000 end
+  return nil
+end
+
+local consume = op == 'c'
+
+if n == 1 and not blocked then
   local a = RL[A[3]]
   local key, limit, window = KEYS[1], tonumber(A[4]), A[5] * 1000
   local ok, avail, retry, s = a.check(key, limit, window, cost)
@@ -35,7 +73,21 @@ local oks, avails, retries, states = {}, {}, {}, {}
 local allowed = true
 for i = 1, n do
   local a = 3 * i
-  oks[i], avails[i], retries[i], states[i] = RL[A[a]].check(KEYS[i], tonumber(A[a + 1]), A[a + 2] * 1000, cost)
+  local left = blocked and A[3 * n + 2 + i] ~= '0' and rl_block_left(i)
+  if left then
+    oks[i], avails[i], retries[i], states[i] = false, 0, left, nil
+  else
+    oks[i], avails[i], retries[i], states[i] = RL[A[a]].check(KEYS[i], tonumber(A[a + 1]), A[a + 2] * 1000, cost)
+    if blocked and not oks[i] and consume then
+      -- Denied by this rule now: blocked for its duration from this denial, if it has one.
+      local block = tonumber(A[3 * n + 2 + i])
+      if block > 0 then
+        redis.call('SET', KEYS[n + i], 1, 'PX', block)
+        if block * 1000 > retries[i] then retries[i] = block * 1000 end
+        avails[i] = 0
+      end
+    end
+  end
   if not oks[i] then allowed = false end
 end
 local pick, remaining, reset, retry = 0, 0, 0, 0
@@ -46,8 +98,13 @@ for i = 1, n do
   if allowed and consume then
     until_reset = algorithm.record(KEYS[i], limit, window, cost, states[i])
     left = left - cost
+  elseif states[i] == nil then
+    -- Blocked: its quota is whole again when the block ends, at the earliest.
+    until_reset = retries[i]
   elseif allowed or not oks[i] then
     until_reset = algorithm.reset(KEYS[i], limit, window, states[i])
+    -- A block set by this denial may outlast the window: the quota is whole only after both.
+    if until_reset < retries[i] then until_reset = retries[i] end
   end
   local better
   if pick == 0 then

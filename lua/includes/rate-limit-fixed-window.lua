@@ -38,4 +38,12 @@ RL['f'] = {
     if s > 0 then return s end
     return 0
   end,
+
+  refund = function(key, limit, window, cost)
+    local count = tonumber(redis.call('GET', key))
+    if not count or count <= 0 then return end
+    local left = count - cost
+    if left < 0 then left = 0 end
+    redis.call('SET', key, left, 'KEEPTTL')
+  end,
 }

@@ -84,4 +84,9 @@ RL['l'] = {
     local newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
     return newest + window - rl_now()
   end,
+
+  -- The newest entries: the highest scores, whatever their members' encoding.
+  refund = function(key, limit, window, cost)
+    redis.call('ZPOPMAX', key, cost)
+  end,
 }

@@ -38,4 +38,21 @@ RL['s'] = {
     if s > 0 then return rest end
     return 0
   end,
+
+  -- From the current bucket first; what it lacks comes off the previous one (whose hits count only by
+  -- their weight: giving back a previous-bucket hit frees less than a whole unit of the estimate).
+  refund = function(key, limit, window, cost)
+    local now = rl_now()
+    local idx = math.floor(now / window)
+    local rest = window - (now - idx * window)
+    local cur, prev = rl_sw_buckets(key, idx)
+    if cur + prev == 0 then return end
+    local back = cost
+    if back > cur then back = cur end
+    cur, cost = cur - back, cost - back
+    prev = prev - cost
+    if prev < 0 then prev = 0 end
+    cost = 0 -- the write below adds `cost` to the current bucket: nothing here
+    --- @inline "rate-limit-sliding-window-write"
+  end,
 }

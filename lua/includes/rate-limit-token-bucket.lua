@@ -22,4 +22,17 @@ RL['t'] = {
   reset = function(key, limit, window, tat)
     return tat - rl_now()
   end,
+
+  -- The arrival time moves back by `cost` intervals, never before now (a full bucket: no key).
+  refund = function(key, limit, window, cost)
+    local now = rl_now()
+    local tat = tonumber(redis.call('GET', key))
+    if not tat then return end
+    local ahead = tat - cost * math.ceil(window / limit) - now
+    if ahead <= 0 then
+      redis.call('DEL', key)
+      return
+    end
+    --- @inline "rate-limit-token-bucket-write"
+  end,
 }

@@ -6,9 +6,12 @@
   KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
   ARGV[1]  deadline: Redis TIME in ms after which the call records nothing and returns RL_LATE (-1)
            (see includes/rate-limit-deadline.lua)
-  ARGV[2]  'c' to consume (record an admitted hit), 'p' to peek (record nothing)
+  ARGV[2]  'c' to consume (record an admitted hit), 'p' to peek (record nothing), 'r' to refund
+           `cost` units, 'g' to charge `cost` more units (both reply 0; see includes/rate-limit-driver.lua)
   ARGV[3]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i+1], ARGV[3i+2], ARGV[3i+3]  rule i: algorithm code ('s'), limit (integer >= 1), window (integer ms >= 1)
+  then, when KEYS has 2n keys (KEYS[n + i]: rule i's block key): ARGV[3n + 3 + i] rule i's block
+           duration in ms ('0' for none): a consume it denies blocks it that long
   or, to consume with one rule (the common call, fewer arguments to send and to read):
   ARGV = { deadline, limit, window ms [, cost (default 1)] }
 

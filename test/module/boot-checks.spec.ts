@@ -125,6 +125,20 @@ describe('boot checks of every handler', () => {
       /@RateLimit on EarlyRpc\.create: a microservice message handler does not pass RateLimitMiddleware: drop "earlyDeny"/,
     );
 
+    @Controller()
+    class CountingRpc {
+      @MessagePattern('orders.counted')
+      @RateLimit({ limit: 5, windowMs: 1000, key: () => 'client', countOnly: 'failed' })
+      create(): string {
+        return 'ok';
+      }
+    }
+    const counting = await bootWith({ controllers: [CountingRpc] });
+    expect(counting).toBeInstanceOf(RateLimitInputError);
+    expect(counting?.message).toMatch(
+      /@RateLimit on CountingRpc\.create: a microservice message handler has no response status to count by: drop "countOnly"/,
+    );
+
     @Injectable()
     class OrdersResolver {
       @GraphQLQuery()
