@@ -7,8 +7,8 @@ import type { RateLimitFailMode, RateLimitModuleOptions, RateLimitResult, Resolv
 /**
  * What the limiter answers when Redis could not decide a hit (unreachable, later than `timeoutMs`,
  * refused): `open` an admitted result marked `degraded` (nothing counted), `closed` a
- * {@link RateLimitUnavailableError}. Reports each such call to `onUnavailable` and logs the first of
- * an outage once.
+ * {@link RateLimitUnavailableError}, `local` the in-memory limiter's decision (marked `degraded`).
+ * Reports each such call to `onUnavailable` and logs the first of an outage once.
  */
 export class FailModes {
   private outage = false;
@@ -23,11 +23,18 @@ export class FailModes {
     this.outage = false;
   }
 
-  /** The fail mode's answer, as a promise (never throws synchronously). */
-  settle(error: RedisLuaUnavailableError, key: string, failMode: RateLimitFailMode, rule: ResolvedRateLimitRule): Promise<RateLimitResult> {
+  /** The fail mode's answer, as a promise (never throws synchronously); `local` decides a `local` one. */
+  settle(
+    error: RedisLuaUnavailableError,
+    key: string,
+    failMode: RateLimitFailMode,
+    rule: ResolvedRateLimitRule,
+    local: () => RateLimitResult,
+  ): Promise<RateLimitResult> {
     if (!this.outage) {
       this.outage = true;
-      this.logger.warn(`Redis unavailable, rate limits fail ${failMode} until it answers again: ${error.message}`);
+      const how = failMode === 'local' ? 'are decided in this process' : `fail ${failMode}`;
+      this.logger.warn(`Redis unavailable, rate limits ${how} until it answers again: ${error.message}`);
     }
     try {
       this.options.onUnavailable?.({ error, key, failMode });
@@ -35,6 +42,6 @@ export class FailModes {
       // A reporting hook must not change the decision.
     }
     if (failMode === 'closed') return Promise.reject(new RateLimitUnavailableError(key, failMode, error));
-    return Promise.resolve(degradedResult(rule));
+    return Promise.resolve(failMode === 'local' ? local() : degradedResult(rule));
   }
 }

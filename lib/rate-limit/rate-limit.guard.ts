@@ -292,7 +292,8 @@ export class RateLimitGuard implements CanActivate {
    * @throws RateLimitExceededException (429) when the hit was denied.
    */
   protected handleResult(result: RateLimitResult, rules: readonly ResolvedRateLimitRule[], res: RateLimitResponse | undefined): boolean {
-    if (res && !result.degraded) writeRateLimitHeaders(res, result, rules, this.limiter.options.headers);
+    // A degraded admission counted nothing in Redis: no quota to report. A denial (`failMode: 'local'`) says when to retry.
+    if (res && (!result.degraded || !result.allowed)) writeRateLimitHeaders(res, result, rules, this.limiter.options.headers);
     if (!result.allowed) throw withoutStack(() => new RateLimitExceededException(result));
     return true;
   }

@@ -23,8 +23,11 @@ export const RATE_LIMIT_ALGORITHMS: Readonly<Record<RateLimitAlgorithm, string>>
 /** The default algorithm. */
 export const DEFAULT_RATE_LIMIT_ALGORITHM: RateLimitAlgorithm = 'sliding-log';
 
-/** What happens when Redis is down or slower than `timeoutMs`: admit (`open`) or refuse (`closed`). */
-export type RateLimitFailMode = 'open' | 'closed';
+/**
+ * What happens when Redis is down or slower than `timeoutMs`: admit (`open`), refuse (`closed`), or
+ * limit in this process's memory with the same rules (`local`; see `localLimitFactor`).
+ */
+export type RateLimitFailMode = 'open' | 'closed' | 'local';
 
 /** One limit: at most `limit` units per `windowMs`. */
 export interface RateLimitRule {
@@ -129,8 +132,18 @@ export interface RateLimitModuleOptions {
   windowMs?: number;
   /** Default algorithm (default `sliding-log`). */
   algorithm?: RateLimitAlgorithm;
-  /** When Redis is down or slow: `open` admits (default), `closed` refuses (the guard answers 503). */
+  /**
+   * When Redis is down or slow: `open` admits (default), `closed` refuses (the guard answers 503),
+   * `local` limits in each process's memory with the same rules until Redis answers again (results
+   * marked `degraded`; the guard answers 429 for a local denial).
+   */
   failMode?: RateLimitFailMode;
+  /**
+   * `failMode: 'local'`: each process admits `limit * localLimitFactor` (at least 1) per window while
+   * Redis is unavailable, since N processes limit separately (N × the limit in all). Default 1; a
+   * number in (0, 1], typically 1 / the number of instances.
+   */
+  localLimitFactor?: number;
   /** How long a hit may wait for Redis before the fail mode decides it (default 250 ms). */
   timeoutMs?: number;
   /** Which headers the guard writes. */
@@ -167,7 +180,10 @@ export interface RateLimitResult {
    * fewest units left. Frozen: results of the same rules share it.
    */
   readonly rule: Readonly<{ name: string; limit: number; windowMs: number; algorithm: string }>;
-  /** True if Redis could not decide and the fail mode did (`open`: admitted without counting). */
+  /**
+   * True if Redis could not decide and the fail mode did (`open`: admitted without counting; `local`:
+   * decided by this process's in-memory limiter, which may also deny).
+   */
   degraded?: boolean;
 }
 

@@ -11,6 +11,7 @@ import {
   keysOf,
   type InputSite,
 } from '../core/validation';
+import { mustBe } from '../core/messages';
 import { RateLimitInputError } from './rate-limit.errors';
 import {
   DEFAULT_RATE_LIMIT_ALGORITHM,
@@ -33,7 +34,7 @@ import {
  */
 
 const ALGORITHMS = Object.keys(RATE_LIMIT_ALGORITHMS) as RateLimitAlgorithm[];
-const FAIL_MODES: readonly RateLimitFailMode[] = ['open', 'closed'];
+const FAIL_MODES: readonly RateLimitFailMode[] = ['open', 'closed', 'local'];
 /** The longest `timeoutMs`: a hit waiting longer for Redis is no longer a rate-limit check. */
 export const MAX_RATE_LIMIT_TIMEOUT_MS = 60_000;
 /** A rule name goes into headers: 1-64 characters of letters, digits, `_`, `.` or `-`. */
@@ -52,6 +53,7 @@ const MODULE_KEYS = keysOf<RateLimitModuleOptions>({
   localCacheSize: true,
   onUnavailable: true,
   ipv6Subnet: true,
+  localLimitFactor: true,
 });
 
 /** The site of `forRoot({ rateLimit })` checks. */
@@ -173,4 +175,8 @@ export function validateRateLimitModuleOptions(section: unknown): void {
     }
   }
   if (options.ipv6Subnet !== undefined) checkInteger(options.ipv6Subnet, 'rateLimit.ipv6Subnet', MODULE_SITE, 1, 128);
+  const factor = options.localLimitFactor;
+  if (factor !== undefined && !(typeof factor === 'number' && factor > 0 && factor <= 1)) {
+    fail(MODULE_SITE, 'rateLimit.localLimitFactor', mustBe('rateLimit.localLimitFactor', 'a number in (0, 1]', factor));
+  }
 }

@@ -11,6 +11,7 @@ import { LuaScriptError, unavailableMessage } from '../scripts/lua-script.errors
 import { CheckCall, lateError, resultOf, RL_LATE, type ScriptReply } from './rate-limit.call';
 import { ServerClock } from './server-clock';
 import { FailModes } from './fail-mode';
+import { LocalLimiter } from './local-limiter';
 import { EarlyDenials } from './early-denials';
 import { RateLimitInputError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
@@ -56,6 +57,8 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   /** Module-level rate-limit options (validated at boot with the connection options). */
   readonly options: RateLimitModuleOptions;
   private readonly failModes: FailModes;
+  /** The in-memory limiter of `failMode: 'local'`. */
+  private readonly local: LocalLimiter;
   /** Resolved rules per rules object (a route's or a caller's constant): validated once, not per call. */
   private readonly plans: RulePlans<LuaScript<ScriptReply>>;
   private readonly deadlines = new DeadlineSweeper();
@@ -75,6 +78,7 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   ) {
     this.options = moduleOptions.rateLimit ?? {};
     this.failModes = new FailModes(this.logger, this.options);
+    this.local = new LocalLimiter(this.options.localCacheSize || DEFAULT_LOCAL_CACHE_SIZE, this.options.localLimitFactor ?? 1);
     this.denied = new LocalDenyCache(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE);
     this.earlyDenials = new EarlyDenials(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE);
     const scripts = {
@@ -257,7 +261,7 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     // in the offline queue: decided by the fail mode at once instead.
     if (status !== 'ready' && status !== 'wait') {
       const down = new RedisLuaUnavailableError(unavailableMessage('', `the connection is ${status}`), 'unreachable');
-      return this.failModes.settle(down, key, failMode, plan.rules[0]);
+      return this.failModes.settle(down, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
     }
     const sentAt = performance.now();
     // ARGV[1]: the deadline on Redis's clock; a script that runs later records nothing (see ServerClock).
@@ -276,7 +280,11 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     this.deadlines.watch(timeoutMs, call);
     const onReply = (reply: ScriptReply): RateLimitResult | Promise<RateLimitResult> => {
       this.deadlines.release(call);
-      if (reply === RL_LATE) return this.failModes.settle(lateError(timeoutMs), key, failMode, plan.rules[0]);
+      if (reply === RL_LATE) {
+        return this.failModes.settle(lateError(timeoutMs), key, failMode, plan.rules[0], () =>
+          this.decideLocally(op, plan, redisKeys, cost),
+        );
+      }
       this.failModes.answered();
       return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
     };
@@ -291,10 +299,15 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
       this.deadlines.release(call);
       const failure = plan.script.scriptError(err);
       if (failure instanceof LuaScriptError) return Promise.reject(failure);
-      return this.failModes.settle(failure, key, failMode, plan.rules[0]);
+      return this.failModes.settle(failure, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
     };
     // A reply that comes after the deadline finds its command already rejected: ignored by ioredis.
     return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
+  }
+
+  /** `failMode: 'local'`: this process's in-memory decision, on the rules' keys (block keys aside). */
+  private decideLocally(op: 'c' | 'p', plan: Plan, redisKeys: readonly string[], cost: number): RateLimitResult {
+    return this.local.decide(op, redisKeys, plan.rules, plan.publicRules, cost);
   }
 
   /** The result of a reply; a denied consume is remembered in the deny cache until it may pass. */

@@ -12,6 +12,7 @@ import {
   type RateLimitUnavailableEvent,
   type RedisLuaModuleOptions,
   RedisLuaUnavailableError,
+  LuaScriptEngine,
 } from 'nest-redis-lua';
 import { harnessAddresses } from '../harness/harness-env';
 import { RedisClusterHarness, RedisServer } from '../harness/redis-server';
@@ -39,20 +40,31 @@ class ClosedController {
   }
 }
 
+@Controller('five')
+@UseGuards(RateLimitGuard)
+class FiveController {
+  @Get()
+  @RateLimit({ limit: 5, windowMs: 60_000 })
+  get(): { ok: true } {
+    return { ok: true };
+  }
+}
+
 async function app(
   connection: Pick<RedisLuaModuleOptions, 'url' | 'cluster'>,
   failMode: RateLimitFailMode,
   events: RateLimitUnavailableEvent[],
+  localLimitFactor?: number,
 ): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
     imports: [
       RedisLuaModule.forRoot({
         ...connection,
         keyPrefix: `fail${process.pid}`,
-        rateLimit: { failMode, timeoutMs: TIMEOUT_MS, onUnavailable: (e) => events.push(e) },
+        rateLimit: { failMode, timeoutMs: TIMEOUT_MS, onUnavailable: (e) => events.push(e), localLimitFactor },
       }),
     ],
-    controllers: [LimitedController, ClosedController],
+    controllers: [LimitedController, ClosedController, FiveController],
   }).compile();
   const nest = moduleRef.createNestApplication({ logger: false });
   await nest.init();
@@ -147,6 +159,51 @@ describe('rate limit fail modes', () => {
       await nest.close();
       expect(unhandled).toEqual([]);
     });
+
+    it("Redis stopped, failMode 'local' (limit 5): 10 requests → 5 admitted (degraded), 5 × 429 with Retry-After; Redis decides again once back", async () => {
+      const events: RateLimitUnavailableEvent[] = [];
+      const nest = await app({ url: server.url }, 'local', events);
+      const http = nest.getHttpServer();
+      const limiter = nest.get(RateLimiterService);
+      expect((await timed(http, '/five')).status).toBe(200);
+      await server.stop();
+      const statuses: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const res = await request(http).get('/five');
+        statuses.push(res.status);
+        if (res.status === 429) expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429, 429, 429]);
+      // The service: the same in memory, marked degraded either way; the factor scales a limit down.
+      const rule = { limit: 3, windowMs: 60_000, algorithm: 'token-bucket' as const };
+      const results = [];
+      for (let i = 0; i < 5; i++) results.push(await limiter.consume('svc', rule));
+      expect(results.map((r) => [r.allowed, r.degraded])).toEqual([
+        [true, true],
+        [true, true],
+        [true, true],
+        [false, true],
+        [false, true],
+      ]);
+      expect(results[3].retryAfterMs).toBeGreaterThan(0);
+      expect(events.every((e) => e.failMode === 'local')).toBe(true);
+      await server.restart();
+      const client = nest.get(LuaScriptEngine).client;
+      if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve));
+      const back = await limiter.consume('svc', rule);
+      expect(back).toMatchObject({ allowed: true, remaining: 2 });
+      expect(back.degraded).toBeUndefined();
+      await nest.close();
+
+      const halved = await app({ url: server.url }, 'local', [], 0.5);
+      await server.stop();
+      const admitted = [];
+      for (let i = 0; i < 5; i++)
+        admitted.push((await halved.get(RateLimiterService).consume('half', { limit: 5, windowMs: 60_000 })).allowed);
+      expect(admitted).toEqual([true, true, false, false, false]);
+      await halved.close();
+      expect(unhandled).toEqual([]);
+    });
   });
 
   describe('cluster', () => {
@@ -177,6 +234,21 @@ describe('rate limit fail modes', () => {
       expect(res.ms).toBeLessThan(boundFor(TIMEOUT_MS, res.lateMs));
       expect(events).toHaveLength(1);
       expect((await timed(http, '/limited')).status).toBe(200);
+      await nest.close();
+      expect(unhandled).toEqual([]);
+    });
+
+    it("every master paused, failMode 'local' (limit 5): 10 requests → 5 × 200, 5 × 429", async () => {
+      const nest = await app({ cluster: { nodes: cluster.nodes } }, 'local', []);
+      const http = nest.getHttpServer();
+      cluster.servers.forEach((s) => s.pause());
+      const statuses: number[] = [];
+      try {
+        for (let i = 0; i < 10; i++) statuses.push((await request(http).get('/five')).status);
+      } finally {
+        cluster.servers.forEach((s) => s.resume());
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429, 429, 429]);
       await nest.close();
       expect(unhandled).toEqual([]);
     });
@@ -221,6 +293,11 @@ describe('rate limit options are checked early', () => {
     class BadModule {}
     await expect(NestFactory.createApplicationContext(BadModule, { logger: false, abortOnError: false })).rejects.toThrow(
       /option "rateLimit\.windowMs" must be an integer/,
+    );
+    @Module({ imports: [RedisLuaModule.forRoot({ url: 'redis://127.0.0.1:1', lazyConnect: true, rateLimit: { localLimitFactor: 2 } })] })
+    class BadFactorModule {}
+    await expect(NestFactory.createApplicationContext(BadFactorModule, { logger: false, abortOnError: false })).rejects.toThrow(
+      /option "rateLimit\.localLimitFactor" must be a number in \(0, 1\], got 2/,
     );
   });
   it('a route whose rule has no limit or window and no forRoot default fails boot, naming the route', async () => {
