@@ -211,18 +211,33 @@ function describeNode(node: unknown): string {
 
 /** Closes a client: QUIT when connected (pending replies arrive first), otherwise drop the socket. */
 export async function closeClient(client: Redis | Cluster): Promise<void> {
-  if (client.status === 'end') return;
-  if (client.status !== 'ready') {
-    client.disconnect();
-    return;
+  if (client.status !== 'end') {
+    if (client.status !== 'ready') {
+      client.disconnect();
+    } else {
+      // With auto-pipelining, commands issued in this tick are still queued: QUIT would overtake them.
+      for (let i = 0; i < 10 && client.autoPipelineQueueSize > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+      try {
+        await client.quit();
+      } catch {
+        client.disconnect();
+      }
+    }
   }
-  // With auto-pipelining, commands issued in this tick are still queued: QUIT would overtake them.
-  for (let i = 0; i < 10 && client.autoPipelineQueueSize > 0; i++) await new Promise((resolve) => setImmediate(resolve));
-  try {
-    await client.quit();
-  } catch {
-    client.disconnect();
-  }
+  if (client instanceof Cluster) await stopSlotsRefresh(client);
+}
+
+/**
+ * ioredis's periodic slot refresh (`slotsRefreshInterval`) re-arms its timer when a refresh ends,
+ * also one that was still waiting for an unresponsive node when the client quit: after that, every
+ * round fails at once ("Cluster is disconnected") and arms the next, forever, and the process never
+ * exits by itself (seen after a cluster paused for more than a second). Waits for such a refresh to
+ * end (at most `slotsRefreshTimeout`, 1 s by default), then clears the timer it armed.
+ */
+async function stopSlotsRefresh(cluster: Cluster): Promise<void> {
+  const internals = cluster as unknown as { isRefreshing?: boolean; clearNodesRefreshInterval?: () => void };
+  while (internals.isRefreshing === true) await new Promise((resolve) => setTimeout(resolve, 10));
+  internals.clearNodesRefreshInterval?.();
 }
 
 /** Removes a password from a URL before it goes into a message. */

@@ -134,8 +134,8 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
    * `commit(actualCost)` (charges more or gives the difference back) or `cancel()` (gives all back).
    * A reservation never settled stays charged. When it was denied (`allowed` false) nothing was taken.
    * @throws RateLimitInputError for an empty key, bad rules or a bad cost (before any Redis call).
-   * @throws RateLimitUnavailableError with `failMode: 'closed'`, as `consume` (with `open`, a
-   *   `degraded` reservation, whose settling costs no Redis call).
+   * @throws RateLimitUnavailableError with `failMode: 'closed'`, as `consume` (with `open` or `local`,
+   *   a `degraded` reservation: nothing was taken in Redis, and settling it costs no Redis call).
    * @example
    * const reservation = await limiter.reserve(`tokens:${user}`, { limit: 100_000, windowMs: 60_000 }, { cost: 4000 });
    * if (!reservation.allowed) throw new HttpException('Token budget exhausted', 429);
@@ -158,8 +158,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
    * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`
    *   (then the refund may or may not have been applied), or refuses the call.
    * @example
-   * const hit = await limiter.consume(`upload:${user}`, { limit: 10, windowMs: 60_000 });
-   * if (!(await storage.save(file))) await limiter.refund(`upload:${user}`, { limit: 10, windowMs: 60_000 });
+   * const uploads = { limit: 10, windowMs: 60_000 };
+   * if (!(await limiter.consume(`upload:${user}`, uploads)).allowed) throw new HttpException('Too many uploads', 429);
+   * if (!(await storage.save(file))) await limiter.refund(`upload:${user}`, uploads); // a failed upload does not count
    */
   async refund(key: string, rules: RateLimitRule | readonly RateLimitRule[], cost = 1): Promise<void> {
     const plan = this.plan(key, rules, REFUND);

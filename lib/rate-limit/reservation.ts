@@ -33,8 +33,8 @@ export class RateLimitReservation {
   /**
    * Settles the reservation at `actualCost` units (default: the reserved cost): gives the difference
    * back, or charges the extra units in every rule, at most what each rule has left (a rule is then
-   * used up, never overdrawn). A `degraded` reservation (the fail mode admitted it: nothing was taken)
-   * settles without a Redis call.
+   * used up, never overdrawn). A `degraded` reservation (the fail mode decided it: nothing was taken
+   * in Redis) settles without a Redis call.
    * @throws RateLimitInputError when the reservation was denied, is already settled, or `actualCost`
    *   is not an integer between 0 and 1000000.
    * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`

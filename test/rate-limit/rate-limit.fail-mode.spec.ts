@@ -14,11 +14,14 @@ import {
   RedisLuaUnavailableError,
   LuaScriptEngine,
 } from 'nest-redis-lua';
+import { join } from 'node:path';
+import { runTsChild } from '../harness/child-process';
 import { harnessAddresses } from '../harness/harness-env';
 import { RedisClusterHarness, RedisServer } from '../harness/redis-server';
 import { boundFor, timeCall } from '../harness/timing';
 
 const TIMEOUT_MS = 250;
+const CLOSE_CHILD = join(__dirname, 'fixtures', 'close-after-cluster-pause.ts');
 
 @Controller('limited')
 @UseGuards(RateLimitGuard)
@@ -187,6 +190,10 @@ describe('rate limit fail modes', () => {
       ]);
       expect(results[3].retryAfterMs).toBeGreaterThan(0);
       expect(events.every((e) => e.failMode === 'local')).toBe(true);
+      // A reservation decided without Redis settles without it (nothing was taken in Redis).
+      const reservation = await limiter.reserve('reserved', { limit: 3, windowMs: 60_000 }, { cost: 2 });
+      expect(reservation.result).toMatchObject({ allowed: true, degraded: true });
+      await expect(reservation.commit(1)).resolves.toBeUndefined();
       await server.restart();
       const client = nest.get(LuaScriptEngine).client;
       if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve));
@@ -238,9 +245,20 @@ describe('rate limit fail modes', () => {
       expect(unhandled).toEqual([]);
     });
 
+    it('a process whose app closed after its cluster was unresponsive exits by itself (no slot-refresh timer left)', async () => {
+      const pids = cluster.servers.map((server) => server.pid!);
+      const child = await runTsChild(CLOSE_CHILD, [JSON.stringify(cluster.nodes), JSON.stringify(pids)], 60_000);
+      cluster.servers.forEach((server) => server.resume());
+      expect(child.stderr).toBe('');
+      expect(child).toMatchObject({ timedOut: false, code: 0 });
+      expect(JSON.parse(child.stdout.trim().split('\n').pop()!)).toEqual({ closed: true, degraded: 8 });
+    });
+
     it("every master paused, failMode 'local' (limit 5): 10 requests → 5 × 200, 5 × 429", async () => {
       const nest = await app({ cluster: { nodes: cluster.nodes } }, 'local', []);
       const http = nest.getHttpServer();
+      // Connected to every master first (Redis counts this one; the local limiter starts empty).
+      expect((await timed(http, '/five')).status).toBe(200);
       cluster.servers.forEach((s) => s.pause());
       const statuses: number[] = [];
       try {
