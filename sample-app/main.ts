@@ -17,7 +17,7 @@ export function tryLines(base: string): string[] {
   const json = `-H 'content-type: application/json'`;
   return [
     `curl ${base}/hello                                   # 5 per 10 s per IP, then 429 (answered before Nest)`,
-    `curl -X POST ${base}/login ${json} -d '{"username":"alice","password":"wonderland"}'   # 5/min + 20/hour per IP+user`,
+    `curl -X POST ${base}/login ${json} -d '{"username":"alice","password":"wonderland"}'   # 5 failures/min + 20/hour per IP+user`,
     `curl -X PUT ${base}/inventory/widget ${json} -d '{"stock":3}'`,
     `curl -X POST ${base}/inventory/widget/reserve ${json} -d '{"quantity":1}'   # under a lock; never below 0`,
     `curl -X POST ${base}/games/tetris/scores ${json} -d '{"player":"ada","score":4200}'`,

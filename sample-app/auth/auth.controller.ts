@@ -10,7 +10,8 @@ interface LoginBody {
 
 /**
  * `POST /login`: two rules checked and recorded together (5 per minute and 20 per hour) per
- * IP + username. Every attempt counts, right or wrong; the 6th within a minute gets 429.
+ * IP + username. Only failed attempts count (`countOnly: 'failed'`: wrong passwords, bad bodies); a
+ * right password is given back once answered. The 6th failure within a minute gets 429.
  */
 @Controller()
 @UseGuards(RateLimitGuard)
@@ -25,6 +26,7 @@ export class AuthController {
       { limit: 20, windowMs: 3_600_000, name: 'per-hour' },
     ],
     key: loginAttemptKey,
+    countOnly: 'failed',
   })
   login(@Body() body: LoginBody): { username: string; token: string } {
     if (typeof body?.username !== 'string' || typeof body.password !== 'string') {

@@ -25,7 +25,7 @@ describeTopologies('sample app', (t) => {
     expect(Number(early.headers['retry-after'])).toBe(Math.max(1, Math.ceil(early.body.retryAfterMs / 1000)));
   });
 
-  it('POST /login: 5 attempts per minute per IP + username (wrong passwords count), other usernames unaffected', async () => {
+  it('POST /login: 5 failed attempts per minute per IP + username (right passwords do not count), other usernames unaffected', async () => {
     const server = (await startSampleApp(t)).getHttpServer();
     const login = (username: string, password: string) => request(server).post('/login').send({ username, password });
 
@@ -33,6 +33,9 @@ describeTopologies('sample app', (t) => {
     expect(first.body).toMatchObject({ username: 'alice', token: expect.stringMatching(/^[0-9a-f]{32}$/) });
     expect(first.headers['ratelimit-policy']).toBe('"per-minute";q=5;w=60, "per-hour";q=20;w=3600');
     for (let i = 0; i < 4; i++) await login('alice', 'guess').expect(401);
+    // The right password before did not count, nor does this one: 4 failures so far.
+    await login('alice', 'wonderland').expect(200);
+    await login('alice', 'guess').expect(401);
     const denied = await login('alice', 'wonderland').expect(429);
     expect(denied.body.limit).toMatchObject({ name: 'per-minute', limit: 5 });
     // The same address trying another account has its own count.
