@@ -187,76 +187,59 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
     run++;
     return Array.from({ length: 100 }, (_, i) => ({ method: 'GET' as const, path, headers: { 'x-user': `r${run}-u${i}` } }));
   };
-  /** The flooder's own req/s in the flood scenarios (429s on the guarded route, 200s on the open one). */
-  const floodRps = new Map<string, number[]>([
-    ['limited', []],
-    ['open', []],
-    ['shortcut', []],
-    ['early', []],
-    ['consumer', []],
-    ['same', []],
-  ]);
   /** Normal users on `path` while the flooder hits the same route, from two generators started together. */
   const withFlood = (path: string, flooder = FLOODER, base = url): Promise<[number, number]> =>
     cannons(seconds, { url: `${base}${path}`, requests: users(path) }, { url: `${base}${path}`, requests: flooder });
-  const scenarios: Array<{ name: string; run: () => Promise<number> }> = [
+  /**
+   * A flood scenario: the normal users' req/s is its sample; the flooder's own req/s (429s on a
+   * guarded route, 200s on the open one) is kept in `flooded` for the table.
+   */
+  interface Scenario {
+    name: string;
+    run: () => Promise<number>;
+    flooded?: number[];
+  }
+  const flood = (name: string, path: string, flooder = FLOODER, base = url): Scenario => {
+    const flooded: number[] = [];
+    return {
+      name,
+      flooded,
+      run: async () => {
+        const [served, flooderRps] = await withFlood(path, flooder, base);
+        flooded.push(flooderRps);
+        return served;
+      },
+    };
+  };
+  const scenarios: Scenario[] = [
     { name: 'Express, unguarded route', run: () => cannon(`${url}/open`, seconds, users('/open')) },
     { name: 'nest-redis-lua @RateLimit route', run: () => cannon(`${url}/limited`, seconds, users('/limited')) },
     { name: '@nestjs/throttler + nest-lab storage route', run: () => cannon(`${url}/throttled`, seconds) },
-    {
-      name: 'nest-redis-lua @RateLimit route while one user floods it (blocked, 429)',
-      run: async () => {
-        // Half the connections: one user over its limit, answered 429; the other half: normal users.
-        const [served, flooded] = await withFlood('/limited');
-        floodRps.get('limited')!.push(flooded);
-        return served;
-      },
-    },
-    {
-      name: 'Express, unguarded route while the same flood hits it (served)',
-      run: async () => {
-        const [served, flooded] = await withFlood('/open');
-        floodRps.get('open')!.push(flooded);
-        return served;
-      },
-    },
+    // Half the connections: one user over its limit, answered 429; the other half: normal users.
+    flood('nest-redis-lua @RateLimit route while one user floods it (blocked, 429)', '/limited'),
+    flood('Express, unguarded route while the same flood hits it (served)', '/open'),
     {
       name: 'reference: unguarded route behind a guard that only runs `return 1` through the library',
       run: () => cannon(`${url}/floor`, seconds, users('/floor')),
     },
-    {
-      // The bound: the cheapest possible 429 in this server, before Nest even routes the request.
-      name: 'reference: @RateLimit route while the flood is answered 429 by a bare Express middleware before Nest',
-      run: async () => {
-        const [served, flooded] = await withFlood('/limited', SHORTCUT_FLOODER);
-        floodRps.get('shortcut')!.push(flooded);
-        return served;
-      },
-    },
-    {
-      name: 'nest-redis-lua @RateLimit route with earlyDeny + RateLimitMiddleware.install(app) while one user floods it',
-      run: async () => {
-        const [served, flooded] = await withFlood('/early');
-        floodRps.get('early')!.push(flooded);
-        return served;
-      },
-    },
-    {
-      name: 'the same, RateLimitMiddleware applied in configure(consumer) instead (same server, a second app)',
-      run: async () => {
-        const [served, flooded] = await withFlood('/early', FLOODER, second.url);
-        floodRps.get('consumer')!.push(flooded);
-        return served;
-      },
-    },
-    {
-      name: "reference: the bare-middleware bound with the library's 429 bytes (its headers and JSON body, built once)",
-      run: async () => {
-        const [served, flooded] = await withFlood('/limited', SAME_BYTES_FLOODER);
-        floodRps.get('same')!.push(flooded);
-        return served;
-      },
-    },
+    // The bound: the cheapest possible 429 in this server, before Nest even routes the request.
+    flood(
+      'reference: @RateLimit route while the flood is answered 429 by a bare Express middleware before Nest',
+      '/limited',
+      SHORTCUT_FLOODER,
+    ),
+    flood('nest-redis-lua @RateLimit route with earlyDeny + RateLimitMiddleware.install(app) while one user floods it', '/early'),
+    flood(
+      'the same, RateLimitMiddleware applied in configure(consumer) instead (same server, a second app)',
+      '/early',
+      FLOODER,
+      second.url,
+    ),
+    flood(
+      "reference: the bare-middleware bound with the library's 429 bytes (its headers and JSON body, built once)",
+      '/limited',
+      SAME_BYTES_FLOODER,
+    ),
   ];
   try {
     await cannon(`${url}/limited`, 1, users('/limited'));
@@ -281,10 +264,9 @@ export async function httpSuite(port: number, seconds: number, rounds: number): 
       const b = samples.get(scenarios[j].name)!;
       return median(a.map((x, round) => x / b[round]));
     };
-    const floodOf = ['', '', '', 'limited', 'open', '', 'shortcut', 'early', 'consumer', 'same'];
     const rows = scenarios.map((s, i) => ({
       name: s.name,
-      values: { rps: value(i), flood: floodOf[i] ? median(floodRps.get(floodOf[i])!) : Number.NaN },
+      values: { rps: value(i), flood: s.flooded ? median(s.flooded) : Number.NaN },
     }));
     return {
       id: 'http',
