@@ -175,6 +175,21 @@ describe.each([
         400, 400, 200, 429, 200,
       ]);
 
+      // @RateLimit({ limit: 2, ..., blockMs: 600_000, countOnly: 'failed' }): right passwords are given
+      // back, the 2 wrong ones count, and the next attempt is blocked for the penalty, not the window.
+      const login = async (password: string): Promise<Response> =>
+        fetch(`${base}/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'ann', password }),
+        });
+      const logins: number[] = [];
+      for (const password of ['wonderland', 'wonderland', 'wonderland', 'guess', 'guess']) logins.push((await login(password)).status);
+      expect(logins).toEqual([201, 201, 201, 401, 401]);
+      const blocked = await login('wonderland');
+      expect(blocked.status).toBe(429);
+      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(60);
+
       // @RateLimit({ ..., earlyDeny: true }) + RateLimitMiddleware.install(app) in main.ts: after the guard's 429, the
       // middleware answers the same 429 (headers and body) before routing (without it: an error).
       const search = async (): Promise<Response> => fetch(`${base}/search`);

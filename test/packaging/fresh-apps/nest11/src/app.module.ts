@@ -7,6 +7,7 @@ import { BumpController } from './bump.controller';
 import { requiredEnv } from './env';
 import { JobsController } from './jobs.controller';
 import { LimitedController } from './limited.controller';
+import { LoginController } from './login.controller';
 import { PerUserController } from './per-user.controller';
 import { APP_REDIS, RedisClientShutdown } from './redis-client';
 import { ScoresController } from './scores.controller';
@@ -21,7 +22,7 @@ const redis = new Redis(requiredEnv('REDIS_URL'));
     // nest-cli.json's "assets" copies src/lua/*.lua next to the compiled code in dist/.
     RedisLuaModule.forFeature([{ name: 'bump', path: join(__dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
   ],
-  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController, SearchController],
+  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController, SearchController, LoginController],
   // The library's errors from the handlers' own calls: bad input 400, Redis unavailable 503.
   providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown, { provide: APP_FILTER, useClass: RedisLuaExceptionFilter }],
 })

@@ -7,6 +7,7 @@ import { BumpController } from './bump.controller.js';
 import { requiredEnv } from './env.js';
 import { JobsController } from './jobs.controller.js';
 import { LimitedController } from './limited.controller.js';
+import { LoginController } from './login.controller.js';
 import { PerUserController } from './per-user.controller.js';
 import { APP_REDIS, RedisClientShutdown } from './redis-client.js';
 import { ScoresController } from './scores.controller.js';
@@ -22,7 +23,7 @@ const redis = new Redis(requiredEnv('REDIS_URL'));
     // has no __dirname: import.meta.dirname is this file's folder (Node >= 20.11).
     RedisLuaModule.forFeature([{ name: 'bump', path: join(import.meta.dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
   ],
-  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController, SearchController],
+  controllers: [LimitedController, PerUserController, JobsController, ScoresController, BumpController, SearchController, LoginController],
   // The library's errors from the handlers' own calls: bad input 400, Redis unavailable 503.
   providers: [{ provide: APP_REDIS, useValue: redis }, RedisClientShutdown, { provide: APP_FILTER, useClass: RedisLuaExceptionFilter }],
 })
