@@ -28,8 +28,14 @@ export { RateLimit, SkipRateLimit } from './rate-limit/rate-limit.decorator';
 export { RateLimitGuard, type RateLimitRequest, type RateLimitResponse } from './rate-limit/rate-limit.guard';
 export { RateLimitMiddleware } from './rate-limit/early-deny';
 export type { RateLimitReservation } from './rate-limit/reservation';
+export type { RateLimitBanStatus } from './rate-limit/bans';
 export { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA, type RateLimitMetadata } from './rate-limit/rate-limit.metadata';
-export { RateLimitExceededException, RateLimitInputError, RateLimitUnavailableError } from './rate-limit/rate-limit.errors';
+export {
+  RateLimitExceededException,
+  RateLimitInputError,
+  RateLimitUnavailableError,
+  type RateLimitExceededBody,
+} from './rate-limit/rate-limit.errors';
 export {
   RATE_LIMIT_ALGORITHMS,
   type ConsumeOptions,

@@ -8,11 +8,12 @@ import type { RulePlan } from './rule-plan';
 
 /**
  * A rate-limit script's reply: `[allowed, rule index (1-based), remaining, resetMs, retryAfterMs]`,
+ * or `[0, 0, 0, ms left, ms left, reason]` when a ban denied (lua/includes/rate-limit-ban.lua),
  * or, when one rule admits a consume, the integer `remaining * REMAINING_UNIT + resetMs` (see the
  * headers of the lua/rate-limit scripts; the unit comes from lua/includes/rate-limit-reply.lua), or
  * {@link RL_LATE} when the script ran after the call's deadline.
  */
-export type ScriptReply = [number, number, number, number, number] | number;
+export type ScriptReply = [number, number, number, number, number] | [0, 0, 0, number, number, string] | number;
 
 /** The integer reply's `remaining` unit, from lua/includes/rate-limit-reply.lua. */
 const REMAINING_UNIT = LUA_CONSTANTS.RL_REMAINING_UNIT;
@@ -54,6 +55,9 @@ export class CheckCall implements PendingCall {
   }
 }
 
+/** `result.ban` of a ban without a reason (shared). */
+const BAN: RateLimitResult['ban'] = Object.freeze({});
+
 /** The result a reply stands for. */
 export function resultOf(reply: ScriptReply, plan: RulePlan<unknown>): RateLimitResult {
   if (typeof reply === 'number') {
@@ -69,6 +73,19 @@ export function resultOf(reply: ScriptReply, plan: RulePlan<unknown>): RateLimit
     };
   }
   const index = reply[1] - 1;
+  if (index < 0) {
+    // A ban: no rule denied. The result names the first rule, with nothing left until the ban ends.
+    const reason = reply[5];
+    return {
+      allowed: false,
+      limit: plan.rules[0].limit,
+      remaining: 0,
+      resetMs: reply[3],
+      retryAfterMs: reply[4],
+      rule: plan.publicRules[0],
+      ban: reason === '' || reason === undefined ? BAN : { reason },
+    };
+  }
   return {
     allowed: reply[0] === 1,
     limit: plan.rules[index].limit,

@@ -35,7 +35,17 @@ export class RateLimitInputError extends RedisLuaInputError {
   override readonly name = 'RateLimitInputError';
 }
 
-/** HTTP 429 thrown by the guard; the body names the limit that was hit and when to retry. */
+/** The JSON body of the guard's 429: the limit that was hit (or `blocked` for a ban) and when to retry. */
+export type RateLimitExceededBody = {
+  statusCode: 429;
+  error: string;
+  message: string;
+  retryAfterMs: number;
+} & (
+  { limit: Pick<RateLimitResult['rule'], 'name' | 'limit' | 'windowMs' | 'algorithm'>; blocked?: never } | { blocked: true; limit?: never }
+);
+
+/** HTTP 429 thrown by the guard; the body names the limit that was hit (or says the client is blocked) and when to retry. */
 export class RateLimitExceededException extends RedisLuaHttpException {
   constructor(readonly result: RateLimitResult) {
     const { statusCode, message, ...details } = RateLimitExceededException.bodyOf(result);
@@ -43,20 +53,18 @@ export class RateLimitExceededException extends RedisLuaHttpException {
   }
 
   /** The JSON body of the 429 for `result` (what RateLimitMiddleware sends without building the exception). */
-  static bodyOf(result: RateLimitResult): {
-    statusCode: 429;
-    error: string;
-    message: string;
-    limit: Pick<RateLimitResult['rule'], 'name' | 'limit' | 'windowMs' | 'algorithm'>;
-    retryAfterMs: number;
-  } {
-    const { rule } = result;
+  static bodyOf(result: RateLimitResult): RateLimitExceededBody {
+    const { rule, retryAfterMs } = result;
+    if (result.ban) {
+      // The ban's reason is the operators' note (isBlocked), not the client's answer.
+      return { statusCode: 429, error: 'Too Many Requests', message: 'Blocked: too many requests', blocked: true, retryAfterMs };
+    }
     return {
       statusCode: 429,
       error: 'Too Many Requests',
       message: `Rate limit "${rule.name}" exceeded: ${rule.limit} per ${rule.windowMs} ms`,
       limit: { name: rule.name, limit: rule.limit, windowMs: rule.windowMs, algorithm: rule.algorithm },
-      retryAfterMs: result.retryAfterMs,
+      retryAfterMs,
     };
   }
 }

@@ -190,7 +190,8 @@ export class RateLimitGuard implements CanActivate {
     const key = this.generateKey(context, tracker);
     return this.limiter.consume(key, rules, options).then(
       (result) => {
-        if (!result.allowed && route?.earlyDeny) this.recordEarly(context, entry, rules, tracker, result);
+        // A ban is not answered early: an unblock must reach every instance within a second (see bans.ts).
+        if (!result.allowed && route?.earlyDeny && !result.ban) this.recordEarly(context, entry, rules, tracker, result);
         const admitted = this.handleResult(result, rules, res);
         // A degraded (fail-open) hit recorded nothing: nothing to give back.
         if (route?.countOnly && !result.degraded) {

@@ -161,6 +161,12 @@ export interface RateLimitModuleOptions {
    * IPv6 spelling too, are one client each.
    */
   ipv6Subnet?: number;
+  /**
+   * Manual bans (`block`, `unblock`, `isBlocked`): every consume and peek then also checks its
+   * identifier's ban key, in the same script (one more key per call). Default false: the ban
+   * methods then refuse to run, since no limit would check their bans.
+   */
+  bans?: boolean;
 }
 
 /** The outcome of a rate-limit check, describing the tightest rule. */
@@ -180,6 +186,8 @@ export interface RateLimitResult {
    * fewest units left. Frozen: results of the same rules share it.
    */
   readonly rule: Readonly<{ name: string; limit: number; windowMs: number; algorithm: string }>;
+  /** Present when the identifier's manual ban (`RateLimiterService.block`) denied the hit, not a rule. */
+  readonly ban?: Readonly<{ reason?: string }>;
   /**
    * True if Redis could not decide and the fail mode did (`open`: admitted without counting; `local`:
    * decided by this process's in-memory limiter, which may also deny).

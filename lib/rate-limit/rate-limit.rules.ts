@@ -54,6 +54,7 @@ const MODULE_KEYS = keysOf<RateLimitModuleOptions>({
   onUnavailable: true,
   ipv6Subnet: true,
   localLimitFactor: true,
+  bans: true,
 });
 
 /** The site of `forRoot({ rateLimit })` checks. */
@@ -174,6 +175,7 @@ export function validateRateLimitModuleOptions(section: unknown): void {
       if (value !== undefined) checkBoolean(value, `rateLimit.headers.${flag}`, MODULE_SITE);
     }
   }
+  if (options.bans !== undefined) checkBoolean(options.bans, 'rateLimit.bans', MODULE_SITE);
   if (options.ipv6Subnet !== undefined) checkInteger(options.ipv6Subnet, 'rateLimit.ipv6Subnet', MODULE_SITE, 1, 128);
   const factor = options.localLimitFactor;
   if (factor !== undefined && !(typeof factor === 'number' && factor > 0 && factor <= 1)) {

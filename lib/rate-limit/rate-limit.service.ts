@@ -28,7 +28,8 @@ import {
 } from './rate-limit.options';
 import { checkFailMode, checkTimeout } from './rate-limit.rules';
 import { RateLimitReservation } from './reservation';
-import { RulePlans, type RulePlan } from './rule-plan';
+import { identifierOf, RulePlans, type RulePlan } from './rule-plan';
+import { BAN_CACHE_MS, RateLimitBans, type RateLimitBanStatus } from './bans';
 
 type Plan = RulePlan<LuaScript<ScriptReply>>;
 
@@ -37,6 +38,9 @@ const SITES = { c: site('consume'), p: site('peek') } as const;
 const RESET = site('reset');
 const REFUND = site('refund');
 const RESERVE = site('reserve');
+const BLOCK = site('block');
+const UNBLOCK = site('unblock');
+const IS_BLOCKED = site('isBlocked');
 /** ARGV[1] of a refund or charge: not bounded by a deadline (an adjustment is never a decision a fail mode made). */
 const NO_DEADLINE = String(Number.MAX_SAFE_INTEGER);
 
@@ -62,6 +66,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   /** Resolved rules per rules object (a route's or a caller's constant): validated once, not per call. */
   private readonly plans: RulePlans<LuaScript<ScriptReply>>;
   private readonly deadlines = new DeadlineSweeper();
+  private readonly bans: RateLimitBans;
+  /** Each identifier's ban key, when `rateLimit.bans` is on (every consume and peek then checks it). */
+  private readonly banKeyOf?: (identifier: string) => string;
   private readonly clock: ServerClock;
   /** Denials of `earlyDeny` routes that RateLimitMiddleware answers before routing. @internal */
   readonly earlyDenials: EarlyDenials;
@@ -89,6 +96,8 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
       mixed: engine.bundled<ScriptReply>('rate-limit/mixed'),
     };
     this.plans = new RulePlans(scripts, keys, this.options);
+    this.bans = new RateLimitBans(engine, keys, this.options.bans === true);
+    if (this.options.bans === true) this.banKeyOf = this.bans.keyOf;
     this.clock = new ServerClock(engine.client);
     this.lazyConnect = moduleOptions.lazyConnect === true;
     this.defaultFailMode = this.options.failMode ?? 'open';
@@ -181,8 +190,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   private forgetDenials(key: string): void {
     // Every deny-cache entry of this identifier, whatever its rules: all its Redis keys carry its hash
     // tag, and no other identifier's keys can contain it (encoded parts never contain braces).
-    this.denied.deleteContaining(this.keys.tag([key]));
-    this.earlyDenials.forget(key.split('\n', 1)[0]);
+    const identifier = identifierOf(key);
+    this.denied.deleteContaining(this.keys.tag([identifier]));
+    this.earlyDenials.forget(identifier);
   }
 
   /**
@@ -201,6 +211,48 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     for (const keyOf of plan.blockKeys) redisKeys.push(keyOf(key));
     this.forgetDenials(key);
     await this.engine.command('RateLimiterService.reset', (client) => client.del(...redisKeys));
+  }
+
+  /**
+   * Bans an identifier for `durationMs` on every instance (`forRoot({ rateLimit: { bans: true } })`):
+   * every consume and peek of `key`, and of every scoped key `key\n...` (the guard's keys of that
+   * client on every route), is denied until then, whatever its rules, with `retryAfterMs` (and the
+   * guard's 429 `Retry-After`) the time left and `result.ban` set. Replaces an earlier ban of `key`.
+   * `reason` (at most 512 bytes) is kept for {@link isBlocked}; the 429 does not show it.
+   * @throws RateLimitInputError when bans are off, for an empty key or one with a line break, a
+   *   duration that is not an integer between 1 ms and 365 days, or a reason that is not text of at most 512 bytes.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses the call.
+   * @example
+   * await limiter.block(`user:${id}`, 24 * 3_600_000, 'card testing');
+   */
+  block(key: string, durationMs: number, reason?: string): Promise<void> {
+    return this.bans.block(key, durationMs, reason, BLOCK);
+  }
+
+  /**
+   * Lifts the ban of an identifier; resolves true if there was one. This process forgets its cached
+   * denials of `key` at once, other instances within a second.
+   * @throws RateLimitInputError when bans are off, for an empty key or one with a line break.
+   * @throws RedisLuaUnavailableError as {@link block}.
+   * @example
+   * const lifted = await limiter.unblock(`user:${id}`);
+   */
+  async unblock(key: string): Promise<boolean> {
+    const lifted = await this.bans.unblock(key, UNBLOCK);
+    this.forgetDenials(key);
+    return lifted;
+  }
+
+  /**
+   * Whether an identifier is banned, for how long, and why.
+   * @throws RateLimitInputError when bans are off, for an empty key or one with a line break.
+   * @throws RedisLuaUnavailableError as {@link block}.
+   * @example
+   * const { blocked, retryAfterMs, reason } = await limiter.isBlocked(`user:${id}`);
+   */
+  isBlocked(key: string): Promise<RateLimitBanStatus> {
+    return this.bans.status(key, IS_BLOCKED);
   }
 
   /** Learns the servers' clock offset before the app serves (not with `lazyConnect`: boot does not touch Redis). */
@@ -249,6 +301,8 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     const { keyOf, blocks } = plan;
     const redisKeys = keyOf.length === 1 ? [keyOf[0](key)] : keyOf.map((f) => f(key));
     if (blocks) for (const f of blocks.keyOf) redisKeys.push(f(key));
+    const { banKeyOf } = this;
+    if (banKeyOf) redisKeys.push(banKeyOf(identifierOf(key)));
     // The deny cache's key; not built while the cache is empty (the common case: nobody is over a limit).
     let cacheKey: string | undefined;
     if (this.denied.size > 0) {
@@ -268,14 +322,16 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     // ARGV[1]: the deadline on Redis's clock; a script that runs later records nothing (see ServerClock).
     const deadline = this.clock.deadline(timeoutMs);
     const { consumeArgs: c } = plan;
+    // With bans, the full form's op is upper case: its last key is the ban key (lua/includes/rate-limit-ban.lua).
+    const fullOp = banKeyOf ? (op === 'c' ? 'C' : 'P') : op;
     const args =
       c !== undefined && op === 'c'
         ? cost === 1
           ? [deadline, c[0], c[1]]
           : [deadline, c[0], c[1], String(cost)]
         : blocks
-          ? [deadline, op, String(cost), ...plan.ruleArgs, ...blocks.args]
-          : [deadline, op, String(cost), ...plan.ruleArgs];
+          ? [deadline, fullOp, String(cost), ...plan.ruleArgs, ...blocks.args]
+          : [deadline, fullOp, String(cost), ...plan.ruleArgs];
     const call = new CheckCall(sentAt + timeoutMs, timeoutMs, plan.script.send(redisKeys, args));
     // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
     this.deadlines.watch(timeoutMs, call);
@@ -324,7 +380,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     const result = resultOf(reply, plan);
     if (!result.allowed && op === 'c') {
       const denyKey = cacheKey ?? `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
-      this.denied.set(denyKey, sentAt + result.retryAfterMs - performance.now(), result);
+      // A ban's denial for a second at most: an unblock on another instance then reaches this one.
+      const forMs = result.ban ? Math.min(result.retryAfterMs, BAN_CACHE_MS) : result.retryAfterMs;
+      this.denied.set(denyKey, sentAt + forMs - performance.now(), result);
     }
     return result;
   }

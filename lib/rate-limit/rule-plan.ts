@@ -11,6 +11,37 @@ import { resolveRules } from './rate-limit.rules';
 
 /** The Redis key feature segment of rate-limit keys. */
 const FEATURE = 'rl';
+/** The segment after the hash tag that marks a scoped key (see {@link identifierOf}). */
+const SCOPE_MARKER = 'in';
+
+/**
+ * The identifier of a limiter key: its first line. A key `<identifier>\n<scope>` (the guard's are
+ * `<tracker>\n<METHOD> <route>`) counts apart from the identifier's other scopes but lives in the
+ * identifier's hash tag, with its ban (`block`).
+ */
+export function identifierOf(key: string): string {
+  const newline = key.indexOf('\n');
+  return newline < 0 ? key : key.slice(0, newline);
+}
+
+/**
+ * A rule key factory: `<prefix>:rl:{<key>}:<suffix>` for a key of one line, and
+ * `<prefix>:rl:{<identifier>}:in:<scope>:<suffix>` for `<identifier>\n<scope>` (both parts encoded;
+ * no unscoped key has `in` after its tag, so the two forms never meet).
+ */
+export function identifierKeyFactory(keys: KeyBuilder, ...suffix: Array<string | number>): (key: string) => string {
+  const plain = keys.keyFactory(FEATURE, ...suffix);
+  const scoped = keys.scopedKeyFactory(FEATURE, SCOPE_MARKER, ...suffix);
+  return (key) => {
+    const newline = key.indexOf('\n');
+    return newline < 0 ? plain(key) : scoped(key.slice(0, newline), key.slice(newline + 1));
+  };
+}
+
+/** The ban key of an identifier (see `RateLimiterService.block`): `<prefix>:rl:{<identifier>}:ban`. */
+export function banKeyFactory(keys: KeyBuilder): (identifier: string) => string {
+  return keys.keyFactory(FEATURE, 'ban');
+}
 
 /** Everything a call needs from its rules, computed once per rules object (see {@link RulePlans}). */
 export interface RulePlan<Script> {
@@ -23,7 +54,10 @@ export interface RulePlan<Script> {
   readonly ruleArgs: readonly string[];
   /** One rule without a block: the compact ARGV of a consume, `[limit, windowMs]` (the cost follows unless it is 1). */
   readonly consumeArgs?: readonly string[];
-  /** Builds each rule's key from the identifier: `<prefix>:rl:{<key>}:<algorithm code>:<windowMs>:<limit>`. */
+  /**
+   * Builds each rule's key from the call's key: `<prefix>:rl:{<key>}:<algorithm code>:<windowMs>:<limit>`
+   * (a key of several lines: see {@link identifierKeyFactory}).
+   */
   readonly keyOf: ReadonlyArray<(key: string) => string>;
   /**
    * When a rule has `blockMs`: each rule's block key (its key followed by `:block`) and block
@@ -89,7 +123,7 @@ export class RulePlans<Script> {
     const algorithm = resolved[0].algorithm;
     const keyParts = (rule: ResolvedRateLimitRule) => [RATE_LIMIT_ALGORITHMS[rule.algorithm], rule.windowMs, rule.limit] as const;
     const blocked = resolved.some((rule) => rule.blockMs !== undefined);
-    const blockKeys = resolved.map((rule) => this.keys.keyFactory(FEATURE, ...keyParts(rule), 'block'));
+    const blockKeys = resolved.map((rule) => identifierKeyFactory(this.keys, ...keyParts(rule), 'block'));
     return {
       rules: resolved,
       publicRules: resolved.map((r) => Object.freeze({ limit: r.limit, windowMs: r.windowMs, algorithm: r.algorithm, name: r.name })),
@@ -97,7 +131,7 @@ export class RulePlans<Script> {
       ruleArgs,
       consumeArgs: resolved.length === 1 && !blocked ? [String(resolved[0].limit), String(resolved[0].windowMs)] : undefined,
       // One hash tag per identifier: every rule's key of one call lives in one cluster slot.
-      keyOf: resolved.map((rule) => this.keys.keyFactory(FEATURE, ...keyParts(rule))),
+      keyOf: resolved.map((rule) => identifierKeyFactory(this.keys, ...keyParts(rule))),
       blocks: blocked ? { keyOf: blockKeys, args: resolved.map((rule) => String(rule.blockMs ?? 0)) } : undefined,
       blockKeys,
       smallestLimit: resolved.reduce((min, r) => Math.min(min, r.limit), Infinity),

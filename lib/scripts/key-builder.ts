@@ -132,4 +132,19 @@ export class KeyBuilder {
     const tail = suffix.length === 0 ? '}' : `}:${suffix.map(encodeKeyPart).join(':')}`;
     return (part) => head + encodeKeyPart(part) + tail;
   }
+
+  /**
+   * Keys of one identifier within a scope, for hot paths: `(part, scope)` gives
+   * `<prefix>:<feature>:{<part>}:<marker>:<scope>[:<suffix>]`, both user parts encoded. In the hash
+   * tag of `part` alone, so every scope of an identifier shares its slot. `marker` is a fixed segment
+   * that no other key of the feature has in that place, so scoped keys meet no unscoped key.
+   */
+  scopedKeyFactory(feature: string, marker: string, ...suffix: KeyPart[]): (part: KeyPart, scope: KeyPart) => string {
+    assertSafeSegment(feature, 'key feature');
+    assertSafeSegment(marker, 'key marker');
+    const head = `${this.prefix}:${feature}:{`;
+    const middle = `}:${marker}:`;
+    const tail = suffix.length === 0 ? '' : `:${suffix.map(encodeKeyPart).join(':')}`;
+    return (part, scope) => head + encodeKeyPart(part) + middle + encodeKeyPart(scope) + tail;
+  }
 }

@@ -6,7 +6,8 @@
 -- The including script defines RL_CODE, the algorithm of the compact ARGV form
 -- { deadline, limit, window [, cost] }. A = ARGV without the deadline (checked by includes/rate-limit-deadline).
 --
--- Operations (A[1]): 'c' consume, 'p' peek (records nothing), 'r' refund (gives `cost` units back
+-- Operations (A[1]): 'c' consume, 'p' peek (records nothing) ('C', 'P' with a ban key: see
+-- includes/rate-limit-ban), 'r' refund (gives `cost` units back
 -- to every rule, never below empty; replies 0), 'g' charge (takes `cost` more units in every rule
 -- whatever it admits, at most what it has left: a rule is then used up, never overdrawn; replies 0).
 --
@@ -23,6 +24,11 @@ end
 local op = A[1]
 local cost = tonumber(A[2])
 local n = #KEYS
+-- The ban key (includes/rate-limit-ban, already checked) is not a rule's.
+if rl_ban then
+  n = n - 1
+  if op == 'C' then op = 'c' elseif op == 'P' then op = 'p' end
+end
 local blocked = false
 if #A ~= 3 * n + 2 then
   n = n / 2

@@ -4,6 +4,8 @@
   nothing) in one call. Time is Redis TIME.
 
   KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
+  KEYS[#KEYS]  with bans on (rateLimit.bans), the identifier's ban key, after every other key;
+           the full form's op is then upper case ('C', 'P'): see includes/rate-limit-ban.lua
   ARGV[1]  deadline: Redis TIME in ms after which the call records nothing and returns RL_LATE (-1)
            (see includes/rate-limit-deadline.lua)
   ARGV[2]  'c' to consume (record an admitted hit), 'p' to peek (record nothing), 'r' to refund
@@ -18,9 +20,11 @@
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
   or RL_LATE (-1) when the call ran after its deadline (nothing recorded)
+  or { 0, 0, 0, ms left, ms left, reason } when a ban denies (nothing read or recorded)
   (Several rules never take the single-rule integer reply.)
 ]]
 --- @include "../includes/rate-limit-deadline"
+--- @include "../includes/rate-limit-ban"
 --- @include "../includes/rate-limit-sliding-log"
 --- @include "../includes/rate-limit-sliding-window"
 --- @include "../includes/rate-limit-token-bucket"

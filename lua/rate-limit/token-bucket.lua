@@ -4,6 +4,8 @@
   this algorithm checked and recorded atomically (all or nothing). Time is Redis TIME.
 
   KEYS[i]  the key of rule i; all keys of one call share one hash tag (the identifier)
+  KEYS[#KEYS]  with bans on (rateLimit.bans), the identifier's ban key, after every other key;
+           the full form's op is then upper case ('C', 'P'): see includes/rate-limit-ban.lua
   ARGV[1]  deadline: Redis TIME in ms after which the call records nothing and returns RL_LATE (-1)
            (see includes/rate-limit-deadline.lua)
   ARGV[2]  'c' to consume (record an admitted hit), 'p' to peek (record nothing), 'r' to refund
@@ -19,6 +21,7 @@
     reset ms        until the tightest rule's quota is fully restored
     retry-after ms  until this hit could be admitted (0 when allowed)
   or RL_LATE (-1) when the call ran after its deadline (nothing recorded)
+  or { 0, 0, 0, ms left, ms left, reason } when a ban denies (nothing read or recorded)
   or, when one rule admits a consume, the integer remaining * RL_REMAINING_UNIT + reset ms (see
   includes/rate-limit-reply.lua).
 
@@ -28,6 +31,7 @@
   inlined from includes/rate-limit-token-bucket-write); only rl_gcra and the reply are created.
 ]]
 --- @include "../includes/rate-limit-deadline"
+--- @include "../includes/rate-limit-ban"
 --- @include "../includes/rate-limit-reply"
 --- @include "../includes/rate-limit-gcra"
 if #ARGV < 6 then
