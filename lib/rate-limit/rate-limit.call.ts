@@ -9,11 +9,18 @@ import type { RulePlan } from './rule-plan';
 /**
  * A rate-limit script's reply: `[allowed, rule index (1-based), remaining, resetMs, retryAfterMs]`,
  * or `[0, 0, 0, ms left, ms left, reason]` when a ban denied (lua/includes/rate-limit-ban.lua),
+ * or `[1, rule index, 0, resetMs, 0, delay ms]` when a waiting consume was recorded that far ahead,
  * or, when one rule admits a consume, the integer `remaining * REMAINING_UNIT + resetMs` (see the
  * headers of the lua/rate-limit scripts; the unit comes from lua/includes/rate-limit-reply.lua), or
  * {@link RL_LATE} when the script ran after the call's deadline.
  */
-export type ScriptReply = [number, number, number, number, number] | [0, 0, 0, number, number, string] | number;
+export type ScriptReply =
+  [number, number, number, number, number] | [0, 0, 0, number, number, string] | [1, number, 0, number, 0, number] | number;
+
+/** The milliseconds a waiting consume must sleep before its admission (lua/includes/rate-limit-driver.lua), else 0. */
+export function delayOf(reply: ScriptReply): number {
+  return typeof reply !== 'number' && reply.length === 6 && reply[1] > 0 ? (reply[5] as number) : 0;
+}
 
 /** The integer reply's `remaining` unit, from lua/includes/rate-limit-reply.lua. */
 const REMAINING_UNIT = LUA_CONSTANTS.RL_REMAINING_UNIT;
@@ -75,7 +82,7 @@ export function resultOf(reply: ScriptReply, plan: RulePlan<unknown>): RateLimit
   const index = reply[1] - 1;
   if (index < 0) {
     // A ban: no rule denied. The result names the first rule, with nothing left until the ban ends.
-    const reason = reply[5];
+    const reason = reply[5] as string | undefined;
     return {
       allowed: false,
       limit: plan.rules[0].limit,

@@ -104,6 +104,16 @@ export interface ConsumeOptions {
   failMode?: RateLimitFailMode;
   /** Overrides the module's `timeoutMs`. */
   timeoutMs?: number;
+  /**
+   * `consume` and `reserve`: when the hit does not fit now, wait up to this long (integer ms, at most
+   * an hour; default 0) instead of being denied. Redis records the hit at the earliest time it fits,
+   * after every hit recorded so far (so waiters on every instance are admitted in arrival order, at
+   * the rate: none starves), and the call sleeps until then, with no polling. A hit that cannot fit
+   * within `waitMs` is denied at once; a live `blockMs` block or ban is not waited out. Only for
+   * `sliding-log` and `token-bucket` rules (an O(1) window counter cannot hold a hit of a later
+   * window). Redis unavailable: the fail mode decides at once, without waiting.
+   */
+  waitMs?: number;
 }
 
 /** Which headers the guard writes. */
@@ -186,6 +196,8 @@ export interface RateLimitResult {
    * fewest units left. Frozen: results of the same rules share it.
    */
   readonly rule: Readonly<{ name: string; limit: number; windowMs: number; algorithm: string }>;
+  /** With `waitMs`: the milliseconds this call waited for its admission (absent when it did not wait). */
+  waitedMs?: number;
   /** Present when the identifier's manual ban (`RateLimiterService.block`) denied the hit, not a rule. */
   readonly ban?: Readonly<{ reason?: string }>;
   /**
@@ -201,6 +213,8 @@ export const DEFAULT_LOCAL_CACHE_SIZE = 10_000;
 
 /** The largest limit or cost accepted (keeps every computation in exact integer range). */
 export const MAX_RATE_LIMIT = 1_000_000;
+/** The longest `waitMs` accepted: an hour. */
+export const MAX_RATE_LIMIT_WAIT_MS = 3_600_000;
 /** The longest window accepted: 30 days. */
 export const MAX_WINDOW_MS = 30 * 24 * 3600 * 1000;
 

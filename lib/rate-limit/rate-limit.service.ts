@@ -8,7 +8,7 @@ import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { RedisLuaUnavailableError } from '../core/errors';
 import { LuaScriptError, unavailableMessage } from '../scripts/lua-script.errors';
-import { CheckCall, lateError, resultOf, RL_LATE, type ScriptReply } from './rate-limit.call';
+import { CheckCall, delayOf, lateError, resultOf, RL_LATE, type ScriptReply } from './rate-limit.call';
 import { ServerClock } from './server-clock';
 import { FailModes } from './fail-mode';
 import { LocalLimiter } from './local-limiter';
@@ -25,6 +25,7 @@ import {
   type RateLimitResult,
   type RateLimitRule,
   MAX_RATE_LIMIT,
+  MAX_RATE_LIMIT_WAIT_MS,
 } from './rate-limit.options';
 import { checkFailMode, checkTimeout } from './rate-limit.rules';
 import { RateLimitReservation } from './reservation';
@@ -114,13 +115,17 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
    * The result describes the tightest rule. When Redis is down or slower than `timeoutMs`, `failMode`
    * decides: `open` returns an admitted result marked `degraded`, `closed` throws
    * {@link RateLimitUnavailableError}. A call Redis runs after its `timeoutMs` (a frozen server
-   * resuming) records nothing, whichever fail mode answered it.
-   * @throws RateLimitInputError for an empty key, bad rules or a bad cost (before any Redis call).
+   * resuming) records nothing, whichever fail mode answered it. With `waitMs`, a hit that does not
+   * fit now is recorded at the earliest time it fits (if within `waitMs`) and the call resolves then.
+   * @throws RateLimitInputError for an empty key, bad rules, a bad cost or `waitMs` (or `waitMs` with
+   *   rules other than sliding-log and token-bucket), before any Redis call.
    * @throws RateLimitUnavailableError with `failMode: 'closed'` when Redis is unreachable, slower than
    *   `timeoutMs` or refuses the call (a {@link RedisLuaUnavailableError}).
    * @example
    * const result = await limiter.consume(`login:${ip}`, { limit: 5, windowMs: 60_000 });
    * if (!result.allowed) throw new HttpException('Too many attempts', 429);
+   * // outbound: wait up to 2 s for a slot of a partner's 5 per second
+   * await limiter.consume('partner-api', { limit: 5, windowMs: 1_000 }, { waitMs: 2_000 });
    */
   consume(key: string, rules: RateLimitRule | readonly RateLimitRule[], options?: ConsumeOptions): Promise<RateLimitResult> {
     return this.check('c', key, rules, options);
@@ -281,11 +286,13 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     let failMode = this.defaultFailMode;
     let timeoutMs = this.defaultTimeoutMs;
     const cost = options?.cost ?? 1;
+    const waitMs = options?.waitMs;
     try {
       plan = this.plan(key, rules, site);
       if (cost !== 1 && (!Number.isInteger(cost) || cost < 1 || cost > plan.smallestLimit)) {
         fail(site, 'cost', `cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${describeValue(cost)}`);
       }
+      if (waitMs !== undefined) this.checkWait(op, plan, waitMs, site);
       if (options?.failMode !== undefined || options?.timeoutMs !== undefined) {
         failMode = options.failMode ?? failMode;
         timeoutMs = options.timeoutMs ?? timeoutMs;
@@ -305,7 +312,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     if (banKeyOf) redisKeys.push(banKeyOf(identifierOf(key)));
     // The deny cache's key; not built while the cache is empty (the common case: nobody is over a limit).
     let cacheKey: string | undefined;
-    if (this.denied.size > 0) {
+    // A waiting call is not answered from the deny cache (it may wait), nor remembered there.
+    const waiting = waitMs !== undefined && waitMs > 0;
+    if (this.denied.size > 0 && !waiting) {
       cacheKey = `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
       const cached = this.denied.get(cacheKey);
       if (cached) return Promise.resolve({ ...cached.value, retryAfterMs: Math.ceil(cached.leftMs) });
@@ -323,9 +332,9 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     const deadline = this.clock.deadline(timeoutMs);
     const { consumeArgs: c } = plan;
     // With bans, the full form's op is upper case: its last key is the ban key (lua/includes/rate-limit-ban.lua).
-    const fullOp = banKeyOf ? (op === 'c' ? 'C' : 'P') : op;
+    const fullOp = waiting ? `${banKeyOf ? 'W' : 'w'}${waitMs}` : banKeyOf ? (op === 'c' ? 'C' : 'P') : op;
     const args =
-      c !== undefined && op === 'c'
+      c !== undefined && op === 'c' && !waiting
         ? cost === 1
           ? [deadline, c[0], c[1]]
           : [deadline, c[0], c[1], String(cost)]
@@ -343,6 +352,7 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
         );
       }
       this.failModes.answered();
+      if (waiting) return this.waited(reply, plan);
       return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
     };
     const onError = (err: unknown): Promise<RateLimitResult> => {
@@ -385,6 +395,28 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
       this.denied.set(denyKey, sentAt + forMs - performance.now(), result);
     }
     return result;
+  }
+
+  /** The result of a waiting consume's reply, once its delay has passed (see `waitMs`). */
+  private waited(reply: ScriptReply, plan: Plan): RateLimitResult | Promise<RateLimitResult> {
+    const result = resultOf(reply, plan);
+    const delay = delayOf(reply);
+    if (delay === 0) return result;
+    return new Promise((resolve) => setTimeout(() => resolve({ ...result, waitedMs: delay }), delay));
+  }
+
+  /** Throws {@link RateLimitInputError} unless `waitMs` is valid for this call. */
+  private checkWait(op: 'c' | 'p', plan: Plan, waitMs: number, site: InputSite): void {
+    checkInteger(waitMs, 'waitMs', site, 0, MAX_RATE_LIMIT_WAIT_MS);
+    if (op === 'p') fail(site, 'waitMs', 'option "waitMs" is for consume and reserve: a peek records nothing to wait for');
+    if (waitMs > 0 && !plan.waitable) {
+      const rule = plan.rules.find((r) => r.algorithm !== 'sliding-log' && r.algorithm !== 'token-bucket');
+      fail(
+        site,
+        'waitMs',
+        `option "waitMs" needs sliding-log or token-bucket rules: rule "${rule?.name}" is ${rule?.algorithm}, whose counter cannot hold a hit of a later window`,
+      );
+    }
   }
 
   /** Throws {@link RateLimitInputError} unless a call's fail mode and timeout are valid. */

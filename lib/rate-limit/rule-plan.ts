@@ -67,6 +67,8 @@ export interface RulePlan<Script> {
   /** Each rule's block key, whether or not the rule has a block (a reset lifts any). */
   readonly blockKeys: ReadonlyArray<(key: string) => string>;
   readonly smallestLimit: number;
+  /** Every rule can record a hit at a later time (sliding-log, token-bucket): `waitMs` is allowed. */
+  readonly waitable: boolean;
 }
 
 /** The script of each algorithm, and the one that runs rules of several algorithms together. */
@@ -135,6 +137,7 @@ export class RulePlans<Script> {
       blocks: blocked ? { keyOf: blockKeys, args: resolved.map((rule) => String(rule.blockMs ?? 0)) } : undefined,
       blockKeys,
       smallestLimit: resolved.reduce((min, r) => Math.min(min, r.limit), Infinity),
+      waitable: resolved.every((r) => r.algorithm === 'sliding-log' || r.algorithm === 'token-bucket'),
     };
   }
 }

@@ -14,6 +14,12 @@
     reset(key, limit, window, s) -> microseconds until the quota is fully restored, recording nothing
     refund(key, limit, window, cost): gives back the `cost` most recent units (any cost >= 1), never
       below empty; the key keeps its expiry
+  and, for the algorithms that can record a hit at a later time (sliding-log, token-bucket: waiting,
+  see includes/rate-limit-driver):
+    at(key, limit, window, cost) -> the earliest time (µs, >= now) at which the hit fits, after
+      every hit recorded so far
+    schedule(key, limit, window, cost, at) -> reset: records the hit at `at`; µs from now until the
+      quota is fully restored afterwards
   No tables or closures are created per call on the admitted path: the hot path is the commands.
 ]]
 local RL = {}

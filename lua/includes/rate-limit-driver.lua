@@ -6,8 +6,8 @@
 -- The including script defines RL_CODE, the algorithm of the compact ARGV form
 -- { deadline, limit, window [, cost] }. A = ARGV without the deadline (checked by includes/rate-limit-deadline).
 --
--- Operations (A[1]): 'c' consume, 'p' peek (records nothing) ('C', 'P' with a ban key: see
--- includes/rate-limit-ban), 'r' refund (gives `cost` units back
+-- Operations (A[1]): 'c' consume, 'p' peek (records nothing), 'w<ms>' consume waiting up to <ms>
+-- (below) ('C', 'P', 'W<ms>' with a ban key: see includes/rate-limit-ban), 'r' refund (gives `cost` units back
 -- to every rule, never below empty; replies 0), 'g' charge (takes `cost` more units in every rule
 -- whatever it admits, at most what it has left: a rule is then used up, never overdrawn; replies 0).
 --
@@ -27,7 +27,7 @@ local n = #KEYS
 -- The ban key (includes/rate-limit-ban, already checked) is not a rule's.
 if rl_ban then
   n = n - 1
-  if op == 'C' then op = 'c' elseif op == 'P' then op = 'p' end
+  op = string.lower(op)
 end
 local blocked = false
 if #A ~= 3 * n + 2 then
@@ -62,6 +62,47 @@ local function rl_block_left(i)
   return nil
 end
 
+-- Waiting ('w<ms>', sliding-log and token-bucket rules): when the hit does not fit now, it is
+-- recorded at the earliest time it fits in every rule, after every hit already recorded there (so
+-- waiters across instances are admitted in arrival order, at the rate), if that is at most <ms>
+-- away: the reply is then { 1, rule, 0, reset ms (from the admission time), 0, delay ms } and the
+-- caller sleeps the delay. A live block is not waited out. Otherwise the call is a consume ('c'),
+-- which admits a hit that fits now or denies (retry-after at least the time a wait would need).
+local wait_retry = 0
+if string.byte(op) == 119 then
+  local max_wait = tonumber(string.sub(op, 2)) * 1000
+  op = 'c'
+  local now = rl_now()
+  local at, times, waitable = now, {}, true
+  for i = 1, n do
+    local a = 3 * i
+    local algorithm = RL[A[a]]
+    if not algorithm.at then
+      return redis.error_reply('ERR nest-redis-lua: waiting needs sliding-log or token-bucket rules, got code ' .. A[a])
+    end
+    if blocked and A[3 * n + 2 + i] ~= '0' and rl_block_left(i) then
+      waitable = false
+      break
+    end
+    times[i] = algorithm.at(KEYS[i], tonumber(A[a + 1]), A[a + 2] * 1000, cost)
+    if times[i] > at then at = times[i] end
+  end
+  if waitable and at > now then
+    if at - now <= max_wait then
+      -- The tightest rule: the first whose own time is the admission time.
+      local pick, reset = 0, 0
+      for i = 1, n do
+        local a = 3 * i
+        local after = RL[A[a]].schedule(KEYS[i], tonumber(A[a + 1]), A[a + 2] * 1000, cost, at)
+        if pick == 0 and times[i] == at then pick, reset = i, after end
+      end
+      local delay = at - now
+      return { 1, pick, 0, math.ceil((reset - delay) / 1000), 0, math.ceil(delay / 1000) }
+    end
+    wait_retry = at - now
+  end
+end
+
 local consume = op == 'c'
 
 if n == 1 and not blocked then
@@ -72,6 +113,7 @@ if n == 1 and not blocked then
     -- The integer form of an admitted single-rule consume (see the scripts' headers).
     return (avail - cost) * RL_REMAINING_UNIT + math.ceil(a.record(key, limit, window, cost, s) / 1000)
   end
+  if retry < wait_retry then retry = wait_retry end
   return { ok and 1 or 0, 1, avail, math.ceil(a.reset(key, limit, window, s) / 1000), math.ceil(retry / 1000) }
 end
 
@@ -124,4 +166,5 @@ for i = 1, n do
     pick, remaining, reset, retry = i, left, until_reset, retries[i]
   end
 end
+if not allowed and retry < wait_retry then retry = wait_retry end
 return { allowed and 1 or 0, pick, remaining, math.ceil(reset / 1000), math.ceil(retry / 1000) }

@@ -89,4 +89,29 @@ RL['l'] = {
   refund = function(key, limit, window, cost)
     redis.call('ZPOPMAX', key, cost)
   end,
+
+  -- Waiting (includes/rate-limit-driver, op 'w'): the earliest time >= now at which `cost` more
+  -- units fit, after every entry already logged (first come, first served: waiters are logged at
+  -- their admission time, in the future). At any later time they fit too (fewer entries in the window).
+  at = function(key, limit, window, cost)
+    local now = rl_now()
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local count = redis.call('ZCARD', key)
+    if count + cost <= limit then return now end
+    local i = count + cost - limit - 1
+    local t = tonumber(redis.call('ZRANGE', key, i, i, 'WITHSCORES')[2]) + window
+    local newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+    if newest >= t then t = newest + 1 end
+    return t
+  end,
+
+  -- Logs `cost` units at `at` (> now, after every entry: see `at`) with full-score members, which
+  -- cannot meet a short member (whose live scores lie in (now - window, now + cost)) or another full
+  -- score. Returns the microseconds from now until the quota is fully restored.
+  schedule = function(key, limit, window, cost, at)
+    rl_log_add(key, at, cost)
+    local after = at + cost - 1 + window - rl_now()
+    redis.call('PEXPIRE', key, math.ceil(after / 1000), 'GT')
+    return after
+  end,
 }

@@ -35,4 +35,22 @@ RL['t'] = {
     end
     --- @inline "rate-limit-token-bucket-write"
   end,
+
+  -- Waiting (includes/rate-limit-driver, op 'w'): GCRA schedules by itself. The hit fits once the
+  -- arrival time is at most the burst ahead; recording it now moves the arrival time past the burst,
+  -- which every later hit sees (first come, first served).
+  at = function(key, limit, window, cost)
+    local now = rl_now()
+    local interval, _, ahead = rl_gcra(key, limit, window, now, cost)
+    if ahead <= interval * limit then return now end
+    return now + ahead - interval * limit
+  end,
+
+  schedule = function(key, limit, window, cost, at)
+    local now = rl_now()
+    local _, tat = rl_gcra(key, limit, window, now, cost)
+    local ahead = tat - now + cost * math.ceil(window / limit)
+    --- @inline "rate-limit-token-bucket-write"
+    return ahead
+  end,
 }

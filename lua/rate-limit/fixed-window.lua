@@ -10,6 +10,8 @@
            (see includes/rate-limit-deadline.lua)
   ARGV[2]  'c' to consume (record an admitted hit), 'p' to peek (record nothing), 'r' to refund
            `cost` units, 'g' to charge `cost` more units (both reply 0; see includes/rate-limit-driver.lua)
+           or 'w<ms>' to consume waiting up to <ms> ms for the hit to fit (sliding-log and token-bucket
+           rules only: see includes/rate-limit-driver.lua)
   ARGV[3]  cost: units this hit takes (integer >= 1, at most every rule's limit)
   ARGV[3i+1], ARGV[3i+2], ARGV[3i+3]  rule i: algorithm code ('f'), limit (integer >= 1), window (integer ms >= 1)
   then, when KEYS has 2n keys (KEYS[n + i]: rule i's block key): ARGV[3n + 3 + i] rule i's block
@@ -22,6 +24,7 @@
     retry-after ms  until this hit could be admitted (0 when allowed)
   or RL_LATE (-1) when the call ran after its deadline (nothing recorded)
   or { 0, 0, 0, ms left, ms left, reason } when a ban denies (nothing read or recorded)
+  or { 1, rule index, 0, reset ms, 0, delay ms } when a waiting consume was recorded delay ms ahead
   or, when one rule admits a consume, the integer remaining * RL_REMAINING_UNIT + reset ms (see
   includes/rate-limit-reply.lua).
 
