@@ -151,6 +151,19 @@ describeTopologies('rate limit: manual bans', (t) => {
     expect(after.headers['ratelimit']).toContain('r=98'); // the first request and this one
   });
 
+  it('block(key, 1000) on one instance: 429 on another at once, admitted again once it ends', async () => {
+    const prefix = t.prefix();
+    const [one, other] = [await app(prefix, { bans: true }), await app(prefix, { bans: true })];
+    await request(other.getHttpServer()).get('/ban/a').expect(200);
+    await one.get(RateLimiterService).block('127.0.0.1', 1_000);
+    const denied = await request(other.getHttpServer()).get('/ban/a').expect(429);
+    expect(denied.body.blocked).toBe(true);
+    expect(denied.body.retryAfterMs).toBeLessThanOrEqual(1_000);
+    expect(denied.headers['retry-after']).toBe('1');
+    await sleep(denied.body.retryAfterMs + 10);
+    await request(other.getHttpServer()).get('/ban/a').expect(200);
+  });
+
   it('refuses ban calls when bans are off, and bad arguments, before any Redis call', async () => {
     const off = await limiter(t.prefix(), {});
     const offMessage =
