@@ -3,7 +3,7 @@
  * loopback ports, each in its own temporary folder. Never touches the Redis at 127.0.0.1:6379.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,10 +27,26 @@ function canListen(port: number): Promise<boolean> {
   });
 }
 
-/** A free port whose cluster bus port (port + 10000) is free too. */
+/**
+ * The first port of the kernel's ephemeral range (outgoing connections take their local port from it):
+ * a port picked there can be taken by any client socket between the check and the listen.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 21_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Ports are picked from [10000, first ephemeral port - 10000), so that the bus port stays below the ephemeral range too. */
+const PORT_RANGE = { from: 10_000, size: ephemeralLow() - 10_000 - 10_000 };
+
+/** A free port whose cluster bus port (port + 10000) is free too, both outside the ephemeral range. */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 25000);
+    const port = PORT_RANGE.from + Math.floor(Math.random() * PORT_RANGE.size);
     if ((await canListen(port)) && (await canListen(port + 10000))) return port;
   }
   throw new Error('no free loopback port pair found');
