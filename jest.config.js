@@ -19,8 +19,10 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.spec.ts'],
   transform: { '^.+\\.(t|j|mj)s$': swc },
-  // NestJS 12 ships ES modules; compile them to CommonJS like our own code.
-  transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
+  // NestJS 12 ships ES modules; compile them to CommonJS like our own code. So are two packages that
+  // CommonJS code loads and Jest cannot load itself before Node 24.9: content-disposition 3, which
+  // @fastify/static (mercurius) require()s, and quick-lru, which mercurius import()s (compiled with it).
+  transformIgnorePatterns: ['/node_modules/(?!(?:@nestjs/|mercurius/|quick-lru/|(?:.*/node_modules/)?content-disposition/))'],
   moduleNameMapper: { '^nest-redis-lua$': '<rootDir>/lib/index.ts' },
   setupFilesAfterEnv: ['<rootDir>/test/harness/no-unhandled-rejections.ts'],
   globalSetup: '<rootDir>/test/harness/global-setup.ts',
