@@ -12,6 +12,7 @@ export { RedisLuaHealthIndicator, type RedisLuaHealthDetails, type RedisLuaHealt
 export { RedisLuaInputError, RedisLuaUnavailableError, type RedisLuaUnavailableReason } from './core/errors';
 export { RedisLuaExceptionFilter } from './core/exception-filter';
 export { RedisLuaHttpException, RedisLuaUnavailableException, type HeaderTarget } from './core/http';
+export { RedisLuaGraphQLError } from './core/transports';
 
 // Your own scripts: the engine, forFeature definitions, keys.
 export { LuaScript, type ScriptArg, type ScriptHost } from './scripts/lua-script';

@@ -8,6 +8,7 @@ import type { Lock } from './lock';
 import { LockConflictException, LockLostException, LockTimeoutError } from './lock.errors';
 import { resolveLockResource, setRequestLock, WITH_LOCK_METADATA, type WithLockMetadata } from './lock-resource';
 import { LockService } from './lock.service';
+import { transportAnswer } from '../core/transports';
 
 /** Status nginx logs for a client that closed the connection before the response. */
 const CLIENT_CLOSED_REQUEST = 499;
@@ -82,7 +83,7 @@ export class LockInterceptor implements NestInterceptor {
         const acquired = lock;
         setRequestLock(context.switchToHttp().getRequest(), acquired);
         // Release first, so that the next owner may start as soon as this response is out.
-        const fail = (err: unknown): void => void release().then(() => subscriber.error(err));
+        const fail = (err: unknown): void => void release().then(() => subscriber.error(transportAnswer(context, err)));
         inner = next.handle().subscribe({
           next: (value) => (this.lostBeforeAnswer(meta, acquired) ? fail(this.lost(meta, acquired)) : subscriber.next(value)),
           error: fail,
@@ -91,7 +92,8 @@ export class LockInterceptor implements NestInterceptor {
         });
       };
       run().catch((err: unknown) => {
-        if (!subscriber.closed) subscriber.error(err);
+        // GraphQL and WebSocket answer a 409 or 503 with their own errors.
+        if (!subscriber.closed) subscriber.error(transportAnswer(context, err));
       });
 
       return () => {

@@ -57,7 +57,7 @@ function checkRateLimitRoute(boot: BootRoute): void {
   const { route, defaults } = limited;
   const { where, transport } = boot;
   const site = inputSite(`@RateLimit on ${where}`, RateLimitInputError);
-  if (transport !== 'http' && route.key === undefined) {
+  if (transport === 'rpc' && route.key === undefined) {
     fail(
       site,
       'key',

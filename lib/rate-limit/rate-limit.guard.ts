@@ -13,6 +13,7 @@ import { writeRateLimitHeaders } from './rate-limit.headers';
 import { RateLimiterService } from './rate-limit.service';
 import { assertEarlyDenySeen, requestLine } from './early-denials';
 import { refundUnlessCounted } from './count-only';
+import { graphqlHttp, transportAnswer, wsAddress } from '../core/transports';
 
 /** The parts of an Express or Fastify request the guard reads. */
 export interface RateLimitRequest {
@@ -71,9 +72,11 @@ function routeHasSubclassGuard(reflector: Reflector, targets: Named[]): boolean 
  * (or 503 with `failMode: 'closed'` when Redis is unavailable). Extend it and override the protected
  * methods for other transports.
  *
- * HTTP (Express and Fastify): key = client IP + HTTP method + route pattern. Other contexts (RPC,
- * WebSocket, GraphQL) are limited when the route gives a `key` function; without one the first call
- * throws an error saying so.
+ * HTTP (Express and Fastify): key = client IP + HTTP method + route pattern. GraphQL resolvers
+ * (Apollo, Mercurius): the client IP of the HTTP request in the GraphQL context + the resolver;
+ * WebSocket gateways (socket.io, ws): the client's address + the handler. There a denial is the
+ * transport's error (a GraphQL error with `extensions.code` `TOO_MANY_REQUESTS`, a `WsException`).
+ * RPC handlers need a `key` function (checked at boot).
  */
 @Injectable()
 export class RateLimitGuard implements CanActivate {
@@ -99,7 +102,10 @@ export class RateLimitGuard implements CanActivate {
     try {
       const entry = this.routes.get(context);
       if (entry.skip || entry.deferred) return true;
-      const { req, res } = this.getRequestResponse(context);
+      const http = this.getRequestResponse(context);
+      const { req } = http;
+      // A GraphQL call answers over the HTTP response of its request: the headers go there.
+      const res = http.res ?? (context.getType<string>() === 'graphql' ? graphqlHttp(context).res : undefined);
       if (this.alreadyCounted(context, req)) return true;
       const skip = entry.route?.skip;
       if (skip === undefined) return this.activate(context, entry, req, res);
@@ -188,7 +194,7 @@ export class RateLimitGuard implements CanActivate {
     const { route } = entry;
     const options = cost === 1 ? entry.options : { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs };
     const key = this.generateKey(context, tracker);
-    return this.limiter.consume(key, rules, options).then(
+    const decided = this.limiter.consume(key, rules, options).then(
       (result) => {
         // A ban is not answered early: an unblock must reach every instance within a second (see bans.ts).
         if (!result.allowed && route?.earlyDeny && !result.ban) this.recordEarly(context, entry, rules, tracker, result);
@@ -204,6 +210,11 @@ export class RateLimitGuard implements CanActivate {
         throw err;
       },
     );
+    // GraphQL and WebSocket answer a 429 or 503 with their own errors.
+    if (context.getType() === 'http') return decided;
+    return decided.catch((err: unknown) => {
+      throw transportAnswer(context, err);
+    });
   }
 
   /** An `earlyDeny` route denied `tracker`: RateLimitMiddleware answers its next requests until it may pass. */
@@ -259,16 +270,27 @@ export class RateLimitGuard implements CanActivate {
    * IPs"): IPv4 as is (IPv4-mapped IPv6 too), IPv6 by its `ipv6Subnet` network. When `req.ip` is not
    * an IP address (a proxy that is trusted but wrote garbage in X-Forwarded-For) the connection's
    * peer address counts instead, so that forged values cannot open new buckets; a warning is logged
-   * once.
-   * @throws RateLimitInputError outside HTTP, or when neither address is an IP address.
+   * once. A GraphQL call: the HTTP request in its context (`req`, or Mercurius's `reply.request`);
+   * a WebSocket message: its client's address (socket.io's handshake, a `ws` client's socket).
+   * @throws RateLimitInputError in an RPC context, a GraphQL context without the request, or when no
+   *   address is an IP address.
    */
   protected getTracker(context: ExecutionContext, where: string): string {
-    const { req } = this.getRequestResponse(context);
+    const type = context.getType<string>();
+    const req =
+      type === 'http'
+        ? this.getRequestResponse(context).req
+        : type === 'graphql'
+          ? graphqlHttp(context).req
+          : type === 'ws'
+            ? { ip: wsAddress(context) }
+            : undefined;
     if (!req) {
+      const missing = type === 'graphql' ? 'whose GraphQL context holds no HTTP request ("req")' : 'which has no client IP';
       throw new RateLimitInputError(
         message(
           '',
-          `@RateLimit on ${where} runs in a "${context.getType()}" context, which has no client IP: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
+          `@RateLimit on ${where} runs in a "${type}" context ${missing}: give a "key" function, e.g. @RateLimit({ ..., key: (ctx) => ... })`,
         ),
         'key',
       );

@@ -2,16 +2,9 @@ import { Controller, Get, Injectable, Module, UseGuards, type ExecutionContext, 
 import { APP_GUARD, Reflector } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
+import { WsException } from '@nestjs/websockets';
 import request from 'supertest';
-import {
-  RateLimit,
-  RateLimitExceededException,
-  RateLimitGuard,
-  RateLimiterService,
-  RedisLuaModule,
-  SkipRateLimit,
-  type RateLimitModuleOptions,
-} from 'nest-redis-lua';
+import { RateLimit, RateLimitGuard, RateLimiterService, RedisLuaModule, SkipRateLimit, type RateLimitModuleOptions } from 'nest-redis-lua';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
 
 const MINUTE = 60_000;
@@ -253,7 +246,7 @@ describeTopologies('@RateLimit over HTTP', (t) => {
     });
   });
 
-  it('outside HTTP: limits with a key function, and says what is missing without one', async () => {
+  it('outside HTTP: limits with a key function, answers a WsException in a gateway, and says what is missing without an address', async () => {
     const app = await httpApp(t, 'express', {}, [ItemsController]);
     const guard = new RateLimitGuard(app.get(RateLimiterService), app.get(Reflector));
     class Gateway {
@@ -279,10 +272,16 @@ describeTopologies('@RateLimit over HTTP', (t) => {
         },
       }) as unknown as ExecutionContext;
     await expect(guard.canActivate(context('onMessage', 'socket-1'))).resolves.toBe(true);
-    await expect(guard.canActivate(context('onMessage', 'socket-1'))).rejects.toThrow(RateLimitExceededException);
+    const denied = await Promise.resolve(guard.canActivate(context('onMessage', 'socket-1'))).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(denied).toBeInstanceOf(WsException);
+    expect((denied as WsException).getError()).toMatchObject({ status: 'error', statusCode: 429, retryAfterMs: expect.any(Number) });
     await expect(guard.canActivate(context('onMessage', 'socket-2'))).resolves.toBe(true);
+    // This fake client has neither a handshake address nor a socket.
     await expect(guard.canActivate(context('noKey', 'socket-1'))).rejects.toThrow(
-      /@RateLimit on Gateway\.noKey runs in a "ws" context, which has no client IP: give a "key" function/,
+      /@RateLimit on Gateway\.noKey: the request has no IP address \(ip undefined\); give a "key" function/,
     );
   });
 });
