@@ -105,13 +105,22 @@ RL['l'] = {
     return t
   end,
 
-  -- Logs `cost` units at `at` (> now, after every entry: see `at`) with full-score members, which
-  -- cannot meet a short member (whose live scores lie in (now - window, now + cost)) or another full
-  -- score. Returns the microseconds from now until the quota is fully restored.
+  -- Logs `cost` units at `at` (> now) with full-score members, which cannot meet a short member
+  -- (whose live scores lie in (now - window, now + cost)), after every entry so that they meet no
+  -- other full score either: when another rule set `at` and this one has entries further ahead
+  -- (other waiters'), after those (counted longer, never less). Returns the microseconds from now
+  -- until the quota is fully restored.
   schedule = function(key, limit, window, cost, at)
+    local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+    if newest and tonumber(newest) >= at then at = tonumber(newest) + 1 end
     rl_log_add(key, at, cost)
     local after = at + cost - 1 + window - rl_now()
-    redis.call('PEXPIRE', key, math.ceil(after / 1000), 'GT')
+    if newest then
+      redis.call('PEXPIRE', key, math.ceil(after / 1000), 'GT')
+    else
+      -- A new key, without a TTL yet (GT would leave it without one).
+      redis.call('PEXPIRE', key, math.ceil(after / 1000))
+    end
     return after
   end,
 }

@@ -99,6 +99,25 @@ describeTopologies('rate limit: waiting for capacity', (t) => {
     expect(await service.peek('slow', { limit: 10, windowMs: 1_000, algorithm: 'token-bucket' })).toMatchObject({ remaining: 8 });
   });
 
+  it('several rules: the hit waits for the slowest and is logged in every rule, with the keys expiring', async () => {
+    const prefix = t.prefix();
+    const [service] = await limiters(t, 1, prefix);
+    const bucket: RateLimitRule = { limit: 1, windowMs: 300, algorithm: 'token-bucket' };
+    const hourly: RateLimitRule = { limit: 10, windowMs: 3_600_000 };
+    expect((await service.consume('multi', bucket)).allowed).toBe(true);
+    // The hourly log is empty: only the bucket makes the hit wait, and the log gets it at its admission time.
+    const waited = await service.consume('multi', [bucket, hourly], { waitMs: 1_000 });
+    expect(waited).toMatchObject({ allowed: true, remaining: 0, rule: { algorithm: 'token-bucket' } });
+    expect(waited.waitedMs).toBeGreaterThan(0);
+    expect(waited.waitedMs).toBeLessThanOrEqual(300);
+    const times = await admissionTimes(t, `${prefix}:rl:{multi}:l:3600000:10`);
+    expect(times).toHaveLength(1);
+    for (const master of await t.masters()) {
+      for (const key of await master.keys(`${prefix}:*`)) expect(await master.pttl(key)).toBeGreaterThan(0);
+    }
+    expect(await service.peek('multi', hourly)).toMatchObject({ remaining: 9 });
+  });
+
   it('a hit that fits now does not wait; waitMs 0 is a plain consume', async () => {
     const [service] = await limiters(t, 1);
     const rule: RateLimitRule = { limit: 1, windowMs: 60_000 };
