@@ -69,6 +69,11 @@ describeTopologies('rate limit: manual bans', (t) => {
       expect(await service.consume('trent', rules)).toMatchObject({ allowed: true, remaining: 4 });
       expect((await service.consume('trent', rules)).ban).toBeUndefined();
     }
+    // A ban is not waited out.
+    expect(await service.consume('mallory', { limit: 5, windowMs: HOUR }, { waitMs: 5_000 })).toMatchObject({
+      allowed: false,
+      ban: { reason: 'card testing' },
+    });
     const status = await service.isBlocked('mallory');
     expect(status).toMatchObject({ blocked: true, reason: 'card testing' });
     expect(status.retryAfterMs).toBeGreaterThan(50_000);
