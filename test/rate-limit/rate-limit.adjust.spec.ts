@@ -23,8 +23,10 @@ const HOUR = 3_600_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A slow call under load stays a decision (never a fail-open admission); `rateLimit` may override it. */
 async function limiter(t: TopologyContext, rateLimit: RateLimitModuleOptions = { localCacheSize: 0 }): Promise<RateLimiterService> {
-  const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit })]);
+  const options: RateLimitModuleOptions = { failMode: 'closed', timeoutMs: 60_000, ...rateLimit };
+  const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit: options })]);
   return app.get(RateLimiterService);
 }
 
@@ -95,7 +97,13 @@ class CountingController {
 
 async function countingApp(t: TopologyContext, platform: 'express' | 'fastify'): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
-    imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit: { localCacheSize: 0 } })],
+    imports: [
+      RedisLuaModule.forRoot({
+        ...t.connection(),
+        keyPrefix: t.prefix(),
+        rateLimit: { localCacheSize: 0, failMode: 'closed', timeoutMs: 60_000 },
+      }),
+    ],
     controllers: [CountingController],
   }).compile();
   const app =

@@ -88,7 +88,7 @@ describeTopologies('rate limit over GraphQL and WebSocket', (t) => {
     imports: NonNullable<Parameters<typeof Module>[0]>['imports'],
     providers: Array<new () => object>,
     fastify: boolean,
-    options: RedisLuaModuleOptions = t.connection(),
+    options: RedisLuaModuleOptions = { ...t.connection(), rateLimit: { failMode: 'closed', timeoutMs: 60_000 } },
   ) {
     @Module({ imports: [RedisLuaModule.forRoot({ ...options, keyPrefix: t.prefix() }), ...(imports ?? [])], providers })
     class AppModule {}

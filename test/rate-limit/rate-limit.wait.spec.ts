@@ -12,7 +12,13 @@ const SECOND_US = 1_000_000;
 async function limiters(t: TopologyContext, count: number, prefix = t.prefix()): Promise<RateLimiterService[]> {
   const services: RateLimiterService[] = [];
   for (let i = 0; i < count; i++) {
-    const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix, rateLimit: { localCacheSize: 0 } })]);
+    const app = await t.app([
+      RedisLuaModule.forRoot({
+        ...t.connection(),
+        keyPrefix: prefix,
+        rateLimit: { localCacheSize: 0, failMode: 'closed', timeoutMs: 60_000 },
+      }),
+    ]);
     services.push(app.get(RateLimiterService));
   }
   return services;
