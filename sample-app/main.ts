@@ -23,7 +23,7 @@ export function tryLines(base: string): string[] {
     `curl -X POST ${base}/games/tetris/scores ${json} -d '{"player":"ada","score":4200}'`,
     `curl '${base}/games/tetris/leaderboard?top=10'`,
     `curl ${base}/games/tetris/players/ada`,
-    `curl ${base}/products/42                             # slow the first time, then cached`,
+    `curl ${base}/products/42                             # slow the first time, then cached; misses wait for the catalog's 5/s`,
     `curl -X POST ${base}/pages/home/views                # a custom Lua script (forFeature)`,
     `curl ${base}/health`,
   ];

@@ -1,4 +1,4 @@
-import { LockService, RateLimiterService, RedisLuaHealthIndicator } from 'nest-redis-lua';
+import { LockService, RateLimiterService, REDIS_LUA_KEYS, RedisLuaHealthIndicator, type KeyBuilder } from 'nest-redis-lua';
 import request from 'supertest';
 import { ProductCatalog } from '../../sample-app/products/product-catalog';
 import { describeTopologies } from '../harness/topologies';
@@ -168,6 +168,21 @@ describeTopologies('sample app', (t) => {
     await request(server).get('/products/42').expect(200);
     expect(catalog.loads).toBe(2);
     await request(server).get('/products/not%20valid').expect(400);
+  });
+
+  it('GET /products/:id: a burst of cold products is loaded at the catalog rate (5 per second), every request answered', async () => {
+    const app = await startSampleApp(t);
+    const server = app.getHttpServer();
+    const ids = Array.from({ length: 8 }, (_, i) => `burst-${i}`);
+    const replies = await Promise.all(ids.map((id) => request(server).get(`/products/${id}`)));
+    expect(replies.map((reply) => reply.status)).toEqual(ids.map(() => 200));
+    expect(app.get(ProductCatalog).loads).toBe(8);
+    // The catalog's sliding log, scored by Redis TIME (µs): 5 loads at once, 3 a second after the first.
+    const key = `${app.get<KeyBuilder>(REDIS_LUA_KEYS).prefix}:rl:{product-catalog}:l:1000:5`;
+    const flat = await t.client().zrange(key, '0', '-1', 'WITHSCORES');
+    const scores = flat.filter((_, i) => i % 2 === 1).map(Number);
+    expect(scores).toHaveLength(8);
+    for (let i = 0; i + 5 < scores.length; i++) expect(scores[i + 5] - scores[i]).toBeGreaterThanOrEqual(1_000_000);
   });
 
   it('POST /pages/:id/views: the forFeature script counts views and ranks pages', async () => {
