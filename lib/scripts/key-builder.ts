@@ -6,6 +6,9 @@ import { checkText, inputSite, loneSurrogateText } from '../core/validation';
 /** A part of a key: user-supplied identifiers are strings; numbers are written in decimal. */
 export type KeyPart = string | number;
 
+/** How many scope encodings one scoped key factory keeps (see {@link KeyBuilder.scopedKeyFactory}). */
+const MAX_CACHED_SCOPES = 256;
+
 /** Encoded parts longer than this are replaced by a digest, so that keys stay short. */
 const MAX_RAW_PART_LENGTH = 200;
 
@@ -145,6 +148,16 @@ export class KeyBuilder {
     const head = `${this.prefix}:${feature}:{`;
     const middle = `}:${marker}:`;
     const tail = suffix.length === 0 ? '' : `:${suffix.map(encodeKeyPart).join(':')}`;
-    return (part, scope) => head + encodeKeyPart(part) + middle + encodeKeyPart(scope) + tail;
+    // Scopes repeat (a guard's are its routes): their encodings are kept, a bounded number of them.
+    const scopes = new Map<KeyPart, string>();
+    return (part, scope) => {
+      let encoded = scopes.get(scope);
+      if (encoded === undefined) {
+        encoded = encodeKeyPart(scope);
+        if (scopes.size >= MAX_CACHED_SCOPES) scopes.clear();
+        scopes.set(scope, encoded);
+      }
+      return head + encodeKeyPart(part) + middle + encoded + tail;
+    };
   }
 }

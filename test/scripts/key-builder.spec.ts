@@ -125,4 +125,20 @@ describe('KeyBuilder', () => {
     );
     expect(() => keys.keyFactory('r:l')).toThrow('key feature');
   });
+
+  it('scopedKeyFactory builds the keys of key() with the marker and the scope, also past its cache of scope encodings', () => {
+    const scoped = keys.scopedKeyFactory('rl', 'in', 'l', 60_000, 100);
+    fc.assert(
+      fc.property(identifier, identifier, (id, scope) => {
+        expect(scoped(id, scope)).toBe(keys.key('rl', [id], 'in', scope, 'l', 60_000, 100));
+        expect(scoped(id, scope)).toBe(keys.key('rl', [id], 'in', scope, 'l', 60_000, 100)); // cached now
+      }),
+      { numRuns: 300 },
+    );
+    // More scopes than the cache keeps: still exact.
+    for (let i = 0; i < 600; i++) expect(scoped('a', `GET /r/:${i}`)).toBe(`nrl:rl:{a}:in:GET /r/%3A${i}:l:60000:100`);
+    // A scope that cannot be a key is refused every time (never cached).
+    for (let i = 0; i < 2; i++) expect(() => scoped('a', '\ud800')).toThrow('well-formed Unicode');
+    expect(() => keys.scopedKeyFactory('rl', 'i:n')).toThrow('key marker');
+  });
 });
