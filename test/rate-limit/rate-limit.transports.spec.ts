@@ -13,7 +13,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import type { AddressInfo } from 'node:net';
-import { RateLimit, RedisLuaModule, type RedisLuaModuleOptions } from 'nest-redis-lua';
+import { LockService, RateLimit, RedisLuaModule, WithLock, type RedisLuaModuleOptions } from 'nest-redis-lua';
 import { freePort } from '../harness/redis-server';
 import { io, type Socket } from 'socket.io-client';
 import { describeTopologies } from '../harness/topologies';
@@ -45,6 +45,13 @@ class LimitedResolver {
   @RateLimit({ limit: 1, windowMs: HOUR, key: graphqlUser })
   me(): string {
     return 'you';
+  }
+
+  /** Under a lock: a held lock is a CONFLICT error. */
+  @Query(() => String)
+  @WithLock(() => 'report', { waitMs: 0 })
+  report(): string {
+    return 'report';
   }
 }
 
@@ -164,6 +171,17 @@ describeTopologies('rate limit over GraphQL and WebSocket', (t) => {
         code: 'TOO_MANY_REQUESTS',
         limit: { name: 'search' },
       });
+    });
+
+    it('@WithLock: a held lock answers a GraphQL error with extensions.code CONFLICT', async () => {
+      const base = await listen([graphqlModule(driver)], [LimitedResolver], driver !== 'apollo-express');
+      const locks = apps[apps.length - 1].get(LockService);
+      const held = await locks.acquire('report');
+      const answer = await query(base, '{ report }');
+      expect(answer.data).toBeNull();
+      expect(answer.errors?.[0].extensions).toMatchObject({ code: 'CONFLICT', statusCode: 409, retryAfter: expect.any(Number) });
+      await held.release();
+      expect((await query(base, '{ report }')).data).toEqual({ report: 'report' });
     });
 
     it('limits by a key function reading the request', async () => {
