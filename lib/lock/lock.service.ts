@@ -5,7 +5,7 @@ import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interfac
 import { RedisLuaSubscriber } from '../module/redis-subscriber';
 import type { KeyBuilder } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
-import { Lock, type LockBackend } from './lock';
+import type { Lock } from './lock';
 import { LockInputError, LockTimeoutError } from './lock.errors';
 import {
   DEFAULT_LOCK_TTL_MS,
@@ -17,19 +17,14 @@ import {
   type LockModuleOptions,
   type TryAcquireLockOptions,
 } from './lock.options';
-import { LockStore, type AcquireReply, type WaiterCount } from './lock-store';
-import { LockTokens } from './lock-tokens';
-import { LockWaitQueues } from './lock-waiters';
-import { eitherSignal, withUnlimitedListeners } from './lock-signals';
+import { LockStore } from './lock-store';
+import { Leases } from './leases';
 
 const site = (method: string): InputSite => inputSite(`LockService.${method}`, LockInputError);
 const ACQUIRE = site('acquire');
 const TRY_ACQUIRE = site('tryAcquire');
 const RELEASE = site('release');
 const EXTEND = site('extend');
-
-/** Result of one attempt: a lock, or the holder's PTTL. */
-type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: number };
 
 /**
  * Distributed locks on named resources: owner-checked (random token), auto-renewed while held,
@@ -44,14 +39,9 @@ type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: numb
  */
 @Injectable()
 export class LockService implements OnModuleDestroy {
-  private readonly log = new Logger('RedisLua');
   private readonly store: LockStore;
-  private readonly held = new Set<Lock>();
-  private readonly tokens = new LockTokens();
-  private readonly waiters: LockWaitQueues;
-  /** Aborted on shutdown; every waiter listens to it, so it may have any number of listeners. */
-  private readonly closing = withUnlimitedListeners(new AbortController());
-  private readonly backend: LockBackend;
+  /** Taking, waiting, renewing and shutdown (shared with the semaphores). */
+  private readonly leases: Leases;
   /** The module-level defaults (`forRoot({ lock })` over the built-in ones). */
   readonly defaults: Readonly<Required<LockModuleOptions>>;
 
@@ -66,14 +56,15 @@ export class LockService implements OnModuleDestroy {
       ttlMs: options.lock?.ttlMs ?? DEFAULT_LOCK_TTL_MS,
       waitMs: options.lock?.waitMs ?? DEFAULT_LOCK_WAIT_MS,
     });
-    this.store = new LockStore(engine, keys, this.log);
-    this.waiters = new LockWaitQueues(subscriber, this.log);
-    this.backend = {
-      logger: this.log,
-      extend: (resource, token, ttlMs) => this.extend(resource, token, ttlMs),
-      release: (resource, token) => this.release(resource, token),
-      forget: (lock) => this.held.delete(lock),
-    };
+    const log = new Logger('RedisLua');
+    this.store = new LockStore(engine, keys, log);
+    this.leases = new Leases(
+      this.store,
+      subscriber,
+      log,
+      (resource, waitMs, retryAfterMs) => new LockTimeoutError(resource, waitMs, retryAfterMs),
+      'Lock',
+    );
   }
 
   /**
@@ -96,64 +87,8 @@ export class LockService implements OnModuleDestroy {
   async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
     checkText(resource, 'resource', ACQUIRE);
     validateLockOptions(options, ACQUIRE, LOCK_OPTION_KEYS.acquire);
-    const ttlMs = options.ttlMs ?? this.defaults.ttlMs;
-    const waitMs = options.waitMs ?? this.defaults.waitMs;
-    const autoExtend = options.autoExtend ?? true;
-    const caller = options.signal;
-    this.closing.signal.throwIfAborted();
-    caller?.throwIfAborted();
-    const deadline = performance.now() + waitMs;
-    // The first attempt costs what tryAcquire does: no combined signal, subscription or timer until
-    // the lock turns out to be held.
-    const first = await this.attempt(resource, ttlMs, autoExtend, caller);
-    if (first.lock) return first.lock;
-    if (waitMs === 0) throw new LockTimeoutError(resource, waitMs, first.pttl >= 0 ? first.pttl : undefined);
-    const { signal, dispose } = eitherSignal(caller, this.closing.signal);
-    try {
-      return await this.waitFor(resource, ttlMs, waitMs, autoExtend, signal, deadline);
-    } finally {
-      dispose();
-    }
-  }
-
-  /** After a first attempt found the lock held: waits for a release notice or the holder's TTL, until `deadline`. */
-  private async waitFor(
-    resource: string,
-    ttlMs: number,
-    waitMs: number,
-    autoExtend: boolean,
-    signal: AbortSignal,
-    deadline: number,
-  ): Promise<Lock> {
-    // Subscribe, then try again: a release between the first attempt and the subscription is
-    // caught by the second attempt, any later one by the notice. The second attempt, if it fails,
-    // also counts this waiter in the same script call, so every later release publishes a notice
-    // (releases publish nothing while no waiter is counted: see WaiterCount).
-    const channel = this.channel(resource);
-    const waiter = await this.waiters.join(channel);
-    const count: WaiterCount = { counted: false, deadline };
-    let acquired = false;
-    try {
-      for (;;) {
-        signal.throwIfAborted();
-        waiter.notified = false;
-        const attempt = await this.attempt(resource, ttlMs, autoExtend, signal, count);
-        if (attempt.lock) {
-          acquired = true;
-          return attempt.lock;
-        }
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) throw new LockTimeoutError(resource, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
-        if (waiter.notified) continue;
-        // No notice comes if the holder dies: retry when its TTL runs out (plus jitter, so that
-        // waiters of several processes do not all retry in the same millisecond).
-        const byTtl = attempt.pttl >= 0 ? attempt.pttl + 1 + Math.random() * Math.min(50, attempt.pttl / 10 + 1) : Infinity;
-        await waiter.wait(Math.ceil(Math.min(byTtl, remaining)), signal);
-      }
-    } finally {
-      this.waiters.leave(channel, waiter, acquired);
-      if (count.counted) this.store.unwait(resource);
-    }
+    const request = { name: resource, ttlMs: options.ttlMs ?? this.defaults.ttlMs, autoExtend: options.autoExtend ?? true, permits: 1 };
+    return this.leases.acquire(request, options.waitMs ?? this.defaults.waitMs, options.signal);
   }
 
   /**
@@ -168,8 +103,12 @@ export class LockService implements OnModuleDestroy {
   async tryAcquire(resource: string, options: TryAcquireLockOptions = {}): Promise<Lock | null> {
     checkText(resource, 'resource', TRY_ACQUIRE);
     validateLockOptions(options, TRY_ACQUIRE, LOCK_OPTION_KEYS.tryAcquire);
-    const attempt = await this.attempt(resource, options.ttlMs ?? this.defaults.ttlMs, options.autoExtend ?? true);
-    return attempt.lock ?? null;
+    return this.leases.tryAcquire({
+      name: resource,
+      ttlMs: options.ttlMs ?? this.defaults.ttlMs,
+      autoExtend: options.autoExtend ?? true,
+      permits: 1,
+    });
   }
 
   /**
@@ -182,16 +121,7 @@ export class LockService implements OnModuleDestroy {
    * const total = await locks.withLock(`cart:${id}`, (lock) => carts.checkout(id, lock.fence), { waitMs: 1_000 });
    */
   async withLock<T>(resource: string, fn: (lock: Lock) => T | Promise<T>, options: AcquireLockOptions = {}): Promise<T> {
-    const lock = await this.acquire(resource, options);
-    let result: T;
-    try {
-      result = await fn(lock);
-    } catch (err) {
-      await this.releaseQuietly(lock);
-      throw err;
-    }
-    await this.releaseQuietly(lock);
-    return result;
+    return this.leases.run(await this.acquire(resource, options), fn);
   }
 
   /**
@@ -207,12 +137,7 @@ export class LockService implements OnModuleDestroy {
   async release(resource: string, token: string): Promise<boolean> {
     checkText(resource, 'resource', RELEASE);
     checkText(token, 'token', RELEASE, LOCK_TOKEN);
-    try {
-      return (await this.store.release(resource, token)) === 1;
-    } catch (err) {
-      this.store.handBack(err, resource, token, 'its release reply was lost');
-      throw err;
-    }
+    return this.leases.release(resource, token);
   }
 
   /**
@@ -226,7 +151,7 @@ export class LockService implements OnModuleDestroy {
     checkText(resource, 'resource', EXTEND);
     checkText(token, 'token', EXTEND, LOCK_TOKEN);
     checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
-    return (await this.store.extend(resource, token, ttlMs)) === 1;
+    return this.leases.extend(resource, token, ttlMs);
   }
 
   /** Redis key holding the lock of `resource` (its value is the holder's token). */
@@ -244,42 +169,6 @@ export class LockService implements OnModuleDestroy {
    * `signal` aborts). Runs while Redis is still connected, before the module closes it.
    */
   onModuleDestroy(): void {
-    this.closing.abort(new Error('nest-redis-lua: LockService is shutting down'));
-    for (const lock of [...this.held]) lock.abandon('the application is shutting down; it is no longer renewed');
-  }
-
-  /**
-   * One attempt (see {@link LockStore.attempt}): the lock, or the holder's PTTL. A lock taken after
-   * the service began shutting down or `signal` aborted (while the call was in flight) is handed back.
-   */
-  private async attempt(resource: string, ttlMs: number, autoExtend: boolean, signal?: AbortSignal, count?: WaiterCount): Promise<Attempt> {
-    const token = this.tokens.next();
-    const sentAt = Date.now();
-    let reply: AcquireReply;
-    try {
-      reply = await this.store.attempt(resource, token, ttlMs, count);
-    } catch (err) {
-      this.store.handBack(err, resource, token, 'its acquire reply was lost');
-      throw err;
-    }
-    if (count) count.counted = reply[0] !== 1;
-    if (reply[0] !== 1) return { pttl: Number(reply[1]) };
-    const lock = new Lock(this.backend, resource, token, Number(reply[1]), sentAt, ttlMs, autoExtend);
-    if (this.closing.signal.aborted || signal?.aborted) {
-      // Given up (shutdown, client gone) while the attempt was in flight: hand the lock back.
-      await this.releaseQuietly(lock);
-      this.closing.signal.throwIfAborted();
-      signal?.throwIfAborted();
-    }
-    this.held.add(lock);
-    return { lock };
-  }
-
-  private async releaseQuietly(lock: Lock): Promise<void> {
-    try {
-      await lock.release();
-    } catch (err) {
-      this.log.warn(`Lock on "${lock.resource}": release failed, it expires by its TTL: ${(err as Error).message}`);
-    }
+    this.leases.close('nest-redis-lua: LockService is shutting down');
   }
 }

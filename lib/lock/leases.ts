@@ -1,0 +1,197 @@
+import type { Logger } from '@nestjs/common';
+import type { RedisLuaSubscriber } from '../module/redis-subscriber';
+import { Lock, type LockBackend } from './lock';
+import type { AcquireReply, WaiterCount } from './lock-store';
+import { LockTokens } from './lock-tokens';
+import { LockWaitQueues } from './lock-waiters';
+import { eitherSignal, withUnlimitedListeners } from './lock-signals';
+
+/**
+ * The Redis side of one kind of lease (a lock, a semaphore permit): its scripts and keys, one hash
+ * tag per name. `attempt` follows the waiter-count protocol of {@link WaiterCount}.
+ */
+export interface LeaseStore {
+  /** `[1, fence]` when the lease was taken with `token`, `[0, ms until a holder expires]` otherwise. */
+  attempt(name: string, token: string, ttlMs: number, count: WaiterCount | undefined, permits: number): Promise<AcquireReply>;
+  /** Ends the lease held with `token` and notifies waiters (1: it was held). */
+  release(name: string, token: string): Promise<0 | 1>;
+  /** Sets the lease's TTL if it is held with `token` (1: renewed). */
+  extend(name: string, token: string, ttlMs: number): Promise<0 | 1>;
+  /** After a failed call that may have taken or kept a lease: gives it back by token. Never throws. */
+  handBack(err: unknown, name: string, token: string, why: string): void;
+  /** Uncounts a waiter that gave up. Never rejects. */
+  unwait(name: string): void;
+  /** The pub/sub channel on which the name's releases are announced. */
+  channel(name: string): string;
+}
+
+/** One lease request, checked by the service that makes it. */
+export interface LeaseRequest {
+  readonly name: string;
+  readonly ttlMs: number;
+  readonly autoExtend: boolean;
+  /** How many holders the name admits at once (1 for a lock). */
+  readonly permits: number;
+}
+
+/** Result of one attempt: a lease, or the ms until a holder expires. */
+type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: number };
+
+/**
+ * Taking, waiting for, renewing and giving back leases of one store, for `LockService` and
+ * `SemaphoreService`: random tokens, the watchdog of each held {@link Lock}, event-driven waiting (a
+ * release anywhere wakes a waiter at once; a vanished holder is retried when its TTL runs out), and
+ * shutdown.
+ */
+export class Leases {
+  private readonly held = new Set<Lock>();
+  private readonly tokens = new LockTokens();
+  private readonly waiters: LockWaitQueues;
+  /** Aborted on shutdown; every waiter listens to it, so it may have any number of listeners. */
+  private readonly closing = withUnlimitedListeners(new AbortController());
+  private readonly backend: LockBackend;
+
+  constructor(
+    private readonly store: LeaseStore,
+    subscriber: RedisLuaSubscriber,
+    private readonly log: Logger,
+    /** The error of a request still refused after `waitMs` (`retryAfterMs`: a holder's remaining TTL). */
+    private readonly timeout: (name: string, waitMs: number, retryAfterMs: number | undefined) => Error,
+    /** How messages name a lease: `Lock`, `Semaphore`. */
+    private readonly noun: string,
+  ) {
+    this.waiters = new LockWaitQueues(subscriber, log);
+    this.backend = {
+      logger: log,
+      extend: (name, token, ttlMs) => this.extend(name, token, ttlMs),
+      release: (name, token) => this.release(name, token),
+      forget: (lock) => this.held.delete(lock),
+    };
+  }
+
+  /** Takes a lease, waiting up to `waitMs`; rejects with the timeout error, the signal's reason or a Redis error. */
+  async acquire(request: LeaseRequest, waitMs: number, caller: AbortSignal | undefined): Promise<Lock> {
+    this.closing.signal.throwIfAborted();
+    caller?.throwIfAborted();
+    const deadline = performance.now() + waitMs;
+    // The first attempt costs what tryAcquire does: no combined signal, subscription or timer until
+    // the lease turns out to be taken.
+    const first = await this.attempt(request, caller);
+    if (first.lock) return first.lock;
+    if (waitMs === 0) throw this.timeout(request.name, waitMs, first.pttl >= 0 ? first.pttl : undefined);
+    const { signal, dispose } = eitherSignal(caller, this.closing.signal);
+    try {
+      return await this.waitFor(request, waitMs, signal, deadline);
+    } finally {
+      dispose();
+    }
+  }
+
+  /** One attempt: the lease, or null. */
+  async tryAcquire(request: LeaseRequest): Promise<Lock | null> {
+    return (await this.attempt(request)).lock ?? null;
+  }
+
+  /** Runs `fn` holding `lock` and releases it in every outcome (a failing release is logged, never hides `fn`'s outcome). */
+  async run<T>(lock: Lock, fn: (lock: Lock) => T | Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await fn(lock);
+    } catch (err) {
+      await this.releaseQuietly(lock);
+      throw err;
+    }
+    await this.releaseQuietly(lock);
+    return result;
+  }
+
+  /** Releases by token; a call that lost its reply is sent once more in the background. */
+  async release(name: string, token: string): Promise<boolean> {
+    try {
+      return (await this.store.release(name, token)) === 1;
+    } catch (err) {
+      this.store.handBack(err, name, token, 'its release reply was lost');
+      throw err;
+    }
+  }
+
+  async extend(name: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.store.extend(name, token, ttlMs)) === 1;
+  }
+
+  /** Stops waiting requests and the renewal of held leases (they expire by their TTL; their `signal` aborts). */
+  close(why: string): void {
+    this.closing.abort(new Error(why));
+    for (const lock of [...this.held]) lock.abandon('the application is shutting down; it is no longer renewed');
+  }
+
+  /** After a first attempt failed: waits for a release notice or a holder's TTL, until `deadline`. */
+  private async waitFor(request: LeaseRequest, waitMs: number, signal: AbortSignal, deadline: number): Promise<Lock> {
+    // Subscribe, then try again: a release between the first attempt and the subscription is
+    // caught by the second attempt, any later one by the notice. The second attempt, if it fails,
+    // also counts this waiter in the same script call, so every later release publishes a notice
+    // (releases publish nothing while no waiter is counted: see WaiterCount).
+    const { name } = request;
+    const channel = this.store.channel(name);
+    const waiter = await this.waiters.join(channel);
+    const count: WaiterCount = { counted: false, deadline };
+    let acquired = false;
+    try {
+      for (;;) {
+        signal.throwIfAborted();
+        waiter.notified = false;
+        const attempt = await this.attempt(request, signal, count);
+        if (attempt.lock) {
+          acquired = true;
+          return attempt.lock;
+        }
+        const remaining = deadline - performance.now();
+        if (remaining <= 0) throw this.timeout(name, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
+        if (waiter.notified) continue;
+        // No notice comes if the holder dies: retry when its TTL runs out (plus jitter, so that
+        // waiters of several processes do not all retry in the same millisecond).
+        const byTtl = attempt.pttl >= 0 ? attempt.pttl + 1 + Math.random() * Math.min(50, attempt.pttl / 10 + 1) : Infinity;
+        await waiter.wait(Math.ceil(Math.min(byTtl, remaining)), signal);
+      }
+    } finally {
+      this.waiters.leave(channel, waiter, acquired);
+      if (count.counted) this.store.unwait(name);
+    }
+  }
+
+  /**
+   * One attempt: the lease, or the ms until a holder expires. A lease taken after shutdown began or
+   * `signal` aborted (while the call was in flight) is handed back.
+   */
+  private async attempt(request: LeaseRequest, signal?: AbortSignal, count?: WaiterCount): Promise<Attempt> {
+    const { name, ttlMs, autoExtend, permits } = request;
+    const token = this.tokens.next();
+    const sentAt = Date.now();
+    let reply: AcquireReply;
+    try {
+      reply = await this.store.attempt(name, token, ttlMs, count, permits);
+    } catch (err) {
+      this.store.handBack(err, name, token, 'its acquire reply was lost');
+      throw err;
+    }
+    if (count) count.counted = reply[0] !== 1;
+    if (reply[0] !== 1) return { pttl: Number(reply[1]) };
+    const lock = new Lock(this.backend, name, token, Number(reply[1]), sentAt, ttlMs, autoExtend);
+    if (this.closing.signal.aborted || signal?.aborted) {
+      // Given up (shutdown, client gone) while the attempt was in flight: hand the lease back.
+      await this.releaseQuietly(lock);
+      this.closing.signal.throwIfAborted();
+      signal?.throwIfAborted();
+    }
+    this.held.add(lock);
+    return { lock };
+  }
+
+  private async releaseQuietly(lock: Lock): Promise<void> {
+    try {
+      await lock.release();
+    } catch (err) {
+      this.log.warn(`${this.noun} on "${lock.resource}": release failed, it expires by its TTL: ${(err as Error).message}`);
+    }
+  }
+}
