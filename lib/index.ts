@@ -56,11 +56,20 @@ export { clientIdentity } from './rate-limit/client-ip';
 
 // Locks.
 export { LockService } from './lock/lock.service';
+export { SemaphoreService } from './lock/semaphore.service';
+export { MAX_SEMAPHORE_PERMITS, type AcquireSemaphoreOptions, type TryAcquireSemaphoreOptions } from './lock/semaphore.options';
 export { Lock } from './lock/lock';
 export { WithLock, CurrentLock } from './lock/lock.decorator';
 export { LockInterceptor } from './lock/lock.interceptor';
 export type { WithLockMetadata } from './lock/lock-resource';
-export { LockConflictException, LockInputError, LockLostError, LockLostException, LockTimeoutError } from './lock/lock.errors';
+export {
+  LockConflictException,
+  LockInputError,
+  LockLostError,
+  LockLostException,
+  LockTimeoutError,
+  SemaphoreTimeoutError,
+} from './lock/lock.errors';
 export {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,

@@ -56,7 +56,7 @@ export class Leases {
     subscriber: RedisLuaSubscriber,
     private readonly log: Logger,
     /** The error of a request still refused after `waitMs` (`retryAfterMs`: a holder's remaining TTL). */
-    private readonly timeout: (name: string, waitMs: number, retryAfterMs: number | undefined) => Error,
+    private readonly timeout: (request: LeaseRequest, waitMs: number, retryAfterMs: number | undefined) => Error,
     /** How messages name a lease: `Lock`, `Semaphore`. */
     private readonly noun: string,
   ) {
@@ -78,7 +78,7 @@ export class Leases {
     // the lease turns out to be taken.
     const first = await this.attempt(request, caller);
     if (first.lock) return first.lock;
-    if (waitMs === 0) throw this.timeout(request.name, waitMs, first.pttl >= 0 ? first.pttl : undefined);
+    if (waitMs === 0) throw this.timeout(request, waitMs, first.pttl >= 0 ? first.pttl : undefined);
     const { signal, dispose } = eitherSignal(caller, this.closing.signal);
     try {
       return await this.waitFor(request, waitMs, signal, deadline);
@@ -146,7 +146,7 @@ export class Leases {
           return attempt.lock;
         }
         const remaining = deadline - performance.now();
-        if (remaining <= 0) throw this.timeout(name, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
+        if (remaining <= 0) throw this.timeout(request, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
         if (waiter.notified) continue;
         // No notice comes if the holder dies: retry when its TTL runs out (plus jitter, so that
         // waiters of several processes do not all retry in the same millisecond).

@@ -3,9 +3,18 @@ import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import type { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { outcomeUnknown } from '../scripts/lua-script.errors';
+import type { LeaseStore } from './leases';
 
-/** Key feature name of every lock key: `<prefix>:lock:{<resource>}[:fence|:waiters|:released]`. */
-const FEATURE = 'lock';
+/**
+ * The two kinds of lease a store serves: locks (`<prefix>:lock:{<resource>}[:fence|:waiters|:released]`,
+ * scripts lua/lock/) and semaphores (`<prefix>:sem:{<name>}[...]`, the holders' sorted set, scripts
+ * lua/semaphore/; unwait is lua/lock/unwait.lua for both).
+ */
+export const LEASE_KINDS = {
+  lock: { feature: 'lock', scripts: 'lock', permits: false },
+  semaphore: { feature: 'sem', scripts: 'semaphore', permits: true },
+} as const;
+export type LeaseKind = (typeof LEASE_KINDS)[keyof typeof LEASE_KINDS];
 /** The fence key outlives the latest acquisition by max(this, 2 × ttlMs). */
 const MIN_FENCE_KEY_TTL_MS = 60_000;
 /**
@@ -15,6 +24,7 @@ const MIN_FENCE_KEY_TTL_MS = 60_000;
 const WAITER_COUNT_MARGIN_MS = 5_000;
 /** ARGV[4] of acquire.lua (absent for a plain attempt): a subscribed waiter not counted yet, a counted one. */
 const NEW_WAITER = '1';
+const PLAIN_ATTEMPT = '0';
 const COUNTED_WAITER = '2';
 
 /**
@@ -37,15 +47,15 @@ export interface WaiterCount {
   readonly deadline: number;
 }
 
-/** acquire.lua: `[1, fence]` when taken, `[0, holder's PTTL]` when held by another owner. */
+/** acquire.lua: `[1, fence]` when taken, `[0, holder's PTTL]` (a semaphore: ms until its first holder expires) when held. */
 export type AcquireReply = [1, string] | [0, number];
 
 /**
- * The lock feature's Redis side: the keys of a resource (lock, fence, waiter counter, release
- * channel, one hash tag), the four scripts, and the waiter count. A call that takes or gives up a
- * lease but loses its reply is undone by token here (see {@link LockStore.attempt}).
+ * The Redis side of locks or semaphores (see {@link LEASE_KINDS}): the keys of a name (lease, fence,
+ * waiter counter, release channel, one hash tag), the four scripts, and the waiter count. A call that
+ * takes or gives up a lease but loses its reply is undone by token here (see {@link LockStore.attempt}).
  */
-export class LockStore {
+export class LockStore implements LeaseStore {
   private readonly acquireScript: LuaScript<AcquireReply>;
   private readonly releaseScript: LuaScript<0 | 1>;
   private readonly extendScript: LuaScript<0 | 1>;
@@ -60,14 +70,16 @@ export class LockStore {
     engine: LuaScriptEngine,
     keys: KeyBuilder,
     private readonly log: Logger,
+    private readonly kind: LeaseKind = LEASE_KINDS.lock,
   ) {
-    this.lockKey = keys.keyFactory(FEATURE);
-    this.fenceKey = keys.keyFactory(FEATURE, 'fence');
-    this.waitersKey = keys.keyFactory(FEATURE, 'waiters');
-    this.channel = keys.keyFactory(FEATURE, 'released');
-    this.acquireScript = engine.bundled<AcquireReply>('lock/acquire', 3);
-    this.releaseScript = engine.bundled<0 | 1>('lock/release', 2);
-    this.extendScript = engine.bundled<0 | 1>('lock/extend', 1);
+    const { feature, scripts } = kind;
+    this.lockKey = keys.keyFactory(feature);
+    this.fenceKey = keys.keyFactory(feature, 'fence');
+    this.waitersKey = keys.keyFactory(feature, 'waiters');
+    this.channel = keys.keyFactory(feature, 'released');
+    this.acquireScript = engine.bundled<AcquireReply>(`${scripts}/acquire`, 3);
+    this.releaseScript = engine.bundled<0 | 1>(`${scripts}/release`, 2);
+    this.extendScript = engine.bundled<0 | 1>(`${scripts}/extend`, 1);
     this.unwaitScript = engine.bundled<number>('lock/unwait', 1);
   }
 
@@ -77,14 +89,18 @@ export class LockStore {
    * {@link WaiterCount}); the caller updates `count.counted` from the reply. A caller whose attempt fails
    * calls {@link handBack}.
    */
-  attempt(resource: string, token: string, ttlMs: number, count?: WaiterCount): Promise<AcquireReply> {
+  attempt(resource: string, token: string, ttlMs: number, count?: WaiterCount, permits = 1): Promise<AcquireReply> {
     const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
-    // A plain attempt (the common case) leaves out the waiter arguments.
+    // A plain lock attempt (the common case) leaves out the waiter arguments; a semaphore's always
+    // sends them, before its permits (ARGV[6]).
     const args: Array<string | number> = [token, ttlMs, fenceTtl];
     if (count) {
       const countTtl = Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
       args.push(count.counted ? COUNTED_WAITER : NEW_WAITER, countTtl);
+    } else if (this.kind.permits) {
+      args.push(PLAIN_ATTEMPT, 0);
     }
+    if (this.kind.permits) args.push(permits);
     return this.acquireScript.run([this.lockKey(resource), this.fenceKey(resource), this.waitersKey(resource)], args);
   }
 

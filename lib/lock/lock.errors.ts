@@ -7,7 +7,7 @@ import { message } from '../core/messages';
  * configured status) with a `Retry-After` header.
  */
 export class LockTimeoutError extends Error {
-  override readonly name = 'LockTimeoutError';
+  override readonly name: string = 'LockTimeoutError';
 
   constructor(
     /** The resource that stayed locked. */
@@ -21,6 +21,26 @@ export class LockTimeoutError extends Error {
     readonly retryAfterMs: number | undefined,
   ) {
     super(message('LockService.acquire', `the lock on "${resource}" is held by another owner (waited ${waitMs} ms)`));
+  }
+}
+
+/**
+ * `SemaphoreService.acquire` gave up: every permit was still held after `waitMs`. A
+ * {@link LockTimeoutError} (`resource` is the semaphore's name, `retryAfterMs` the time until the
+ * first holder's permit expires unless it is renewed).
+ */
+export class SemaphoreTimeoutError extends LockTimeoutError {
+  override readonly name: string = 'SemaphoreTimeoutError';
+
+  constructor(
+    semaphore: string,
+    /** The permits the caller asked the semaphore to have. */
+    readonly permits: number,
+    waitMs: number,
+    retryAfterMs: number | undefined,
+  ) {
+    super(semaphore, waitMs, retryAfterMs);
+    this.message = message('SemaphoreService.acquire', `all ${permits} permits of "${semaphore}" are held (waited ${waitMs} ms)`);
   }
 }
 

@@ -4,15 +4,16 @@ import { WITH_LOCK_METADATA, type WithLockMetadata } from './lock-resource';
 import { LockInputError } from './lock.errors';
 import { DEFAULT_LOCK_TTL_MS, DEFAULT_LOCK_WAIT_MS, LOCK_OPTION_KEYS, validateLockOptions, type LockModuleOptions } from './lock.options';
 import { LockService } from './lock.service';
+import { SemaphoreService } from './semaphore.service';
 
-/** Locks as a feature of the module: `LockService` and the `lock` section of the module options. */
+/** Locks as a feature of the module: `LockService`, `SemaphoreService` and the `lock` section of the module options. */
 export const lockFeature: RedisLuaFeature = {
   name: 'locks',
   options: {
     key: 'lock',
     validate: (section) => validateLockOptions(section as LockModuleOptions | undefined, MODULE_SITE, LOCK_OPTION_KEYS.module),
   },
-  providers: [LockService],
+  providers: [LockService, SemaphoreService],
   checkRoute: checkLockRoute,
   describeRoute: describeLockRoute,
 };

@@ -62,7 +62,7 @@ export class LockService implements OnModuleDestroy {
       this.store,
       subscriber,
       log,
-      (resource, waitMs, retryAfterMs) => new LockTimeoutError(resource, waitMs, retryAfterMs),
+      (request, waitMs, retryAfterMs) => new LockTimeoutError(request.name, waitMs, retryAfterMs),
       'Lock',
     );
   }
