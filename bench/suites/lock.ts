@@ -1,15 +1,16 @@
 /**
  * Locks: acquire+release uncontended (our LockService as the README calls it, acquire with a fresh
  * options literal; tryAcquire with autoExtend off and with its defaults,
- * redis-semaphore Mutex, redlock 5), same Redis, same concurrency and key spread; then the contended
+ * redis-semaphore Mutex, redlock 5; and SemaphoreService against redis-semaphore's Semaphore, 4
+ * permits), same Redis, same concurrency and key spread; then the contended
  * hand-off latency: the time from the holder's release call to the moment the next holder (a waiter
  * in the same process, already waiting) has the lock. Peers use their defaults: redis-semaphore
  * polls every 10 ms, redlock retries every 200 ms (± 200 ms jitter); ours wakes on a pub/sub notice.
  */
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { Mutex } from 'redis-semaphore';
-import { LockService } from '../../lib';
+import { Mutex, Semaphore } from 'redis-semaphore';
+import { LockService, SemaphoreService } from '../../lib';
 import type { BenchRedis } from '../harness/clients';
 import { interleave, median, type Contender, type Row, type Workload } from '../harness/measure';
 import { limitCheck, ratioCheck, type SuiteResult, type TargetCheck } from '../harness/report';
@@ -25,6 +26,9 @@ const OURS_PLAIN = 'nest-redis-lua tryAcquire+release (autoExtend off)';
 const OURS_DEFAULT = 'nest-redis-lua tryAcquire+release (defaults: autoExtend on)';
 const OURS_UNCOALESCED = 'nest-redis-lua tryAcquire+release (autoExtend off) [coalesceWrites: false]';
 const SEMAPHORE = 'redis-semaphore Mutex acquire+release';
+const OURS_SEMAPHORE = 'nest-redis-lua SemaphoreService acquire+release (4 permits, fresh options literal)';
+const PEER_SEMAPHORE = 'redis-semaphore Semaphore acquire+release (4 permits)';
+const PERMITS = 4;
 const REDLOCK = 'redlock 5.0.0-beta.2 acquire+release';
 const BARE = 'reference: bare SET NX PX + compare-and-delete script (default client)';
 const CAD_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
@@ -46,6 +50,7 @@ function contenders(app: INestApplicationContext, redis: BenchRedis, uncoalesced
     };
   };
   const locks = app.get(LockService);
+  const semaphores = app.get(SemaphoreService);
   return [
     {
       // What the README shows: acquire with a fresh options literal (default waitMs, autoExtend on).
@@ -64,6 +69,21 @@ function contenders(app: INestApplicationContext, redis: BenchRedis, uncoalesced
         const mutex = new Mutex(semaphoreClient, `bench-sem-r${k}`, { lockTimeout: TTL_MS });
         await mutex.acquire();
         await mutex.release();
+      },
+    },
+    {
+      name: OURS_SEMAPHORE,
+      op: async (k) => {
+        const permit = await semaphores.acquire(`s${k}`, { permits: PERMITS, ttlMs: TTL_MS });
+        await permit.release();
+      },
+    },
+    {
+      name: PEER_SEMAPHORE,
+      op: async (k) => {
+        const semaphore = new Semaphore(semaphoreClient, `bench-semaphore-s${k}`, PERMITS, { lockTimeout: TTL_MS });
+        await semaphore.acquire();
+        await semaphore.release();
       },
     },
     {
@@ -146,6 +166,19 @@ export async function lockSuite(
       targets.push(limitCheck(`client CPU (${label}) ÷ ${peerLabel}`, ours.cpuUsPerOp / peer.cpuUsPerOp, 0.7));
     }
   }
+
+  // Issue 18's row: no target is set for it yet, so it is reported, not judged.
+  const [ourSemaphore, peerSemaphore] = [by(OURS_SEMAPHORE), by(PEER_SEMAPHORE)];
+  targets.push(
+    {
+      ...ratioCheck('semaphore acquire+release ops/s ÷ redis-semaphore Semaphore', ourSemaphore.opsPerSec / peerSemaphore.opsPerSec, 1),
+      reference: true,
+    },
+    {
+      ...limitCheck('semaphore client CPU ÷ redis-semaphore Semaphore', ourSemaphore.cpuUsPerOp / peerSemaphore.cpuUsPerOp, 1),
+      reference: true,
+    },
+  );
 
   const bare = by(BARE);
   for (const peer of peers) {
