@@ -1,3 +1,4 @@
+-- Waiter counting of the lease scripts (lock and semaphore acquire, unwait: see their headers).
 -- Uncounts one waiter of a lock (the counter key of acquire.lua): DECR, deleting the key at 0 and
 -- never creating it (a counter that expired stays gone instead of going negative).
 local function lock_unwait(counter_key)
@@ -7,4 +8,17 @@ local function lock_unwait(counter_key)
     return 0
   end
   return redis.call('DECR', counter_key)
+end
+
+-- Counts a subscribed waiter whose attempt failed (mode '1': not counted yet; '2': counted; '0': a
+-- plain attempt, not a waiter) and keeps the counter alive for `ttl` ms at least. A counted waiter
+-- whose counter vanished (it outlived its TTL) counts itself again.
+local function lock_count_waiter(counter_key, mode, ttl)
+  if mode == '0' then return end
+  if mode == '1' or redis.call('EXISTS', counter_key) == 0 then
+    redis.call('INCR', counter_key)
+  end
+  if redis.call('PTTL', counter_key) < tonumber(ttl) then
+    redis.call('PEXPIRE', counter_key, ttl)
+  end
 end

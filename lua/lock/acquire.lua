@@ -32,15 +32,7 @@
 --- @include "../includes/lock-unwait"
 local mode = ARGV[4] or '0'
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  if mode ~= '0' then
-    -- A counted waiter whose counter vanished (it outlived its TTL) counts itself again.
-    if mode == '1' or redis.call('EXISTS', KEYS[3]) == 0 then
-      redis.call('INCR', KEYS[3])
-    end
-    if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then
-      redis.call('PEXPIRE', KEYS[3], ARGV[5])
-    end
-  end
+  lock_count_waiter(KEYS[3], mode, ARGV[5])
   return {0, redis.call('PTTL', KEYS[1])}
 end
 if mode == '2' then

@@ -26,15 +26,7 @@ local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
 local mode = ARGV[4]
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
-  if mode ~= '0' then
-    -- A counted waiter whose counter vanished (it outlived its TTL) counts itself again.
-    if mode == '1' or redis.call('EXISTS', KEYS[3]) == 0 then
-      redis.call('INCR', KEYS[3])
-    end
-    if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[5]) then
-      redis.call('PEXPIRE', KEYS[3], ARGV[5])
-    end
-  end
+  lock_count_waiter(KEYS[3], mode, ARGV[5])
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return {0, tonumber(first[2]) - now_ms}
 end
