@@ -57,24 +57,35 @@ export { clientIdentity } from './rate-limit/client-ip';
 // Locks.
 export { LockService } from './lock/lock.service';
 export { SemaphoreService } from './lock/semaphore.service';
-export { MAX_SEMAPHORE_PERMITS, type AcquireSemaphoreOptions, type TryAcquireSemaphoreOptions } from './lock/semaphore.options';
+export {
+  MAX_SEMAPHORE_PERMITS,
+  type AcquireSemaphoreOptions,
+  type TryAcquireSemaphoreOptions,
+  type WithSemaphoreOptions,
+} from './lock/semaphore.options';
 export { Lock } from './lock/lock';
-export { WithLock, CurrentLock } from './lock/lock.decorator';
-export { LockInterceptor } from './lock/lock.interceptor';
-export type { WithLockMetadata } from './lock/lock-resource';
+export { MultiLock } from './lock/multi-lock';
+export { WithLock, WithSemaphore, CurrentLock, CurrentLocks, CurrentPermit } from './lock/lock.decorator';
+export { LockInterceptor, SemaphoreInterceptor, type RouteLease } from './lock/lock.interceptor';
+export type { CompiledLockResource, WithLockMetadata } from './lock/lock-resource';
 export {
   LockConflictException,
   LockInputError,
   LockLostError,
   LockLostException,
   LockTimeoutError,
+  SemaphoreConflictException,
   SemaphoreTimeoutError,
 } from './lock/lock.errors';
 export {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
+  MAX_LOCK_RESOURCES,
   type AcquireLockOptions,
+  type LeaseOptions,
+  type LockMode,
   type LockModuleOptions,
+  type LockTokenOptions,
   type LockResource,
   type TryAcquireLockOptions,
   type WithLockOptions,

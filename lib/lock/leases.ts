@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { RedisLuaSubscriber } from '../module/redis-subscriber';
 import { Lock, type LockBackend } from './lock';
+import type { MultiLock } from './multi-lock';
 import type { AcquireReply, WaiterCount } from './lock-store';
 import { LockTokens } from './lock-tokens';
 import { LockWaitQueues } from './lock-waiters';
@@ -34,6 +35,19 @@ export interface LeaseRequest {
   readonly permits: number;
 }
 
+/** How a {@link Leases} names, refuses and shares its leases. */
+export interface LeasesConfig {
+  /** The error of a request still refused after `waitMs` (`retryAfterMs`: a holder's remaining TTL). */
+  readonly timeout: (request: LeaseRequest, waitMs: number, retryAfterMs: number | undefined) => Error;
+  /** How messages name a lease: `Lock`, `Semaphore`. */
+  readonly noun: string;
+  /**
+   * Leases one holder's acquisition does not exclude (read locks): a waiter woken by a release
+   * notice that takes its lease passes the notice on to the next waiter of this process.
+   */
+  readonly shared?: boolean;
+}
+
 /** Result of one attempt: a lease, or the ms until a holder expires. */
 type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: number };
 
@@ -55,10 +69,7 @@ export class Leases {
     private readonly store: LeaseStore,
     subscriber: RedisLuaSubscriber,
     private readonly log: Logger,
-    /** The error of a request still refused after `waitMs` (`retryAfterMs`: a holder's remaining TTL). */
-    private readonly timeout: (request: LeaseRequest, waitMs: number, retryAfterMs: number | undefined) => Error,
-    /** How messages name a lease: `Lock`, `Semaphore`. */
-    private readonly noun: string,
+    private readonly config: LeasesConfig,
   ) {
     this.waiters = new LockWaitQueues(subscriber, log);
     this.backend = {
@@ -78,7 +89,7 @@ export class Leases {
     // the lease turns out to be taken.
     const first = await this.attempt(request, caller);
     if (first.lock) return first.lock;
-    if (waitMs === 0) throw this.timeout(request, waitMs, first.pttl >= 0 ? first.pttl : undefined);
+    if (waitMs === 0) throw this.config.timeout(request, waitMs, first.pttl >= 0 ? first.pttl : undefined);
     const { signal, dispose } = eitherSignal(caller, this.closing.signal);
     try {
       return await this.waitFor(request, waitMs, signal, deadline);
@@ -93,7 +104,7 @@ export class Leases {
   }
 
   /** Runs `fn` holding `lock` and releases it in every outcome (a failing release is logged, never hides `fn`'s outcome). */
-  async run<T>(lock: Lock, fn: (lock: Lock) => T | Promise<T>): Promise<T> {
+  async run<L extends Lock | MultiLock, T>(lock: L, fn: (lock: L) => T | Promise<T>): Promise<T> {
     let result: T;
     try {
       result = await fn(lock);
@@ -146,7 +157,7 @@ export class Leases {
           return attempt.lock;
         }
         const remaining = deadline - performance.now();
-        if (remaining <= 0) throw this.timeout(request, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
+        if (remaining <= 0) throw this.config.timeout(request, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
         if (waiter.notified) continue;
         // No notice comes if the holder dies: retry when its TTL runs out (plus jitter, so that
         // waiters of several processes do not all retry in the same millisecond).
@@ -154,7 +165,8 @@ export class Leases {
         await waiter.wait(Math.ceil(Math.min(byTtl, remaining)), signal);
       }
     } finally {
-      this.waiters.leave(channel, waiter, acquired);
+      // A shared lease taken on a notice leaves the notice to the next waiter.
+      this.waiters.leave(channel, waiter, acquired && !this.config.shared);
       if (count.counted) this.store.unwait(name);
     }
   }
@@ -187,11 +199,16 @@ export class Leases {
     return { lock };
   }
 
-  private async releaseQuietly(lock: Lock): Promise<void> {
+  /** Releases `locks` (taken together, now given up) in every outcome; failures are logged. */
+  async releaseAll(locks: readonly Lock[]): Promise<void> {
+    await Promise.all(locks.map((lock) => this.releaseQuietly(lock)));
+  }
+
+  private async releaseQuietly(lock: Lock | MultiLock): Promise<void> {
     try {
       await lock.release();
     } catch (err) {
-      this.log.warn(`${this.noun} on "${lock.resource}": release failed, it expires by its TTL: ${(err as Error).message}`);
+      this.log.warn(`${this.config.noun} on "${lock.resource}": release failed, it expires by its TTL: ${(err as Error).message}`);
     }
   }
 }

@@ -2,14 +2,20 @@ import { BadRequestException, type ExecutionContext } from '@nestjs/common';
 import { describeValue, message } from '../core/messages';
 import { encodeKeyPart } from '../scripts/key-builder';
 import { LockInputError } from './lock.errors';
-import type { Lock } from './lock';
 import type { LockResource, WithLockOptions } from './lock.options';
 
 /** Metadata key of `@WithLock`. @internal */
 export const WITH_LOCK_METADATA = 'nest-redis-lua:with-lock';
 
-/** Where `@WithLock` leaves the request's Lock for `@CurrentLock()`. @internal */
-export const LOCK_ON_REQUEST = Symbol('nest-redis-lua:lock');
+/** Metadata key of `@WithSemaphore`. @internal */
+export const WITH_SEMAPHORE_METADATA = 'nest-redis-lua:with-semaphore';
+
+/** Where `@WithLock` and `@WithSemaphore` leave the request's leases for `@CurrentLock()`, `@CurrentLocks()`, `@CurrentPermit()`. @internal */
+export const LEASE_ON_REQUEST = {
+  lock: Symbol('nest-redis-lua:lock'),
+  locks: Symbol('nest-redis-lua:locks'),
+  permit: Symbol('nest-redis-lua:permit'),
+} as const;
 
 const SOURCES = ['params', 'query', 'body', 'headers', 'user'] as const;
 type Source = (typeof SOURCES)[number];
@@ -20,14 +26,28 @@ interface Placeholder {
   readonly path: readonly string[];
 }
 
-/** `@WithLock` metadata: the compiled resource and the options (what {@link LockInterceptor}'s protected methods receive). */
-export interface WithLockMetadata {
+/** One resource of `@WithLock` or `@WithSemaphore`, compiled at decoration time. */
+export interface CompiledLockResource {
   readonly resource: ((context: ExecutionContext) => string | number | Promise<string | number>) | ReadonlyArray<string | Placeholder>;
-  readonly options: WithLockOptions;
-  /** `Controller.handler`, for messages. */
-  readonly where: string;
   /** The characters of the template's text between placeholders, which placeholder values have escaped. */
   readonly separators?: ReadonlySet<number>;
+}
+
+/**
+ * `@WithLock` / `@WithSemaphore` metadata: the compiled resources and the options (what
+ * {@link LockInterceptor}'s protected methods receive).
+ */
+export interface WithLockMetadata {
+  /** The resource, or the resources `@WithLock([...])` locks together. */
+  readonly resources: readonly CompiledLockResource[];
+  /** Given as an array: the locks are taken with `LockService.acquireAll`. */
+  readonly all: boolean;
+  /** The decorator's options (`permits`: `@WithSemaphore`'s). */
+  readonly options: WithLockOptions & { readonly permits?: number };
+  /** `Controller.handler`, for messages. */
+  readonly where: string;
+  /** `@WithLock on Controller.handler`, for messages. */
+  readonly label: string;
 }
 
 const PLACEHOLDER = /^(params|query|body|headers|user)((?:\.[^.{}\s]+)+)$/;
@@ -37,7 +57,7 @@ const PLACEHOLDER = /^(params|query|body|headers|user)((?:\.[^.{}\s]+)+)$/;
  * an unmatched brace, two placeholders with no text between them, or a `%` between placeholders
  * (the escape character of their values), naming the handler.
  */
-export function compileLockResource(resource: LockResource, where: string): Pick<WithLockMetadata, 'resource' | 'separators'> {
+export function compileLockResource(resource: LockResource, where: string): CompiledLockResource {
   if (typeof resource === 'function') return { resource };
   if (typeof resource !== 'string' || resource.length === 0) {
     throw new LockInputError(
@@ -76,20 +96,20 @@ export function compileLockResource(resource: LockResource, where: string): Pick
 }
 
 /**
- * The resource for one request. Placeholder values are encoded like key parts (`%`, `:`, braces and
+ * The resource for one request (`where`: the decorator and handler, for messages). Placeholder values are encoded like key parts (`%`, `:`, braces and
  * `#` escaped, see {@link encodeKeyPart}) and have the template's separators escaped too, so that
  * distinct values always give distinct resources. A missing or non-scalar value, or text with a lone
  * surrogate, is the client's fault: a 400. A resource function that returns anything but a non-empty
  * string or a finite number is the application's: a {@link LockInputError} naming the route.
  */
-export async function resolveLockResource(meta: WithLockMetadata, context: ExecutionContext): Promise<string> {
+export async function resolveLockResource(meta: CompiledLockResource, where: string, context: ExecutionContext): Promise<string> {
   if (typeof meta.resource === 'function') {
     const value = await meta.resource(context);
     if (typeof value === 'number' && Number.isFinite(value)) return String(value);
     if (typeof value === 'string' && value.length > 0) return value;
     throw new LockInputError(
       message(
-        `@WithLock on ${meta.where}`,
+        where,
         `the resource function returned ${describeValue(value)}; it must return a non-empty string or a finite number (the handler did not run)`,
       ),
       'resource',
@@ -137,12 +157,12 @@ function escapeSeparators(text: string, separators: ReadonlySet<number>): string
   return from === 0 ? text : out + text.slice(from);
 }
 
-/** The Lock `@WithLock` took for this request, if any. @internal */
-export function getRequestLock(request: unknown): Lock | undefined {
-  return (request as { [LOCK_ON_REQUEST]?: Lock } | undefined)?.[LOCK_ON_REQUEST];
+/** The lease a route decorator took for this request, if any. @internal */
+export function getRequestLease<T>(request: unknown, slot: symbol): T | undefined {
+  return (request as Record<symbol, T | undefined> | undefined)?.[slot];
 }
 
 /** @internal */
-export function setRequestLock(request: unknown, lock: Lock): void {
-  if (request !== null && typeof request === 'object') (request as { [LOCK_ON_REQUEST]?: Lock })[LOCK_ON_REQUEST] = lock;
+export function setRequestLease(request: unknown, slot: symbol, lease: unknown): void {
+  if (request !== null && typeof request === 'object') (request as Record<symbol, unknown>)[slot] = lease;
 }

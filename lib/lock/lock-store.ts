@@ -5,15 +5,62 @@ import type { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { outcomeUnknown } from '../scripts/lua-script.errors';
 import type { LeaseStore } from './leases';
 
+/** The keys of a resource a lease script may touch (one hash tag per resource). */
+type KeyRole = 'lock' | 'fence' | 'waiters' | 'readers' | 'writers';
+const KEY_SUFFIX: Record<KeyRole, string | undefined> = {
+  lock: undefined,
+  fence: 'fence',
+  waiters: 'waiters',
+  readers: 'readers',
+  writers: 'writers',
+};
+
 /**
- * The two kinds of lease a store serves: locks (`<prefix>:lock:{<resource>}[:fence|:waiters|:released]`,
- * scripts lua/lock/) and semaphores (`<prefix>:sem:{<name>}[...]`, the holders' sorted set, scripts
- * lua/semaphore/; unwait is lua/lock/unwait.lua for both).
+ * The kinds of lease a store serves, each with its scripts and the keys they take, in order:
+ * - `lock`: exclusive (write) locks, `<prefix>:lock:{<resource>}` holding the owner's token, lua/lock/;
+ * - `read`: read locks of the same resources, the readers' sorted set `…:readers`; a write lock waits
+ *   for the readers, readers for the writer and for waiting writers (`…:writers`);
+ * - `semaphore`: `<prefix>:sem:{<name>}`, the holders' sorted set, lua/semaphore/.
+ * Each has `…:fence`, `…:waiters` and the release channel `…:released`; unwait is lua/lock/unwait.lua.
  */
 export const LEASE_KINDS = {
-  lock: { feature: 'lock', scripts: 'lock', permits: false },
-  semaphore: { feature: 'sem', scripts: 'semaphore', permits: true },
-} as const;
+  lock: {
+    feature: 'lock',
+    scripts: { acquire: 'lock/acquire', release: 'lock/release', extend: 'lock/extend' },
+    keys: {
+      acquire: ['lock', 'fence', 'waiters', 'readers', 'writers'],
+      release: ['lock', 'waiters'],
+      extend: ['lock'],
+      unwait: ['waiters', 'writers'],
+    },
+    permits: false,
+  },
+  read: {
+    feature: 'lock',
+    scripts: { acquire: 'lock/read-acquire', release: 'lock/read-release', extend: 'semaphore/extend' },
+    keys: {
+      acquire: ['readers', 'fence', 'waiters', 'lock', 'writers'],
+      release: ['readers', 'waiters'],
+      extend: ['readers'],
+      unwait: ['waiters'],
+    },
+    permits: false,
+  },
+  semaphore: {
+    feature: 'sem',
+    scripts: { acquire: 'semaphore/acquire', release: 'semaphore/release', extend: 'semaphore/extend' },
+    keys: { acquire: ['lock', 'fence', 'waiters'], release: ['lock', 'waiters'], extend: ['lock'], unwait: ['waiters'] },
+    permits: true,
+  },
+} as const satisfies Record<
+  string,
+  {
+    feature: string;
+    scripts: Record<'acquire' | 'release' | 'extend', string>;
+    keys: Record<'acquire' | 'release' | 'extend' | 'unwait', readonly KeyRole[]>;
+    permits: boolean;
+  }
+>;
 export type LeaseKind = (typeof LEASE_KINDS)[keyof typeof LEASE_KINDS];
 /** The fence key outlives the latest acquisition by max(this, 2 × ttlMs). */
 const MIN_FENCE_KEY_TTL_MS = 60_000;
@@ -60,11 +107,13 @@ export class LockStore implements LeaseStore {
   private readonly releaseScript: LuaScript<0 | 1>;
   private readonly extendScript: LuaScript<0 | 1>;
   private readonly unwaitScript: LuaScript<number>;
-  /** The lock key (its value is the holder's token), its fence key, waiter counter and release channel. */
+  /** The key of a name's lease (a lock's value is the holder's token; a semaphore's, its holders). */
   readonly lockKey: (resource: string) => string;
-  private readonly fenceKey: (resource: string) => string;
-  private readonly waitersKey: (resource: string) => string;
   readonly channel: (resource: string) => string;
+  private readonly acquireKeys: (resource: string) => string[];
+  private readonly releaseKeys: (resource: string) => string[];
+  private readonly extendKeys: (resource: string) => string[];
+  private readonly unwaitKeys: (resource: string) => string[];
 
   constructor(
     engine: LuaScriptEngine,
@@ -73,14 +122,31 @@ export class LockStore implements LeaseStore {
     private readonly kind: LeaseKind = LEASE_KINDS.lock,
   ) {
     const { feature, scripts } = kind;
-    this.lockKey = keys.keyFactory(feature);
-    this.fenceKey = keys.keyFactory(feature, 'fence');
-    this.waitersKey = keys.keyFactory(feature, 'waiters');
+    const factories = new Map<KeyRole, (resource: string) => string>();
+    const factory = (role: KeyRole): ((resource: string) => string) => {
+      let made = factories.get(role);
+      if (!made) {
+        const suffix = KEY_SUFFIX[role];
+        made = suffix === undefined ? keys.keyFactory(feature) : keys.keyFactory(feature, suffix);
+        factories.set(role, made);
+      }
+      return made;
+    };
+    const list = (roles: readonly KeyRole[]): ((resource: string) => string[]) => {
+      const made = roles.map(factory);
+      return (resource) => made.map((key) => key(resource));
+    };
+    this.lockKey = factory('lock');
     this.channel = keys.keyFactory(feature, 'released');
-    this.acquireScript = engine.bundled<AcquireReply>(`${scripts}/acquire`, 3);
-    this.releaseScript = engine.bundled<0 | 1>(`${scripts}/release`, 2);
-    this.extendScript = engine.bundled<0 | 1>(`${scripts}/extend`, 1);
-    this.unwaitScript = engine.bundled<number>('lock/unwait', 1);
+    this.acquireKeys = list(kind.keys.acquire);
+    this.releaseKeys = list(kind.keys.release);
+    this.extendKeys = list(kind.keys.extend);
+    this.unwaitKeys = list(kind.keys.unwait);
+    this.acquireScript = engine.bundled<AcquireReply>(scripts.acquire, kind.keys.acquire.length);
+    this.releaseScript = engine.bundled<0 | 1>(scripts.release, 2);
+    this.extendScript = engine.bundled<0 | 1>(scripts.extend, 1);
+    // One or two keys, by kind.
+    this.unwaitScript = engine.bundled<number>('lock/unwait');
   }
 
   /**
@@ -101,17 +167,17 @@ export class LockStore implements LeaseStore {
       args.push(PLAIN_ATTEMPT, 0);
     }
     if (this.kind.permits) args.push(permits);
-    return this.acquireScript.run([this.lockKey(resource), this.fenceKey(resource), this.waitersKey(resource)], args);
+    return this.acquireScript.run(this.acquireKeys(resource), args);
   }
 
   /** Deletes the lock if it is held with `token` and publishes a release notice if a waiter is counted (1: deleted). */
   release(resource: string, token: string): Promise<0 | 1> {
-    return this.releaseScript.run([this.lockKey(resource), this.waitersKey(resource)], [token, this.channel(resource)]);
+    return this.releaseScript.run(this.releaseKeys(resource), [token, this.channel(resource)]);
   }
 
   /** Sets the lock's TTL to `ttlMs` if it is held with `token` (1: renewed). */
   extend(resource: string, token: string, ttlMs: number): Promise<0 | 1> {
-    return this.extendScript.run([this.lockKey(resource)], [token, ttlMs]);
+    return this.extendScript.run(this.extendKeys(resource), [token, ttlMs]);
   }
 
   /**
@@ -126,7 +192,7 @@ export class LockStore implements LeaseStore {
 
   /** Uncounts a waiter that gave up (best effort: the counter's TTL bounds a missed one). Never rejects. */
   unwait(resource: string): void {
-    this.unwaitScript.run([this.waitersKey(resource)], []).catch((err: Error) => {
+    this.unwaitScript.run(this.unwaitKeys(resource), [this.channel(resource)]).catch((err: Error) => {
       this.log.debug(`Lock on "${resource}": cannot uncount a waiter, its count expires by its TTL: ${err.message}`);
     });
   }
@@ -138,7 +204,7 @@ export class LockStore implements LeaseStore {
    * Never rejects.
    */
   private releaseOrphan(resource: string, token: string, why: string): void {
-    this.releaseScript.run([this.lockKey(resource), this.waitersKey(resource)], [token, this.channel(resource)]).then(
+    this.release(resource, token).then(
       (released) => {
         if (released === 1) this.log.warn(`Lock on "${resource}": released a lock this process took but could not use (${why})`);
       },

@@ -84,6 +84,22 @@ export class LockConflictException extends RedisLuaHttpException {
 }
 
 /**
+ * 409 (or `@WithSemaphore`'s `conflictStatus`): every permit of the route's semaphore stayed held
+ * past `waitMs`. Body `{ statusCode, error, message, retryAfter }`; the interceptor also sends
+ * `Retry-After` (seconds, until the first holder's permit expires).
+ */
+export class SemaphoreConflictException extends RedisLuaHttpException {
+  constructor(
+    /** Seconds until the first holder's permit runs out (at least 1). */
+    readonly retryAfter: number,
+    status = 409,
+    options?: { cause?: unknown },
+  ) {
+    super(status, 'Every permit of this resource is in use by other requests; retry later', { retryAfter }, options);
+  }
+}
+
+/**
  * 409 (or `@WithLock`'s `conflictStatus`) sent instead of the handler's response when the route's lock
  * was lost before the response was out (`onLost: 'error'`, the default): another request may have
  * held the lock meanwhile, so the client must not take the answer as done under mutual exclusion.

@@ -5,9 +5,24 @@ import { RedisLuaUnavailableError } from '../core/errors';
 import { retryAfterSeconds, setResponseHeader, unavailableAnswer, withoutStack, type HeaderTarget } from '../core/http';
 import { RouteCache } from '../core/route-metadata';
 import type { Lock } from './lock';
-import { LockConflictException, LockLostException, LockTimeoutError } from './lock.errors';
-import { resolveLockResource, setRequestLock, WITH_LOCK_METADATA, type WithLockMetadata } from './lock-resource';
+import {
+  LockConflictException,
+  LockLostException,
+  LockTimeoutError,
+  SemaphoreConflictException,
+  SemaphoreTimeoutError,
+} from './lock.errors';
+import {
+  LEASE_ON_REQUEST,
+  resolveLockResource,
+  setRequestLease,
+  WITH_LOCK_METADATA,
+  WITH_SEMAPHORE_METADATA,
+  type WithLockMetadata,
+} from './lock-resource';
 import { LockService } from './lock.service';
+import type { MultiLock } from './multi-lock';
+import { SemaphoreService } from './semaphore.service';
 import { transportAnswer } from '../core/transports';
 
 /** Status nginx logs for a client that closed the connection before the response. */
@@ -18,6 +33,9 @@ interface RawResponse {
   once?: (event: 'close', listener: () => void) => unknown;
   removeListener?: (event: 'close', listener: () => void) => unknown;
 }
+
+/** What a route decorator holds while its handler runs: a lock, the locks of several resources, a permit. */
+export type RouteLease = Lock | MultiLock;
 
 /**
  * Applied by `@WithLock`: takes the route's lock before the handler runs and releases it when the
@@ -36,10 +54,15 @@ export class LockInterceptor implements NestInterceptor {
     protected readonly locks: LockService,
   ) {}
 
-  /** Per handler and class: the route's `@WithLock` metadata, read once (null: the route has none). */
+  /** The metadata key of the decorator this interceptor serves. */
+  protected readonly metadataKey: string = WITH_LOCK_METADATA;
+  /** How messages name the lease: `Lock`, `Semaphore`. */
+  protected readonly noun: string = 'Lock';
+
+  /** Per handler and class: the route's metadata, read once (null: the route has none). */
   private readonly routes = new RouteCache<WithLockMetadata | null>(
     // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- what Nest's Reflector takes
-    (handler) => this.reflector.get<WithLockMetadata | undefined>(WITH_LOCK_METADATA, handler as Function) ?? null,
+    (handler) => this.reflector.get<WithLockMetadata | undefined>(this.metadataKey, handler as Function) ?? null,
   );
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -47,7 +70,7 @@ export class LockInterceptor implements NestInterceptor {
     if (!meta) return next.handle();
     return new Observable<unknown>((subscriber) => {
       const abort = new AbortController();
-      let lock: Lock | undefined;
+      let lock: RouteLease | undefined;
       let inner: Subscription | undefined;
       const release = async (): Promise<void> => {
         const held = lock;
@@ -56,22 +79,19 @@ export class LockInterceptor implements NestInterceptor {
         try {
           await held.release();
         } catch (err) {
-          this.logger.warn(`Lock on "${held.resource}" (${meta.where}): release failed, it expires by its TTL: ${(err as Error).message}`);
+          this.logger.warn(
+            `${this.noun} on "${held.resource}" (${meta.where}): release failed, it expires by its TTL: ${(err as Error).message}`,
+          );
         }
       };
 
       const run = async (): Promise<void> => {
-        const resource = await resolveLockResource(meta, context);
+        const resources = await Promise.all(meta.resources.map((one) => resolveLockResource(one, meta.label, context)));
         const stopWatching = this.onClientGone(context, () =>
           abort.abort(new HttpException('Client closed request', CLIENT_CLOSED_REQUEST)),
         );
         try {
-          lock = await this.locks.acquire(resource, {
-            ttlMs: meta.options.ttlMs ?? this.locks.defaults.ttlMs,
-            waitMs: meta.options.waitMs ?? this.locks.defaults.waitMs,
-            autoExtend: meta.options.autoExtend,
-            signal: abort.signal,
-          });
+          lock = await this.take(meta, resources, abort.signal);
         } catch (err) {
           if (err instanceof LockTimeoutError) throw this.conflict(context, meta, err);
           if (err instanceof RedisLuaUnavailableError) throw this.unavailable(context, err);
@@ -81,7 +101,7 @@ export class LockInterceptor implements NestInterceptor {
         }
         if (subscriber.closed) return release();
         const acquired = lock;
-        setRequestLock(context.switchToHttp().getRequest(), acquired);
+        this.keep(context, meta, acquired);
         // Release first, so that the next owner may start as soon as this response is out.
         const fail = (err: unknown): void => void release().then(() => subscriber.error(transportAnswer(context, err)));
         inner = next.handle().subscribe({
@@ -105,6 +125,26 @@ export class LockInterceptor implements NestInterceptor {
   }
 
   /**
+   * Takes the route's lease on the request's resources (the resolved templates, in the decorator's
+   * order): one lock, the locks of an array (equal resources once), or a permit in a subclass.
+   */
+  protected take(meta: WithLockMetadata, resources: readonly string[], signal: AbortSignal): Promise<RouteLease> {
+    const options = {
+      ttlMs: meta.options.ttlMs ?? this.locks.defaults.ttlMs,
+      waitMs: meta.options.waitMs ?? this.locks.defaults.waitMs,
+      autoExtend: meta.options.autoExtend,
+      mode: meta.options.mode,
+      signal,
+    };
+    return meta.all ? this.locks.acquireAll([...new Set(resources)], options) : this.locks.acquire(resources[0], options);
+  }
+
+  /** Leaves the lease on the request for `@CurrentLock()` / `@CurrentLocks()`. */
+  protected keep(context: ExecutionContext, meta: WithLockMetadata, lease: RouteLease): void {
+    setRequestLease(context.switchToHttp().getRequest(), meta.all ? LEASE_ON_REQUEST.locks : LEASE_ON_REQUEST.lock, lease);
+  }
+
+  /**
    * The error sent when the lock stays held past `waitMs`: `conflictStatus` (default 409) with a
    * JSON body, and a `Retry-After` header (seconds, at least 1) from the holder's remaining TTL.
    */
@@ -112,19 +152,24 @@ export class LockInterceptor implements NestInterceptor {
     const retryAfter = retryAfterSeconds(err.retryAfterMs ?? meta.options.ttlMs ?? this.locks.defaults.ttlMs);
     if (context.getType() === 'http')
       setResponseHeader(context.switchToHttp().getResponse<HeaderTarget>(), 'Retry-After', String(retryAfter));
-    return withoutStack(() => new LockConflictException(retryAfter, meta.options.conflictStatus ?? 409, { cause: err }));
+    const status = meta.options.conflictStatus ?? 409;
+    return withoutStack(() =>
+      err instanceof SemaphoreTimeoutError
+        ? new SemaphoreConflictException(retryAfter, status, { cause: err })
+        : new LockConflictException(retryAfter, status, { cause: err }),
+    );
   }
 
   /**
    * True when the lock was lost (its lease ran out, whatever the timers did) before the handler's
    * response went out and `onLost` is `'error'` (the default). With `'log'` it logs and says false.
    */
-  protected lostBeforeAnswer(meta: WithLockMetadata, lock: Lock): boolean {
+  protected lostBeforeAnswer(meta: WithLockMetadata, lock: RouteLease): boolean {
     // Not held and not aborted: the handler released it itself (its signal aborts only on a loss).
     if (lock.held || !lock.signal.aborted) return false;
     if (meta.options.onLost === 'log') {
       this.logger.warn(
-        `Lock on "${lock.resource}" (${meta.where}) was lost before the response: ${lostReason(lock)}; sent anyway (onLost: 'log')`,
+        `${this.noun} on "${lock.resource}" (${meta.where}) was lost before the response: ${lostReason(lock)}; sent anyway (onLost: 'log')`,
       );
       return false;
     }
@@ -132,7 +177,7 @@ export class LockInterceptor implements NestInterceptor {
   }
 
   /** The error sent instead of the response of a handler that lost its lock: `conflictStatus` (409). */
-  protected lost(meta: WithLockMetadata, lock: Lock): HttpException {
+  protected lost(meta: WithLockMetadata, lock: RouteLease): HttpException {
     return withoutStack(() => new LockLostException(meta.options.conflictStatus ?? 409, { cause: lock.signal.reason }));
   }
 
@@ -157,7 +202,40 @@ export class LockInterceptor implements NestInterceptor {
 }
 
 /** Why a lock is no longer held: its signal's reason, or its lease having run out (the signal aborts on the next turn). */
-function lostReason(lock: Lock): string {
+function lostReason(lock: RouteLease): string {
   const reason: unknown = lock.signal.reason;
   return reason instanceof Error ? reason.message : `its lease ran out at ${new Date(lock.expiresAt).toISOString()}`;
+}
+
+/**
+ * Applied by `@WithSemaphore`: takes one of the route's permits before the handler runs and gives it
+ * back when the handler's Observable completes, errors or is unsubscribed; answers as
+ * {@link LockInterceptor} does (409 + `Retry-After` when no permit comes within `waitMs`, 503).
+ */
+@Injectable()
+export class SemaphoreInterceptor extends LockInterceptor {
+  protected override readonly metadataKey: string = WITH_SEMAPHORE_METADATA;
+  protected override readonly noun: string = 'Semaphore';
+
+  constructor(
+    reflector: Reflector,
+    locks: LockService,
+    protected readonly semaphores: SemaphoreService,
+  ) {
+    super(reflector, locks);
+  }
+
+  protected override take(meta: WithLockMetadata, resources: readonly string[], signal: AbortSignal): Promise<RouteLease> {
+    return this.semaphores.acquire(resources[0], {
+      permits: meta.options.permits!,
+      ttlMs: meta.options.ttlMs ?? this.semaphores.defaults.ttlMs,
+      waitMs: meta.options.waitMs ?? this.semaphores.defaults.waitMs,
+      autoExtend: meta.options.autoExtend,
+      signal,
+    });
+  }
+
+  protected override keep(context: ExecutionContext, _meta: WithLockMetadata, lease: RouteLease): void {
+    setRequestLease(context.switchToHttp().getRequest(), LEASE_ON_REQUEST.permit, lease);
+  }
 }

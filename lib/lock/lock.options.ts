@@ -23,19 +23,38 @@ export interface LockModuleOptions {
   waitMs?: number;
 }
 
-/** Options of {@link LockService.acquire} and {@link LockService.withLock}. */
-export interface AcquireLockOptions extends LockModuleOptions {
+/** What every lease (a lock, a semaphore permit) is taken with. */
+export interface LeaseOptions extends LockModuleOptions {
   /**
-   * Renew the lock every `ttlMs / 3` while it is held (default `true`). With `false` the lock simply
+   * Renew the lease every `ttlMs / 3` while it is held (default `true`). With `false` it simply
    * expires after `ttlMs` unless {@link Lock.extend} is called; `signal` aborts when it expires.
    */
   autoExtend?: boolean;
-  /** Stops waiting: `acquire` rejects with the signal's reason and takes no lock. */
+  /** Stops waiting: `acquire` rejects with the signal's reason and takes nothing. */
   signal?: AbortSignal;
+}
+
+/**
+ * A lock's mode: `'write'` (the default) is exclusive; `'read'` locks of a resource are shared by
+ * any number of readers and exclude its writers. A writer waits for the readers in, and while it
+ * waits no new reader gets in (readers cannot starve a writer).
+ */
+export type LockMode = 'read' | 'write';
+
+/** Options of {@link LockService.acquire} and {@link LockService.withLock}. */
+export interface AcquireLockOptions extends LeaseOptions {
+  /** `'write'` (default: exclusive) or `'read'` (shared with other readers), see {@link LockMode}. */
+  mode?: LockMode;
 }
 
 /** Options of {@link LockService.tryAcquire}: one attempt, no waiting. */
 export type TryAcquireLockOptions = Omit<AcquireLockOptions, 'waitMs' | 'signal'>;
+
+/** Options of {@link LockService.release} and {@link LockService.extend} by token. */
+export interface LockTokenOptions {
+  /** The mode the lock was taken in (default `'write'`). */
+  mode?: LockMode;
+}
 
 /**
  * The resource of `@WithLock`: a template such as `'order:{params.id}'` (placeholders
@@ -49,6 +68,8 @@ export type LockResource = string | ((context: ExecutionContext) => string | num
 
 /** Options of the `@WithLock` decorator (module defaults apply to what is left out). */
 export interface WithLockOptions extends LockModuleOptions {
+  /** `'write'` (default: exclusive) or `'read'` (shared with other readers), see {@link LockMode}. */
+  mode?: LockMode;
   /** Status sent when the lock is still held after `waitMs` (default 409 Conflict). */
   conflictStatus?: number;
   /** Renew the lock while the handler runs (default `true`). */
@@ -66,9 +87,14 @@ export interface WithLockOptions extends LockModuleOptions {
 
 /** The values of `@WithLock`'s `onLost`. */
 const ON_LOST = ['error', 'log'] as const;
+/** The values of `mode`. */
+const LOCK_MODES = ['read', 'write'] as const;
 
 /** A lock token: what this library hands out is 24 characters; one handed in may be up to 256. */
 export const LOCK_TOKEN = { maxLength: 256 };
+
+/** The most resources one `LockService.acquireAll` (or `@WithLock([...])`) may lock. */
+export const MAX_LOCK_RESOURCES = 64;
 
 /** Default lock TTL in ms. */
 export const DEFAULT_LOCK_TTL_MS = 30_000;
@@ -77,9 +103,10 @@ export const DEFAULT_LOCK_WAIT_MS = 5_000;
 /** The keys each kind of lock options may have: any other is a typo or an unsupported option, refused. */
 export const LOCK_OPTION_KEYS = {
   module: keysOf<LockModuleOptions>({ ttlMs: true, waitMs: true }),
-  acquire: keysOf<AcquireLockOptions>({ ttlMs: true, waitMs: true, autoExtend: true, signal: true }),
-  tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true }),
-  withLock: keysOf<WithLockOptions>({ ttlMs: true, waitMs: true, conflictStatus: true, autoExtend: true, onLost: true }),
+  acquire: keysOf<AcquireLockOptions>({ ttlMs: true, waitMs: true, autoExtend: true, signal: true, mode: true }),
+  tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true, mode: true }),
+  token: keysOf<LockTokenOptions>({ mode: true }),
+  withLock: keysOf<WithLockOptions>({ ttlMs: true, waitMs: true, conflictStatus: true, autoExtend: true, onLost: true, mode: true }),
 } as const;
 
 /**
@@ -91,6 +118,7 @@ export function validateLockOptions(options: AcquireLockOptions | undefined, sit
   if (options === undefined) return;
   checkObject(options, 'lock', site, 'an object of lock options');
   checkKnownKeys(options, known, site);
+  if (options.mode !== undefined) checkChoice(options.mode, 'mode', site, LOCK_MODES);
   if (options.ttlMs !== undefined) checkDuration(options.ttlMs, 'ttlMs', site);
   if (options.waitMs !== undefined) checkDuration(options.waitMs, 'waitMs', site, true);
   if (options.autoExtend !== undefined) checkBoolean(options.autoExtend, 'autoExtend', site);
@@ -100,8 +128,12 @@ export function validateLockOptions(options: AcquireLockOptions | undefined, sit
 }
 
 /** Checks `@WithLock` options at decoration time. */
-export function validateWithLockOptions(options: WithLockOptions, site: InputSite): void {
-  validateLockOptions(options, site, LOCK_OPTION_KEYS.withLock);
+export function validateWithLockOptions(
+  options: WithLockOptions,
+  site: InputSite,
+  known: readonly string[] = LOCK_OPTION_KEYS.withLock,
+): void {
+  validateLockOptions(options, site, known);
   if (options.conflictStatus !== undefined) checkInteger(options.conflictStatus, 'conflictStatus', site, 400, 599);
   if (options.onLost !== undefined) checkChoice(options.onLost, 'onLost', site, ON_LOST);
 }

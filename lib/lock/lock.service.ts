@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import { checkDuration, checkText, inputSite, type InputSite } from '../core/validation';
+import { checkDuration, checkText, fail, inputSite, type InputSite } from '../core/validation';
+import { mustBe } from '../core/messages';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import type { RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import { RedisLuaSubscriber } from '../module/redis-subscriber';
@@ -11,18 +12,23 @@ import {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
   LOCK_TOKEN,
+  MAX_LOCK_RESOURCES,
   LOCK_OPTION_KEYS,
   validateLockOptions,
   type AcquireLockOptions,
+  type LockMode,
   type LockModuleOptions,
+  type LockTokenOptions,
   type TryAcquireLockOptions,
 } from './lock.options';
-import { LockStore } from './lock-store';
-import { Leases } from './leases';
+import { LEASE_KINDS, LockStore } from './lock-store';
+import { Leases, type LeaseRequest } from './leases';
+import { MultiLock } from './multi-lock';
 
 const site = (method: string): InputSite => inputSite(`LockService.${method}`, LockInputError);
 const ACQUIRE = site('acquire');
 const TRY_ACQUIRE = site('tryAcquire');
+const ACQUIRE_ALL = site('acquireAll');
 const RELEASE = site('release');
 const EXTEND = site('extend');
 
@@ -40,8 +46,8 @@ const EXTEND = site('extend');
 @Injectable()
 export class LockService implements OnModuleDestroy {
   private readonly store: LockStore;
-  /** Taking, waiting, renewing and shutdown (shared with the semaphores). */
-  private readonly leases: Leases;
+  /** Taking, waiting, renewing and shutdown of write (exclusive) and read locks. */
+  private readonly leases: Readonly<Record<LockMode, Leases>>;
   /** The module-level defaults (`forRoot({ lock })` over the built-in ones). */
   readonly defaults: Readonly<Required<LockModuleOptions>>;
 
@@ -58,19 +64,19 @@ export class LockService implements OnModuleDestroy {
     });
     const log = new Logger('RedisLua');
     this.store = new LockStore(engine, keys, log);
-    this.leases = new Leases(
-      this.store,
-      subscriber,
-      log,
-      (request, waitMs, retryAfterMs) => new LockTimeoutError(request.name, waitMs, retryAfterMs),
-      'Lock',
-    );
+    const timeout = (request: LeaseRequest, waitMs: number, retryAfterMs: number | undefined): Error =>
+      new LockTimeoutError(request.name, waitMs, retryAfterMs);
+    this.leases = {
+      write: new Leases(this.store, subscriber, log, { timeout, noun: 'Lock' }),
+      read: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.read), subscriber, log, { timeout, noun: 'Read lock', shared: true }),
+    };
   }
 
   /**
    * Takes the lock on `resource`, waiting up to `waitMs` while another owner holds it. Waiting is
    * event-driven: a release anywhere wakes a waiter at once; a lock whose holder vanished is retried
-   * when its TTL runs out.
+   * when its TTL runs out. With `mode: 'read'` the lock is shared with other readers and waits only
+   * for a writer (one that holds the resource or waits for it).
    * @throws LockTimeoutError when the lock is still held after `waitMs` (0: one attempt).
    * @throws LockInputError on an empty resource or invalid options, before any Redis call.
    * @throws the `signal`'s reason when it aborts while waiting.
@@ -87,8 +93,11 @@ export class LockService implements OnModuleDestroy {
   async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
     checkText(resource, 'resource', ACQUIRE);
     validateLockOptions(options, ACQUIRE, LOCK_OPTION_KEYS.acquire);
-    const request = { name: resource, ttlMs: options.ttlMs ?? this.defaults.ttlMs, autoExtend: options.autoExtend ?? true, permits: 1 };
-    return this.leases.acquire(request, options.waitMs ?? this.defaults.waitMs, options.signal);
+    return this.leases[options.mode ?? 'write'].acquire(
+      this.request(resource, options),
+      options.waitMs ?? this.defaults.waitMs,
+      options.signal,
+    );
   }
 
   /**
@@ -103,12 +112,7 @@ export class LockService implements OnModuleDestroy {
   async tryAcquire(resource: string, options: TryAcquireLockOptions = {}): Promise<Lock | null> {
     checkText(resource, 'resource', TRY_ACQUIRE);
     validateLockOptions(options, TRY_ACQUIRE, LOCK_OPTION_KEYS.tryAcquire);
-    return this.leases.tryAcquire({
-      name: resource,
-      ttlMs: options.ttlMs ?? this.defaults.ttlMs,
-      autoExtend: options.autoExtend ?? true,
-      permits: 1,
-    });
+    return this.leases[options.mode ?? 'write'].tryAcquire(this.request(resource, options));
   }
 
   /**
@@ -121,7 +125,58 @@ export class LockService implements OnModuleDestroy {
    * const total = await locks.withLock(`cart:${id}`, (lock) => carts.checkout(id, lock.fence), { waitMs: 1_000 });
    */
   async withLock<T>(resource: string, fn: (lock: Lock) => T | Promise<T>, options: AcquireLockOptions = {}): Promise<T> {
-    return this.leases.run(await this.acquire(resource, options), fn);
+    return this.leases[options.mode ?? 'write'].run(await this.acquire(resource, options), fn);
+  }
+
+  /**
+   * Takes the locks on every one of `resources` (all, or none): one by one in a global order (the
+   * resources sorted by code unit), so that two callers locking overlapping sets never wait for each
+   * other in a cycle, whatever order they give them in. Works when the resources hash to different
+   * cluster slots: each lock is an ordinary lock of its resource, and a plain `acquire` of one of them
+   * is excluded too. `waitMs` bounds the whole acquisition; if one lock is not had in time (or Redis
+   * fails, or `signal` aborts), the locks already taken are released before it rejects.
+   * @throws LockTimeoutError naming the resource still held when the wait ran out.
+   * @throws LockInputError on an empty list, more than {@link MAX_LOCK_RESOURCES} resources, an empty or
+   *   repeated resource, or invalid options, before any Redis call.
+   * @throws the `signal`'s reason when it aborts while waiting.
+   * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
+   *   or refuses a call.
+   * @example
+   * const both = await locks.acquireAll([`acct:${from}`, `acct:${to}`], { waitMs: 2_000 });
+   * try {
+   *   await ledger.transfer(from, to, amount, both.fences);
+   * } finally {
+   *   await both.release();
+   * }
+   */
+  async acquireAll(resources: readonly string[], options: AcquireLockOptions = {}): Promise<MultiLock> {
+    const ordered = checkResources(resources, ACQUIRE_ALL);
+    validateLockOptions(options, ACQUIRE_ALL, LOCK_OPTION_KEYS.acquire);
+    const leases = this.leases[options.mode ?? 'write'];
+    const deadline = performance.now() + (options.waitMs ?? this.defaults.waitMs);
+    const taken: Lock[] = [];
+    try {
+      for (const resource of ordered) {
+        const waitMs = Math.max(0, Math.ceil(deadline - performance.now()));
+        taken.push(await leases.acquire(this.request(resource, options), waitMs, options.signal));
+      }
+    } catch (err) {
+      await leases.releaseAll(taken);
+      throw err;
+    }
+    return new MultiLock(taken);
+  }
+
+  /**
+   * Runs `fn` holding the locks on every one of `resources` (see {@link acquireAll}) and releases
+   * them in every outcome, as {@link withLock} does for one.
+   * @throws what {@link acquireAll} throws, before `fn` runs; `fn`'s own error, unchanged.
+   * @example
+   * await locks.withLocks([`acct:${from}`, `acct:${to}`], () => ledger.transfer(from, to, amount));
+   */
+  async withLocks<T>(resources: readonly string[], fn: (locks: MultiLock) => T | Promise<T>, options: AcquireLockOptions = {}): Promise<T> {
+    const all = await this.acquireAll(resources, options);
+    return this.leases[options.mode ?? 'write'].run(all, fn);
   }
 
   /**
@@ -132,26 +187,30 @@ export class LockService implements OnModuleDestroy {
    * @throws LockInputError on an empty resource or token, before any Redis call.
    * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
    *   or refuses the call (out of memory, ...).
+   * A read lock's token is released with `{ mode: 'read' }`.
    * @example `await locks.release('invoice:42', tokenFromAnotherProcess)`
    */
-  async release(resource: string, token: string): Promise<boolean> {
+  async release(resource: string, token: string, options: LockTokenOptions = {}): Promise<boolean> {
     checkText(resource, 'resource', RELEASE);
     checkText(token, 'token', RELEASE, LOCK_TOKEN);
-    return this.leases.release(resource, token);
+    validateLockOptions(options, RELEASE, LOCK_OPTION_KEYS.token);
+    return this.leases[options.mode ?? 'write'].release(resource, token);
   }
 
   /**
-   * Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token`.
+   * Sets the TTL of the lock on `resource` to `ttlMs` if it is held with `token` (a read lock's: with
+   * `{ mode: 'read' }`).
    * @throws LockInputError on an empty resource or token or a bad `ttlMs`, before any Redis call.
    * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
    *   or refuses the call (out of memory, ...).
    * @example `await locks.extend('invoice:42', token, 60_000)`
    */
-  async extend(resource: string, token: string, ttlMs: number): Promise<boolean> {
+  async extend(resource: string, token: string, ttlMs: number, options: LockTokenOptions = {}): Promise<boolean> {
     checkText(resource, 'resource', EXTEND);
     checkText(token, 'token', EXTEND, LOCK_TOKEN);
     checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
-    return this.leases.extend(resource, token, ttlMs);
+    validateLockOptions(options, EXTEND, LOCK_OPTION_KEYS.token);
+    return this.leases[options.mode ?? 'write'].extend(resource, token, ttlMs);
   }
 
   /** Redis key holding the lock of `resource` (its value is the holder's token). */
@@ -169,6 +228,23 @@ export class LockService implements OnModuleDestroy {
    * `signal` aborts). Runs while Redis is still connected, before the module closes it.
    */
   onModuleDestroy(): void {
-    this.leases.close('nest-redis-lua: LockService is shutting down');
+    for (const leases of Object.values(this.leases)) leases.close('nest-redis-lua: LockService is shutting down');
   }
+
+  private request(resource: string, options: TryAcquireLockOptions): LeaseRequest {
+    return { name: resource, ttlMs: options.ttlMs ?? this.defaults.ttlMs, autoExtend: options.autoExtend ?? true, permits: 1 };
+  }
+}
+
+/** The resources of `acquireAll`, checked and in the global order. */
+function checkResources(resources: readonly string[], where: InputSite): string[] {
+  if (!Array.isArray(resources) || resources.length === 0 || resources.length > MAX_LOCK_RESOURCES) {
+    fail(where, 'resources', mustBe('resources', `an array of 1 to ${MAX_LOCK_RESOURCES} resources`, resources, 'argument'));
+  }
+  resources.forEach((resource, i) => checkText(resource, `resources[${i}]`, where));
+  const ordered = [...resources].sort();
+  for (let i = 1; i < ordered.length; i++) {
+    if (ordered[i] === ordered[i - 1]) fail(where, 'resources', `resources must be distinct, got "${ordered[i]}" twice`);
+  }
+  return ordered;
 }

@@ -50,13 +50,10 @@ export class SemaphoreService implements OnModuleDestroy {
       waitMs: options.lock?.waitMs ?? DEFAULT_LOCK_WAIT_MS,
     });
     const log = new Logger('RedisLua');
-    this.leases = new Leases(
-      new LockStore(engine, keys, log, LEASE_KINDS.semaphore),
-      subscriber,
-      log,
-      (request, waitMs, retryAfterMs) => new SemaphoreTimeoutError(request.name, request.permits, waitMs, retryAfterMs),
-      'Semaphore',
-    );
+    this.leases = new Leases(new LockStore(engine, keys, log, LEASE_KINDS.semaphore), subscriber, log, {
+      timeout: (request, waitMs, retryAfterMs) => new SemaphoreTimeoutError(request.name, request.permits, waitMs, retryAfterMs),
+      noun: 'Semaphore',
+    });
   }
 
   /**

@@ -21,29 +21,16 @@
           {0, ms until the first holder's permit expires} when all are held
 ]]
 --- @include "../includes/lock-unwait"
+--- @include "../includes/lock-lease"
 local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+local now_ms = lock_now_ms(now)
 local mode = ARGV[4]
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[6]) then
+if lock_live_holders(KEYS[1], now_ms) >= tonumber(ARGV[6]) then
   lock_count_waiter(KEYS[3], mode, ARGV[5])
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, tonumber(first[2]) - now_ms}
+  return {0, lock_first_expiry(KEYS[1], now_ms)}
 end
 if mode == '2' then
   lock_unwait(KEYS[3])
 end
-local expiry = now_ms + tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], expiry, ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-local fence = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local last = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
-if last >= fence then
-  fence = last + 1
-end
--- '%.0f': tostring() would print 16-digit numbers in exponent form and lose digits.
-local text = string.format('%.0f', fence)
-redis.call('SET', KEYS[2], text, 'PX', ARGV[3])
-return {1, text}
+lock_hold(KEYS[1], ARGV[1], now_ms, ARGV[2])
+return {1, lock_next_fence(KEYS[2], now, ARGV[3])}

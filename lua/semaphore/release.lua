@@ -10,8 +10,8 @@
   Returns 1 when the permit was given back, 0 when it is not held with this token (expired,
           released, or reclaimed after it expired)
 ]]
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+--- @include "../includes/lock-lease"
+local now_ms = lock_now_ms(redis.call('TIME'))
 local expiry = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
 if not expiry then
   return 0

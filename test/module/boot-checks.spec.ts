@@ -2,7 +2,7 @@
  * What boot refuses instead of doing nothing (issue 13): handlers a decorator cannot work on, option
  * keys nobody reads, and the optional boot report of what the module applies.
  */
-import { Controller, Get, Logger, Module, Param, SetMetadata, type Type } from '@nestjs/common';
+import { Controller, Get, Logger, Module, Param, Post, SetMetadata, type Type } from '@nestjs/common';
 import { NestFactory, RouterModule } from '@nestjs/core';
 import { Injectable } from '@nestjs/common';
 import {
@@ -15,6 +15,7 @@ import {
   RateLimiterService,
   RedisLuaModule,
   WithLock,
+  WithSemaphore,
   type RedisLuaModuleOptions,
 } from 'nest-redis-lua';
 import { bootError } from '../harness/boot';
@@ -65,6 +66,31 @@ describe('boot checks of every handler', () => {
     expect(err).toBeInstanceOf(LockInputError);
     expect(err?.message).toBe(
       'nest-redis-lua: @WithLock on OrdersController.pay: placeholder {params.orderId} names no parameter of the route path "/orders/:id/pay" (its parameters: id)',
+    );
+  });
+
+  it('@WithSemaphore and every resource of @WithLock([...]) are checked the same way', async () => {
+    @Controller('jobs')
+    class JobsController {
+      @Post(':tenant/render')
+      @WithSemaphore('gpu:{params.tenantId}', { permits: 2 })
+      render(): string {
+        return 'ok';
+      }
+    }
+    expect((await bootWith({ controllers: [JobsController] }))?.message).toBe(
+      'nest-redis-lua: @WithSemaphore on JobsController.render: placeholder {params.tenantId} names no parameter of the route path "/jobs/:tenant/render" (its parameters: tenant)',
+    );
+    @Controller('transfers')
+    class TransfersController {
+      @Post(':from')
+      @WithLock(['account:{params.from}', 'account:{params.to}'])
+      transfer(): string {
+        return 'ok';
+      }
+    }
+    expect((await bootWith({ controllers: [TransfersController] }))?.message).toMatch(
+      /@WithLock on TransfersController\.transfer: placeholder \{params\.to\} names no parameter/,
     );
   });
 

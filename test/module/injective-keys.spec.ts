@@ -24,7 +24,7 @@ import {
   RedisLuaModule,
   WithLock,
 } from 'nest-redis-lua';
-import { compileLockResource, resolveLockResource, type WithLockMetadata } from '../../lib/lock/lock-resource';
+import { compileLockResource, resolveLockResource } from '../../lib/lock/lock-resource';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
 import { deferred } from '../lock/lock-test-utils';
 
@@ -199,8 +199,9 @@ describeTopologies('injective keys in the services', (t) => {
 
 describe('@WithLock resource templates', () => {
   const resolve = (template: string, request: object): Promise<string> => {
-    const meta: WithLockMetadata = { ...compileLockResource(template, 'T.h'), options: {}, where: 'T.h' };
-    return resolveLockResource(meta, { switchToHttp: () => ({ getRequest: () => request }) } as unknown as ExecutionContext);
+    return resolveLockResource(compileLockResource(template, 'T.h'), '@WithLock on T.h', {
+      switchToHttp: () => ({ getRequest: () => request }),
+    } as unknown as ExecutionContext);
   };
 
   it('distinct placeholder values give distinct resources, whatever the separators and values hold', async () => {
@@ -240,7 +241,7 @@ describe('@WithLock resource templates', () => {
 
   it('a resource function must return a non-empty string or a finite number', async () => {
     const withFunction = (fn: () => unknown): Promise<string> =>
-      resolveLockResource({ resource: fn as () => string, options: {}, where: 'T.h' }, {} as ExecutionContext);
+      resolveLockResource({ resource: fn as () => string }, '@WithLock on T.h', {} as ExecutionContext);
     await expect(withFunction(() => 'r')).resolves.toBe('r');
     await expect(withFunction(() => 7)).resolves.toBe('7');
     for (const bad of [undefined, null, '', {}, Number.NaN]) {
