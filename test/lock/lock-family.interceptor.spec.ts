@@ -47,7 +47,7 @@ function makeController(hooks: Hooks) {
     }
 
     @Post('transfers')
-    @WithLock(['account:{body.from}', 'account:{body.to}'], { waitMs: 60_000 })
+    @WithLock(['account:{body.from}', 'account:{body.to}'], { waitMs: 300_000 })
     async transfer(@Body() body: { from: string; to: string }, @CurrentLocks() locks: MultiLock): Promise<{ resources: string[] }> {
       const key = (account: string): string => `{${hooks.prefix}}:balance:${account}`;
       const [from, to] = await Promise.all([this.redis.get(key(body.from)), this.redis.get(key(body.to))]);
@@ -118,11 +118,13 @@ describeTopologies('lock family routes', (t) => {
     expect((await fetch(url(b, '/docs/7'), { method: 'POST' })).status).toBe(201);
   });
 
-  it('@WithLock([...]): 60 concurrent transfers both ways between 3 accounts over 2 instances lose no update', async () => {
+  // Any two transfers share an account, so they run one at a time: slow on a loaded machine, hence
+  // the long wait and test timeout (no time is asserted).
+  it('@WithLock([...]): 30 concurrent transfers both ways between 3 accounts over 2 instances lose no update', async () => {
     const hooks = new Hooks();
     const apps = await twoApps(t, hooks);
     const accounts = ['ann', 'bob', 'cy'];
-    const pairs = Array.from({ length: 60 }, (_, i) => ({ from: accounts[i % 3], to: accounts[(i + 1 + (i % 2)) % 3] }));
+    const pairs = Array.from({ length: 30 }, (_, i) => ({ from: accounts[i % 3], to: accounts[(i + 1 + (i % 2)) % 3] }));
     const answers = await Promise.all(
       pairs.map(async (pair, i) => {
         const res = await fetch(url(apps[i % 2], '/transfers'), {
@@ -133,7 +135,7 @@ describeTopologies('lock family routes', (t) => {
         return { status: res.status, body: (await res.json()) as { resources: string[] } };
       }),
     );
-    expect(answers.map((answer) => answer.status)).toEqual(Array<number>(60).fill(201));
+    expect(answers.map((answer) => answer.status)).toEqual(Array<number>(30).fill(201));
     expect(answers[0].body.resources).toEqual(['account:ann', 'account:bob']);
     const balances = await Promise.all(accounts.map(async (account) => (await fetch(url(apps[0], `/balances/${account}`))).json()));
     const expected = accounts.map(
@@ -147,7 +149,7 @@ describeTopologies('lock family routes', (t) => {
       body: JSON.stringify({ from: 'ann', to: 'ann' }),
     });
     expect([self.status, await self.json()]).toEqual([201, { resources: ['account:ann'] }]);
-  });
+  }, 300_000);
 });
 
 describe('lock family decorators: options checked at decoration time', () => {
