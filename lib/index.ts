@@ -73,6 +73,7 @@ export {
   LockInputError,
   LockLostError,
   LockLostException,
+  LockReplicationError,
   LockTimeoutError,
   SemaphoreConflictException,
   SemaphoreTimeoutError,
@@ -80,6 +81,7 @@ export {
 export {
   DEFAULT_LOCK_TTL_MS,
   DEFAULT_LOCK_WAIT_MS,
+  DEFAULT_REPLICA_TIMEOUT_MS,
   MAX_LOCK_RESOURCES,
   type AcquireLockOptions,
   type LeaseOptions,
@@ -87,6 +89,7 @@ export {
   type LockModuleOptions,
   type LockTokenOptions,
   type LockResource,
+  type ReplicaAckOptions,
   type TryAcquireLockOptions,
   type WithLockOptions,
 } from './lock/lock.options';

@@ -24,7 +24,8 @@ export type InputErrorClass = new (message: string, field?: string) => RedisLuaI
  * Why Redis could not answer a call: `unreachable` (no connection, or it closed while the call was in
  * flight), `timeout` (no reply within `commandTimeout`, or the rate limiter's `timeoutMs`), `refused`
  * (the server answered that it cannot run commands now: out of memory, busy with a script, loading its
- * data, a replica, a cluster without a quorum; {@link RedisLuaUnavailableError.redisCode} says which).
+ * data, a replica, a cluster without a quorum; {@link RedisLuaUnavailableError.redisCode} says which;
+ * or too few replicas acknowledged a lock that asked for them: `LockReplicationError`).
  */
 export type RedisLuaUnavailableReason = 'unreachable' | 'timeout' | 'refused';
 

@@ -13,7 +13,14 @@ import { eitherSignal, withUnlimitedListeners } from './lock-signals';
  */
 export interface LeaseStore {
   /** `[1, fence]` when the lease was taken with `token`, `[0, ms until a holder expires]` otherwise. */
-  attempt(name: string, token: string, ttlMs: number, count: WaiterCount | undefined, permits: number): Promise<AcquireReply>;
+  attempt(
+    name: string,
+    token: string,
+    ttlMs: number,
+    count: WaiterCount | undefined,
+    permits: number,
+    replicas: ReplicaRequirement | undefined,
+  ): Promise<AcquireReply>;
   /** Ends the lease held with `token` and notifies waiters (1: it was held). */
   release(name: string, token: string): Promise<0 | 1>;
   /** Sets the lease's TTL if it is held with `token` (1: renewed). */
@@ -26,6 +33,12 @@ export interface LeaseStore {
   channel(name: string): string;
 }
 
+/** A lease that counts only once this many replicas acknowledged it (`replicas`, `replicaTimeoutMs`). */
+export interface ReplicaRequirement {
+  readonly count: number;
+  readonly timeoutMs: number;
+}
+
 /** One lease request, checked by the service that makes it. */
 export interface LeaseRequest {
   readonly name: string;
@@ -33,6 +46,8 @@ export interface LeaseRequest {
   readonly autoExtend: boolean;
   /** How many holders the name admits at once (1 for a lock). */
   readonly permits: number;
+  /** Replicas that must acknowledge the acquisition before it counts. */
+  readonly replicas?: ReplicaRequirement;
 }
 
 /** How a {@link Leases} names, refuses and shares its leases. */
@@ -176,12 +191,12 @@ export class Leases {
    * `signal` aborted (while the call was in flight) is handed back.
    */
   private async attempt(request: LeaseRequest, signal?: AbortSignal, count?: WaiterCount): Promise<Attempt> {
-    const { name, ttlMs, autoExtend, permits } = request;
+    const { name, ttlMs, autoExtend, permits, replicas } = request;
     const token = this.tokens.next();
     const sentAt = Date.now();
     let reply: AcquireReply;
     try {
-      reply = await this.store.attempt(name, token, ttlMs, count, permits);
+      reply = await this.store.attempt(name, token, ttlMs, count, permits, replicas);
     } catch (err) {
       this.store.handBack(err, name, token, 'its acquire reply was lost');
       throw err;

@@ -3,7 +3,9 @@ import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import type { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { outcomeUnknown } from '../scripts/lua-script.errors';
-import type { LeaseStore } from './leases';
+import type { LeaseStore, ReplicaRequirement } from './leases';
+import { LockReplicationError } from './lock.errors';
+import type { ReplicaAcks } from './replica-acks';
 
 /** The keys of a resource a lease script may touch (one hash tag per resource). */
 type KeyRole = 'lock' | 'fence' | 'waiters' | 'readers' | 'writers';
@@ -120,6 +122,8 @@ export class LockStore implements LeaseStore {
     keys: KeyBuilder,
     private readonly log: Logger,
     private readonly kind: LeaseKind = LEASE_KINDS.lock,
+    /** Where acquisitions with `replicas` run (kinds that offer them). */
+    private readonly acks?: ReplicaAcks,
   ) {
     const { feature, scripts } = kind;
     const factories = new Map<KeyRole, (resource: string) => string>();
@@ -153,9 +157,16 @@ export class LockStore implements LeaseStore {
    * One acquire attempt with `token`: the script's promise itself (callers await it in their own
    * `async` function: no extra promise per call). `count`: the attempt of a subscribed waiter (see
    * {@link WaiterCount}); the caller updates `count.counted` from the reply. A caller whose attempt fails
-   * calls {@link handBack}.
+   * calls {@link handBack}. With `replicas`, see {@link replicatedAttempt}.
    */
-  attempt(resource: string, token: string, ttlMs: number, count?: WaiterCount, permits = 1): Promise<AcquireReply> {
+  attempt(
+    resource: string,
+    token: string,
+    ttlMs: number,
+    count?: WaiterCount,
+    permits = 1,
+    replicas?: ReplicaRequirement,
+  ): Promise<AcquireReply> {
     const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
     // A plain lock attempt (the common case) leaves out the waiter arguments; a semaphore's always
     // sends them, before its permits (ARGV[6]).
@@ -167,7 +178,40 @@ export class LockStore implements LeaseStore {
       args.push(PLAIN_ATTEMPT, 0);
     }
     if (this.kind.permits) args.push(permits);
+    if (replicas) return this.replicatedAttempt(resource, token, args, replicas, count);
     return this.acquireScript.run(this.acquireKeys(resource), args);
+  }
+
+  /**
+   * An attempt that counts only once `replicas.count` replicas have it: the script runs on the
+   * acknowledged connection, then WAIT there. Too few acknowledgements: the lease is released and
+   * the attempt rejects with {@link LockReplicationError}. A WAIT without a reply rejects with
+   * {@link RedisLuaUnavailableError} (outcome unknown: the caller hands the lease back).
+   */
+  private async replicatedAttempt(
+    resource: string,
+    token: string,
+    args: readonly (string | number)[],
+    replicas: ReplicaRequirement,
+    count: WaiterCount | undefined,
+  ): Promise<AcquireReply> {
+    if (!this.acks) throw new Error(`nest-redis-lua: ${this.kind.feature} leases do not take "replicas"`);
+    const keys = this.acquireKeys(resource);
+    const reply = await this.acks.run(this.acquireScript, keys, args);
+    if (reply[0] !== 1) return reply;
+    // The script that took the lease uncounted the waiter, whatever comes next.
+    if (count) count.counted = false;
+    const acknowledged = await this.acks.acknowledged(keys[0], replicas.count, replicas.timeoutMs, `script "${this.acquireScript.name}"`);
+    if (acknowledged !== undefined && acknowledged >= replicas.count) return reply;
+    try {
+      await this.release(resource, token);
+    } catch (err) {
+      this.handBack(err, resource, token, 'too few replicas acknowledged it');
+      this.log.warn(
+        `Lock on "${resource}": too few replicas acknowledged it, and its release failed (it expires by its TTL): ${(err as Error).message}`,
+      );
+    }
+    throw new LockReplicationError(resource, replicas.count, acknowledged, replicas.timeoutMs);
   }
 
   /** Deletes the lock if it is held with `token` and publishes a release notice if a waiter is counted (1: deleted). */

@@ -1,4 +1,4 @@
-import { RedisLuaInputError } from '../core/errors';
+import { RedisLuaInputError, RedisLuaUnavailableError } from '../core/errors';
 import { RedisLuaHttpException } from '../core/http';
 import { message } from '../core/messages';
 
@@ -41,6 +41,38 @@ export class SemaphoreTimeoutError extends LockTimeoutError {
   ) {
     super(semaphore, waitMs, retryAfterMs);
     this.message = message('SemaphoreService.acquire', `all ${permits} permits of "${semaphore}" are held (waited ${waitMs} ms)`);
+  }
+}
+
+/**
+ * A lock taken with `replicas: n` was not acknowledged by `n` replicas within `replicaTimeoutMs`: it
+ * was released again (a failover right now could have handed it to someone else) and `acquire`
+ * rejects without waiting further. A {@link RedisLuaUnavailableError} (reason `refused`): `@WithLock`
+ * answers 503. Retry later, or ask for fewer replicas than the servers have.
+ */
+export class LockReplicationError extends RedisLuaUnavailableError {
+  override readonly name: string = 'LockReplicationError';
+
+  constructor(
+    /** The resource whose lock was taken and given back. */
+    readonly resource: string,
+    /** The replicas asked for (`replicas`). */
+    readonly replicas: number,
+    /**
+     * How many replicas acknowledged the lock, when Redis's WAIT answered within `replicaTimeoutMs`;
+     * `undefined` when `replicaTimeoutMs` ran out first (then fewer than `replicas` had).
+     */
+    readonly acknowledged: number | undefined,
+    /** How long the acquisition waited for the acknowledgements, in ms. */
+    readonly replicaTimeoutMs: number,
+  ) {
+    super(
+      message(
+        'LockService.acquire',
+        `the lock on "${resource}" was not acknowledged by ${replicas} replicas (option "replicas") within ${replicaTimeoutMs} ms${acknowledged === undefined ? '' : ` (${acknowledged} did)`}; it was released`,
+      ),
+      'refused',
+    );
   }
 }
 

@@ -134,6 +134,8 @@ export class LockInterceptor implements NestInterceptor {
       waitMs: meta.options.waitMs ?? this.locks.defaults.waitMs,
       autoExtend: meta.options.autoExtend,
       mode: meta.options.mode,
+      replicas: meta.options.replicas,
+      replicaTimeoutMs: meta.options.replicaTimeoutMs,
       signal,
     };
     return meta.all ? this.locks.acquireAll([...new Set(resources)], options) : this.locks.acquire(resources[0], options);

@@ -11,6 +11,7 @@ import {
   keysOf,
   type InputSite,
 } from '../core/validation';
+import type { ReplicaRequirement } from './leases';
 
 /** Defaults of every lock, set with `RedisLuaModule.forRoot({ lock: { ... } })`. */
 export interface LockModuleOptions {
@@ -41,8 +42,23 @@ export interface LeaseOptions extends LockModuleOptions {
  */
 export type LockMode = 'read' | 'write';
 
+/**
+ * A lock that counts only once replicas have it (see "Replica-acknowledged locks" in the README):
+ * after the acquiring script, `WAIT replicas replicaTimeoutMs` on the server connection that ran it.
+ */
+export interface ReplicaAckOptions {
+  /**
+   * How many replicas of the lock's master must acknowledge the acquisition (integer 0-64; default 0:
+   * no check). With fewer acknowledgements within `replicaTimeoutMs`, the lock is released and the
+   * call rejects with `LockReplicationError` at once (it does not wait for `waitMs`).
+   */
+  replicas?: number;
+  /** How long to wait for the acknowledgements, in ms (default 1000; needs `replicas`). */
+  replicaTimeoutMs?: number;
+}
+
 /** Options of {@link LockService.acquire} and {@link LockService.withLock}. */
-export interface AcquireLockOptions extends LeaseOptions {
+export interface AcquireLockOptions extends LeaseOptions, ReplicaAckOptions {
   /** `'write'` (default: exclusive) or `'read'` (shared with other readers), see {@link LockMode}. */
   mode?: LockMode;
 }
@@ -67,7 +83,7 @@ export interface LockTokenOptions {
 export type LockResource = string | ((context: ExecutionContext) => string | number | Promise<string | number>);
 
 /** Options of the `@WithLock` decorator (module defaults apply to what is left out). */
-export interface WithLockOptions extends LockModuleOptions {
+export interface WithLockOptions extends LockModuleOptions, ReplicaAckOptions {
   /** `'write'` (default: exclusive) or `'read'` (shared with other readers), see {@link LockMode}. */
   mode?: LockMode;
   /** Status sent when the lock is still held after `waitMs` (default 409 Conflict). */
@@ -96,6 +112,11 @@ export const LOCK_TOKEN = { maxLength: 256 };
 /** The most resources one `LockService.acquireAll` (or `@WithLock([...])`) may lock. */
 export const MAX_LOCK_RESOURCES = 64;
 
+/** The most replicas `replicas` may ask for. */
+const MAX_REPLICAS = 64;
+/** Default of `replicaTimeoutMs`. */
+export const DEFAULT_REPLICA_TIMEOUT_MS = 1_000;
+
 /** Default lock TTL in ms. */
 export const DEFAULT_LOCK_TTL_MS = 30_000;
 /** Default wait for a held lock in ms. */
@@ -103,10 +124,27 @@ export const DEFAULT_LOCK_WAIT_MS = 5_000;
 /** The keys each kind of lock options may have: any other is a typo or an unsupported option, refused. */
 export const LOCK_OPTION_KEYS = {
   module: keysOf<LockModuleOptions>({ ttlMs: true, waitMs: true }),
-  acquire: keysOf<AcquireLockOptions>({ ttlMs: true, waitMs: true, autoExtend: true, signal: true, mode: true }),
-  tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true, mode: true }),
+  acquire: keysOf<AcquireLockOptions>({
+    ttlMs: true,
+    waitMs: true,
+    autoExtend: true,
+    signal: true,
+    mode: true,
+    replicas: true,
+    replicaTimeoutMs: true,
+  }),
+  tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true, mode: true, replicas: true, replicaTimeoutMs: true }),
   token: keysOf<LockTokenOptions>({ mode: true }),
-  withLock: keysOf<WithLockOptions>({ ttlMs: true, waitMs: true, conflictStatus: true, autoExtend: true, onLost: true, mode: true }),
+  withLock: keysOf<WithLockOptions>({
+    ttlMs: true,
+    waitMs: true,
+    conflictStatus: true,
+    autoExtend: true,
+    onLost: true,
+    mode: true,
+    replicas: true,
+    replicaTimeoutMs: true,
+  }),
 } as const;
 
 /**
@@ -125,6 +163,18 @@ export function validateLockOptions(options: AcquireLockOptions | undefined, sit
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     fail(site, 'signal', mustBe('signal', 'an AbortSignal', options.signal));
   }
+  const { replicas, replicaTimeoutMs } = options as ReplicaAckOptions;
+  if (replicas !== undefined) checkInteger(replicas, 'replicas', site, 0, MAX_REPLICAS);
+  if (replicaTimeoutMs !== undefined) {
+    checkDuration(replicaTimeoutMs, 'replicaTimeoutMs', site);
+    if (!replicas)
+      fail(site, 'replicaTimeoutMs', `option "replicaTimeoutMs" needs option "replicas" (1 or more), got ${replicas ?? 'none'}`);
+  }
+}
+
+/** What `replicas` and `replicaTimeoutMs` ask of an acquisition (validated), or undefined for no check. */
+export function replicaRequirement(options: ReplicaAckOptions): ReplicaRequirement | undefined {
+  return options.replicas ? { count: options.replicas, timeoutMs: options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS } : undefined;
 }
 
 /** Checks `@WithLock` options at decoration time. */

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleDestroy } from '@nestjs/common';
 import { checkDuration, checkText, fail, inputSite, type InputSite } from '../core/validation';
 import { mustBe } from '../core/messages';
 import { REDIS_LUA_KEYS, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
@@ -14,6 +14,7 @@ import {
   LOCK_TOKEN,
   MAX_LOCK_RESOURCES,
   LOCK_OPTION_KEYS,
+  replicaRequirement,
   validateLockOptions,
   type AcquireLockOptions,
   type LockMode,
@@ -24,6 +25,7 @@ import {
 import { LEASE_KINDS, LockStore } from './lock-store';
 import { Leases, type LeaseRequest } from './leases';
 import { MultiLock } from './multi-lock';
+import { ReplicaAcks } from './replica-acks';
 
 const site = (method: string): InputSite => inputSite(`LockService.${method}`, LockInputError);
 const ACQUIRE = site('acquire');
@@ -44,10 +46,12 @@ const EXTEND = site('extend');
  * ```
  */
 @Injectable()
-export class LockService implements OnModuleDestroy {
+export class LockService implements OnModuleDestroy, OnApplicationShutdown {
   private readonly store: LockStore;
   /** Taking, waiting, renewing and shutdown of write (exclusive) and read locks. */
   private readonly leases: Readonly<Record<LockMode, Leases>>;
+  /** The connection of acquisitions with `replicas` (opened on first use). */
+  private readonly acks: ReplicaAcks;
   /** The module-level defaults (`forRoot({ lock })` over the built-in ones). */
   readonly defaults: Readonly<Required<LockModuleOptions>>;
 
@@ -63,12 +67,17 @@ export class LockService implements OnModuleDestroy {
       waitMs: options.lock?.waitMs ?? DEFAULT_LOCK_WAIT_MS,
     });
     const log = new Logger('RedisLua');
-    this.store = new LockStore(engine, keys, log);
+    this.acks = new ReplicaAcks(engine.client, log);
+    this.store = new LockStore(engine, keys, log, LEASE_KINDS.lock, this.acks);
     const timeout = (request: LeaseRequest, waitMs: number, retryAfterMs: number | undefined): Error =>
       new LockTimeoutError(request.name, waitMs, retryAfterMs);
     this.leases = {
       write: new Leases(this.store, subscriber, log, { timeout, noun: 'Lock' }),
-      read: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.read), subscriber, log, { timeout, noun: 'Read lock', shared: true }),
+      read: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.read, this.acks), subscriber, log, {
+        timeout,
+        noun: 'Read lock',
+        shared: true,
+      }),
     };
   }
 
@@ -78,6 +87,8 @@ export class LockService implements OnModuleDestroy {
    * when its TTL runs out. With `mode: 'read'` the lock is shared with other readers and waits only
    * for a writer (one that holds the resource or waits for it).
    * @throws LockTimeoutError when the lock is still held after `waitMs` (0: one attempt).
+   * @throws LockReplicationError when `replicas` were asked for and fewer acknowledged the lock within
+   *   `replicaTimeoutMs` (it was released again; no further waiting).
    * @throws LockInputError on an empty resource or invalid options, before any Redis call.
    * @throws the `signal`'s reason when it aborts while waiting.
    * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
@@ -102,6 +113,7 @@ export class LockService implements OnModuleDestroy {
 
   /**
    * One attempt: the lock, or `null` if another owner holds it.
+   * @throws LockReplicationError when `replicas` were asked for and fewer acknowledged the lock (released again).
    * @throws LockInputError on an empty resource or invalid options, before any Redis call.
    * @throws RedisLuaUnavailableError when Redis is unreachable, does not answer within `commandTimeout`,
    *   or refuses the call (out of memory, ...).
@@ -136,6 +148,7 @@ export class LockService implements OnModuleDestroy {
    * is excluded too. `waitMs` bounds the whole acquisition; if one lock is not had in time (or Redis
    * fails, or `signal` aborts), the locks already taken are released before it rejects.
    * @throws LockTimeoutError naming the resource still held when the wait ran out.
+   * @throws LockReplicationError when `replicas` were asked for and a lock was not acknowledged in time.
    * @throws LockInputError on an empty list, more than {@link MAX_LOCK_RESOURCES} resources, an empty or
    *   repeated resource, or invalid options, before any Redis call.
    * @throws the `signal`'s reason when it aborts while waiting.
@@ -231,8 +244,19 @@ export class LockService implements OnModuleDestroy {
     for (const leases of Object.values(this.leases)) leases.close('nest-redis-lua: LockService is shutting down');
   }
 
+  /** Closes the connection of replica-acknowledged acquisitions, if one was opened. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.acks.close();
+  }
+
   private request(resource: string, options: TryAcquireLockOptions): LeaseRequest {
-    return { name: resource, ttlMs: options.ttlMs ?? this.defaults.ttlMs, autoExtend: options.autoExtend ?? true, permits: 1 };
+    return {
+      name: resource,
+      ttlMs: options.ttlMs ?? this.defaults.ttlMs,
+      autoExtend: options.autoExtend ?? true,
+      permits: 1,
+      replicas: replicaRequirement(options),
+    };
   }
 }
 

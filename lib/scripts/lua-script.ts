@@ -124,6 +124,15 @@ export class LuaScript<TReply = unknown> {
     return command;
   }
 
+  /**
+   * The same script sent on another connection (same SHA and error mapping; its writes are not
+   * coalesced): for calls that must be followed by a command on the connection that ran them (WAIT).
+   * @internal
+   */
+  onClient(client: Redis | Cluster): LuaScript<TReply> {
+    return new LuaScript<TReply>(this.name, this.source, { client, debugLogger: this.host.debugLogger }, this.numberOfKeys);
+  }
+
   /** `run` with the `debug` log line (keys and duration). */
   private async runLogged(keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
     const started = performance.now();

@@ -78,6 +78,23 @@ export class RedisServer {
     return server;
   }
 
+  /**
+   * A replica of `master` (standalone), resolved once its initial sync is done. Polls INFO
+   * replication: the link coming up has no event to await.
+   */
+  static async startReplicaOf(master: RedisServer, timeoutMs = 30_000): Promise<RedisServer> {
+    const replica = await RedisServer.start({ args: ['--replicaof', HOST, String(master.port)] });
+    const deadline = Date.now() + timeoutMs;
+    while (!/master_link_status:up/.test(replica.cli('info', 'replication'))) {
+      if (Date.now() > deadline) {
+        await replica.destroy();
+        throw new Error(`the replica on port ${replica.port} did not sync with port ${master.port} in time`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return replica;
+  }
+
   get host(): string {
     return HOST;
   }
