@@ -25,7 +25,9 @@ describe('Lock watchdog when Redis stops answering', () => {
     try {
       await app.init();
       const locks = app.get(LockService);
-      const lock = await locks.acquire('frozen', { ttlMs: 300 });
+      // Renewals every 1 s, the lease 3 s: only a 2 s stall of this process (not of Redis) would let
+      // the lease run out before a renewal was sent, which is another loss reason (tested in lock.service.spec.ts).
+      const lock = await locks.acquire('frozen', { ttlMs: 3_000 });
       const aborted = deferred<unknown>();
       lock.signal.addEventListener('abort', () => aborted.resolve(lock.signal.reason));
       server.pause();
