@@ -2,7 +2,7 @@ import type { Logger } from '@nestjs/common';
 import type { RedisLuaSubscriber } from '../module/redis-subscriber';
 import { Lock, type LockBackend } from './lock';
 import type { MultiLock } from './multi-lock';
-import type { AcquireReply, WaiterCount } from './lock-store';
+import { FAIR_HEARTBEAT_MS, type AcquireReply, type WaiterCount } from './lock-store';
 import { LockTokens } from './lock-tokens';
 import { LockWaitQueues } from './lock-waiters';
 import { eitherSignal, withUnlimitedListeners } from './lock-signals';
@@ -27,8 +27,8 @@ export interface LeaseStore {
   extend(name: string, token: string, ttlMs: number): Promise<0 | 1>;
   /** After a failed call that may have taken or kept a lease: gives it back by token. Never throws. */
   handBack(err: unknown, name: string, token: string, why: string): void;
-  /** Uncounts a waiter that gave up. Never rejects. */
-  unwait(name: string): void;
+  /** Uncounts a waiter that gave up (and takes its ticket out of a fair queue). Never rejects. */
+  unwait(name: string, ticket: string): void;
   /** The pub/sub channel on which the name's releases are announced. */
   channel(name: string): string;
 }
@@ -61,6 +61,11 @@ export interface LeasesConfig {
    * notice that takes its lease passes the notice on to the next waiter of this process.
    */
   readonly shared?: boolean;
+  /**
+   * Waiters queue in arrival order (fair locks): each waits with a ticket that release notices name,
+   * and attempts at least every {@link FAIR_HEARTBEAT_MS}, which keeps its place in the queue alive.
+   */
+  readonly fair?: boolean;
 }
 
 /** Result of one attempt: a lease, or the ms until a holder expires. */
@@ -159,8 +164,8 @@ export class Leases {
     // (releases publish nothing while no waiter is counted: see WaiterCount).
     const { name } = request;
     const channel = this.store.channel(name);
-    const waiter = await this.waiters.join(channel);
-    const count: WaiterCount = { counted: false, deadline };
+    const count: WaiterCount = { counted: false, deadline, ticket: this.tokens.next() };
+    const waiter = await this.waiters.join(channel, this.config.fair ? count.ticket : undefined);
     let acquired = false;
     try {
       for (;;) {
@@ -177,12 +182,13 @@ export class Leases {
         // No notice comes if the holder dies: retry when its TTL runs out (plus jitter, so that
         // waiters of several processes do not all retry in the same millisecond).
         const byTtl = attempt.pttl >= 0 ? attempt.pttl + 1 + Math.random() * Math.min(50, attempt.pttl / 10 + 1) : Infinity;
-        await waiter.wait(Math.ceil(Math.min(byTtl, remaining)), signal);
+        const heartbeat = this.config.fair ? FAIR_HEARTBEAT_MS : Infinity;
+        await waiter.wait(Math.ceil(Math.min(byTtl, remaining, heartbeat)), signal);
       }
     } finally {
       // A shared lease taken on a notice leaves the notice to the next waiter.
       this.waiters.leave(channel, waiter, acquired && !this.config.shared);
-      if (count.counted) this.store.unwait(name);
+      if (count.counted) this.store.unwait(name, count.ticket);
     }
   }
 

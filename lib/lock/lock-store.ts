@@ -8,13 +8,15 @@ import { LockReplicationError } from './lock.errors';
 import type { ReplicaAcks } from './replica-acks';
 
 /** The keys of a resource a lease script may touch (one hash tag per resource). */
-type KeyRole = 'lock' | 'fence' | 'waiters' | 'readers' | 'writers';
+type KeyRole = 'lock' | 'fence' | 'waiters' | 'readers' | 'writers' | 'queue' | 'queueExpiry';
 const KEY_SUFFIX: Record<KeyRole, string | undefined> = {
   lock: undefined,
   fence: 'fence',
   waiters: 'waiters',
   readers: 'readers',
   writers: 'writers',
+  queue: 'queue',
+  queueExpiry: 'queue-expiry',
 };
 
 /**
@@ -22,8 +24,11 @@ const KEY_SUFFIX: Record<KeyRole, string | undefined> = {
  * - `lock`: exclusive (write) locks, `<prefix>:lock:{<resource>}` holding the owner's token, lua/lock/;
  * - `read`: read locks of the same resources, the readers' sorted set `…:readers`; a write lock waits
  *   for the readers, readers for the writer and for waiting writers (`…:writers`);
+ * - `fair`: write locks taken in arrival order (lua/lock/fair-acquire.lua): the same lock key, plus
+ *   the queue of waiting tickets `…:queue` and their expiries `…:queue-expiry`; released like `lock`;
  * - `semaphore`: `<prefix>:sem:{<name>}`, the holders' sorted set, lua/semaphore/.
  * Each has `…:fence`, `…:waiters` and the release channel `…:released`; unwait is lua/lock/unwait.lua.
+ * A resource's releases name the fair queue's head in their notice, whichever kind releases.
  */
 export const LEASE_KINDS = {
   lock: {
@@ -31,28 +36,43 @@ export const LEASE_KINDS = {
     scripts: { acquire: 'lock/acquire', release: 'lock/release', extend: 'lock/extend' },
     keys: {
       acquire: ['lock', 'fence', 'waiters', 'readers', 'writers'],
-      release: ['lock', 'waiters'],
+      release: ['lock', 'waiters', 'queue'],
       extend: ['lock'],
-      unwait: ['waiters', 'writers'],
+      unwait: ['waiters', 'writers', 'queue'],
     },
     permits: false,
+    fair: false,
+  },
+  fair: {
+    feature: 'lock',
+    scripts: { acquire: 'lock/fair-acquire', release: 'lock/release', extend: 'lock/extend' },
+    keys: {
+      acquire: ['lock', 'fence', 'waiters', 'readers', 'writers', 'queue', 'queueExpiry'],
+      release: ['lock', 'waiters', 'queue'],
+      extend: ['lock'],
+      unwait: ['waiters', 'writers', 'queue', 'queueExpiry'],
+    },
+    permits: false,
+    fair: true,
   },
   read: {
     feature: 'lock',
     scripts: { acquire: 'lock/read-acquire', release: 'lock/read-release', extend: 'semaphore/extend' },
     keys: {
       acquire: ['readers', 'fence', 'waiters', 'lock', 'writers'],
-      release: ['readers', 'waiters'],
+      release: ['readers', 'waiters', 'queue'],
       extend: ['readers'],
       unwait: ['waiters'],
     },
     permits: false,
+    fair: false,
   },
   semaphore: {
     feature: 'sem',
     scripts: { acquire: 'semaphore/acquire', release: 'semaphore/release', extend: 'semaphore/extend' },
     keys: { acquire: ['lock', 'fence', 'waiters'], release: ['lock', 'waiters'], extend: ['lock'], unwait: ['waiters'] },
     permits: true,
+    fair: false,
   },
 } as const satisfies Record<
   string,
@@ -61,6 +81,8 @@ export const LEASE_KINDS = {
     scripts: Record<'acquire' | 'release' | 'extend', string>;
     keys: Record<'acquire' | 'release' | 'extend' | 'unwait', readonly KeyRole[]>;
     permits: boolean;
+    /** Waiters queue with a ticket (ARGV[6], ARGV[7] of fair-acquire.lua). */
+    fair: boolean;
   }
 >;
 export type LeaseKind = (typeof LEASE_KINDS)[keyof typeof LEASE_KINDS];
@@ -94,7 +116,18 @@ export interface WaiterCount {
   counted: boolean;
   /** When the waiter stops waiting (performance.now() time). */
   readonly deadline: number;
+  /** The waiter's place in a fair queue (random; one per waiting acquire call). */
+  readonly ticket: string;
 }
+
+/**
+ * How long a fair waiter's queue entry lives without renewal: a waiter that died blocks the queue at
+ * most this long. Every attempt renews it; a waiting fair waiter attempts at least every
+ * {@link FAIR_HEARTBEAT_MS}.
+ */
+const FAIR_ENTRY_TTL_MS = 5_000;
+/** The longest a fair waiter goes without an attempt (which renews its queue entry). */
+export const FAIR_HEARTBEAT_MS = 1_000;
 
 /** acquire.lua: `[1, fence]` when taken, `[0, holder's PTTL]` (a semaphore: ms until its first holder expires) when held. */
 export type AcquireReply = [1, string] | [0, number];
@@ -147,9 +180,9 @@ export class LockStore implements LeaseStore {
     this.extendKeys = list(kind.keys.extend);
     this.unwaitKeys = list(kind.keys.unwait);
     this.acquireScript = engine.bundled<AcquireReply>(scripts.acquire, kind.keys.acquire.length);
-    this.releaseScript = engine.bundled<0 | 1>(scripts.release, 2);
+    this.releaseScript = engine.bundled<0 | 1>(scripts.release, kind.keys.release.length);
     this.extendScript = engine.bundled<0 | 1>(scripts.extend, 1);
-    // One or two keys, by kind.
+    // One to four keys, by kind.
     this.unwaitScript = engine.bundled<number>('lock/unwait');
   }
 
@@ -174,10 +207,11 @@ export class LockStore implements LeaseStore {
     if (count) {
       const countTtl = Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;
       args.push(count.counted ? COUNTED_WAITER : NEW_WAITER, countTtl);
-    } else if (this.kind.permits) {
+    } else if (this.kind.permits || this.kind.fair) {
       args.push(PLAIN_ATTEMPT, 0);
     }
     if (this.kind.permits) args.push(permits);
+    if (this.kind.fair) args.push(count ? count.ticket : '', FAIR_ENTRY_TTL_MS);
     if (replicas) return this.replicatedAttempt(resource, token, args, replicas, count);
     return this.acquireScript.run(this.acquireKeys(resource), args);
   }
@@ -234,9 +268,13 @@ export class LockStore implements LeaseStore {
     if (outcomeUnknown(err)) this.releaseOrphan(resource, token, why);
   }
 
-  /** Uncounts a waiter that gave up (best effort: the counter's TTL bounds a missed one). Never rejects. */
-  unwait(resource: string): void {
-    this.unwaitScript.run(this.unwaitKeys(resource), [this.channel(resource)]).catch((err: Error) => {
+  /**
+   * Uncounts a waiter that gave up, and takes its `ticket` out of a fair queue (best effort: the
+   * counter's and the entry's TTLs bound a missed one). Never rejects.
+   */
+  unwait(resource: string, ticket: string): void {
+    const args = this.kind.fair ? [this.channel(resource), ticket] : [this.channel(resource)];
+    this.unwaitScript.run(this.unwaitKeys(resource), args).catch((err: Error) => {
       this.log.debug(`Lock on "${resource}": cannot uncount a waiter, its count expires by its TTL: ${err.message}`);
     });
   }

@@ -7,6 +7,9 @@ export class LockWaiter {
   notified = false;
   private wake?: () => void;
 
+  /** @param ticket a fair waiter's place in its resource's queue: a notice naming it wakes this waiter. */
+  constructor(readonly ticket?: string) {}
+
   /** Resolves after `ms`, on a release notice, or when `signal` aborts, whichever comes first. */
   wait(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
@@ -29,10 +32,15 @@ export class LockWaiter {
   }
 }
 
+/** The notice of a release when no fair waiter queues (otherwise the notice is the queue head's ticket). */
+const RELEASED = 'released';
+
 /**
  * The waiters of one resource in this process, subscribed once to its release channel.
  * A notice wakes one waiter (the oldest not yet woken), not all of them: the others would only find
- * the lock taken again. A woken waiter that leaves without trying passes the notice on.
+ * the lock taken again. A notice naming a fair waiter's ticket wakes that waiter if it waits here,
+ * otherwise the oldest waiter that does not queue (it is not its turn for the others). A woken
+ * waiter that leaves without trying passes the notice on.
  * @internal
  */
 class WaitQueue {
@@ -40,8 +48,12 @@ class WaitQueue {
   unsubscribe?: () => void;
   ready!: Promise<void>;
 
-  notice(): void {
-    this.waiters.find((w) => !w.notified)?.notify();
+  notice(message: string = RELEASED): void {
+    if (message === RELEASED) {
+      this.waiters.find((w) => !w.notified)?.notify();
+      return;
+    }
+    (this.waiters.find((w) => w.ticket === message) ?? this.waiters.find((w) => !w.notified && w.ticket === undefined))?.notify();
   }
 }
 
@@ -55,15 +67,15 @@ export class LockWaitQueues {
   ) {}
 
   /**
-   * Adds a waiter for `channel`; resolves once the channel is subscribed (or the subscription failed:
+   * Adds a waiter for `channel` (with its fair queue `ticket`, if it queues); resolves once the channel is subscribed (or the subscription failed:
    * the waiter then relies on the holder's TTL alone).
    */
-  async join(channel: string): Promise<LockWaiter> {
+  async join(channel: string, ticket?: string): Promise<LockWaiter> {
     let queue = this.queues.get(channel);
     if (!queue) {
       const created = new WaitQueue();
       created.ready = this.subscriber
-        .subscribe(channel, () => created.notice())
+        .subscribe(channel, (message) => created.notice(message))
         .then(
           (unsubscribe) => {
             created.unsubscribe = unsubscribe;
@@ -74,7 +86,7 @@ export class LockWaitQueues {
       this.queues.set(channel, created);
       queue = created;
     }
-    const waiter = new LockWaiter();
+    const waiter = new LockWaiter(ticket);
     queue.waiters.push(waiter);
     await queue.ready;
     return waiter;

@@ -134,6 +134,7 @@ export class LockInterceptor implements NestInterceptor {
       waitMs: meta.options.waitMs ?? this.locks.defaults.waitMs,
       autoExtend: meta.options.autoExtend,
       mode: meta.options.mode,
+      fair: meta.options.fair,
       replicas: meta.options.replicas,
       replicaTimeoutMs: meta.options.replicaTimeoutMs,
       signal,

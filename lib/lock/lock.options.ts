@@ -61,6 +61,12 @@ export interface ReplicaAckOptions {
 export interface AcquireLockOptions extends LeaseOptions, ReplicaAckOptions {
   /** `'write'` (default: exclusive) or `'read'` (shared with other readers), see {@link LockMode}. */
   mode?: LockMode;
+  /**
+   * Take the lock in arrival order (default `false`): waiters of every process queue in Redis and get
+   * it one after the other, first come first served; an attempt never overtakes a queued waiter.
+   * A write lock only (not with `mode: 'read'`). See "Fair locks" in the README.
+   */
+  fair?: boolean;
 }
 
 /** Options of {@link LockService.tryAcquire}: one attempt, no waiting. */
@@ -86,6 +92,8 @@ export type LockResource = string | ((context: ExecutionContext) => string | num
 export interface WithLockOptions extends LockModuleOptions, ReplicaAckOptions {
   /** `'write'` (default: exclusive) or `'read'` (shared with other readers), see {@link LockMode}. */
   mode?: LockMode;
+  /** Requests get the lock in arrival order, see {@link AcquireLockOptions.fair} (default `false`). */
+  fair?: boolean;
   /** Status sent when the lock is still held after `waitMs` (default 409 Conflict). */
   conflictStatus?: number;
   /** Renew the lock while the handler runs (default `true`). */
@@ -130,10 +138,11 @@ export const LOCK_OPTION_KEYS = {
     autoExtend: true,
     signal: true,
     mode: true,
+    fair: true,
     replicas: true,
     replicaTimeoutMs: true,
   }),
-  tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true, mode: true, replicas: true, replicaTimeoutMs: true }),
+  tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true, mode: true, fair: true, replicas: true, replicaTimeoutMs: true }),
   token: keysOf<LockTokenOptions>({ mode: true }),
   withLock: keysOf<WithLockOptions>({
     ttlMs: true,
@@ -142,6 +151,7 @@ export const LOCK_OPTION_KEYS = {
     autoExtend: true,
     onLost: true,
     mode: true,
+    fair: true,
     replicas: true,
     replicaTimeoutMs: true,
   }),
@@ -157,6 +167,11 @@ export function validateLockOptions(options: AcquireLockOptions | undefined, sit
   checkObject(options, 'lock', site, 'an object of lock options');
   checkKnownKeys(options, known, site);
   if (options.mode !== undefined) checkChoice(options.mode, 'mode', site, LOCK_MODES);
+  const { fair } = options as { fair?: boolean };
+  if (fair !== undefined) {
+    checkBoolean(fair, 'fair', site);
+    if (fair && options.mode === 'read') fail(site, 'fair', 'option "fair" takes write locks: it cannot be combined with mode \'read\'');
+  }
   if (options.ttlMs !== undefined) checkDuration(options.ttlMs, 'ttlMs', site);
   if (options.waitMs !== undefined) checkDuration(options.waitMs, 'waitMs', site, true);
   if (options.autoExtend !== undefined) checkBoolean(options.autoExtend, 'autoExtend', site);

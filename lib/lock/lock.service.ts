@@ -48,8 +48,8 @@ const EXTEND = site('extend');
 @Injectable()
 export class LockService implements OnModuleDestroy, OnApplicationShutdown {
   private readonly store: LockStore;
-  /** Taking, waiting, renewing and shutdown of write (exclusive) and read locks. */
-  private readonly leases: Readonly<Record<LockMode, Leases>>;
+  /** Taking, waiting, renewing and shutdown of write (exclusive) and read locks, and fair write locks. */
+  private readonly leases: Readonly<Record<LockMode | 'fair', Leases>>;
   /** The connection of acquisitions with `replicas` (opened on first use). */
   private readonly acks: ReplicaAcks;
   /** The module-level defaults (`forRoot({ lock })` over the built-in ones). */
@@ -73,6 +73,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
       new LockTimeoutError(request.name, waitMs, retryAfterMs);
     this.leases = {
       write: new Leases(this.store, subscriber, log, { timeout, noun: 'Lock' }),
+      fair: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.fair, this.acks), subscriber, log, { timeout, noun: 'Lock', fair: true }),
       read: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.read, this.acks), subscriber, log, {
         timeout,
         noun: 'Read lock',
@@ -104,7 +105,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
   async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
     checkText(resource, 'resource', ACQUIRE);
     validateLockOptions(options, ACQUIRE, LOCK_OPTION_KEYS.acquire);
-    return this.leases[options.mode ?? 'write'].acquire(
+    return this.pick(options).acquire(
       this.request(resource, options),
       options.waitMs ?? this.defaults.waitMs,
       options.signal,
@@ -124,7 +125,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
   async tryAcquire(resource: string, options: TryAcquireLockOptions = {}): Promise<Lock | null> {
     checkText(resource, 'resource', TRY_ACQUIRE);
     validateLockOptions(options, TRY_ACQUIRE, LOCK_OPTION_KEYS.tryAcquire);
-    return this.leases[options.mode ?? 'write'].tryAcquire(this.request(resource, options));
+    return this.pick(options).tryAcquire(this.request(resource, options));
   }
 
   /**
@@ -137,7 +138,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
    * const total = await locks.withLock(`cart:${id}`, (lock) => carts.checkout(id, lock.fence), { waitMs: 1_000 });
    */
   async withLock<T>(resource: string, fn: (lock: Lock) => T | Promise<T>, options: AcquireLockOptions = {}): Promise<T> {
-    return this.leases[options.mode ?? 'write'].run(await this.acquire(resource, options), fn);
+    return this.pick(options).run(await this.acquire(resource, options), fn);
   }
 
   /**
@@ -165,7 +166,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
   async acquireAll(resources: readonly string[], options: AcquireLockOptions = {}): Promise<MultiLock> {
     const ordered = checkResources(resources, ACQUIRE_ALL);
     validateLockOptions(options, ACQUIRE_ALL, LOCK_OPTION_KEYS.acquire);
-    const leases = this.leases[options.mode ?? 'write'];
+    const leases = this.pick(options);
     const deadline = performance.now() + (options.waitMs ?? this.defaults.waitMs);
     const taken: Lock[] = [];
     try {
@@ -189,7 +190,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
    */
   async withLocks<T>(resources: readonly string[], fn: (locks: MultiLock) => T | Promise<T>, options: AcquireLockOptions = {}): Promise<T> {
     const all = await this.acquireAll(resources, options);
-    return this.leases[options.mode ?? 'write'].run(all, fn);
+    return this.pick(options).run(all, fn);
   }
 
   /**
@@ -207,7 +208,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
     checkText(resource, 'resource', RELEASE);
     checkText(token, 'token', RELEASE, LOCK_TOKEN);
     validateLockOptions(options, RELEASE, LOCK_OPTION_KEYS.token);
-    return this.leases[options.mode ?? 'write'].release(resource, token);
+    return this.pick(options).release(resource, token);
   }
 
   /**
@@ -223,7 +224,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
     checkText(token, 'token', EXTEND, LOCK_TOKEN);
     checkDuration(ttlMs, 'ttlMs', EXTEND, false, undefined, 'argument');
     validateLockOptions(options, EXTEND, LOCK_OPTION_KEYS.token);
-    return this.leases[options.mode ?? 'write'].extend(resource, token, ttlMs);
+    return this.pick(options).extend(resource, token, ttlMs);
   }
 
   /** Redis key holding the lock of `resource` (its value is the holder's token). */
@@ -247,6 +248,11 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
   /** Closes the connection of replica-acknowledged acquisitions, if one was opened. */
   async onApplicationShutdown(): Promise<void> {
     await this.acks.close();
+  }
+
+  /** The leases an acquisition (or a release by token) goes through. A fair lock is released as any write lock. */
+  private pick(options: { mode?: LockMode; fair?: boolean }): Leases {
+    return options.fair ? this.leases.fair : this.leases[options.mode ?? 'write'];
   }
 
   private request(resource: string, options: TryAcquireLockOptions): LeaseRequest {

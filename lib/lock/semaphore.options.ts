@@ -17,7 +17,7 @@ export interface AcquireSemaphoreOptions extends LeaseOptions {
 export type TryAcquireSemaphoreOptions = Omit<AcquireSemaphoreOptions, 'waitMs' | 'signal'>;
 
 /** Options of the `@WithSemaphore` decorator (module `lock` defaults apply to `ttlMs` and `waitMs`). */
-export interface WithSemaphoreOptions extends Omit<WithLockOptions, 'mode' | 'replicas' | 'replicaTimeoutMs'> {
+export interface WithSemaphoreOptions extends Omit<WithLockOptions, 'mode' | 'fair' | 'replicas' | 'replicaTimeoutMs'> {
   /** How many requests hold a permit at once, across every instance (integer 1-1000000, required). */
   permits: number;
 }

@@ -22,3 +22,16 @@ local function lock_count_waiter(counter_key, mode, ttl)
     redis.call('PEXPIRE', counter_key, ttl)
   end
 end
+
+-- The release notice to publish on a resource's channel: the ticket of the fair queue's head (so
+-- that exactly that waiter is woken, see lock/fair-acquire.lua), or 'released' when no one queues
+-- (`queue_key` nil: a lease without a queue).
+local function lock_notice(queue_key)
+  if queue_key then
+    local head = redis.call('ZRANGE', queue_key, 0, 0)[1]
+    if head then
+      return head
+    end
+  end
+  return 'released'
+end

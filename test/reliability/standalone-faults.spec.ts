@@ -7,7 +7,16 @@ import { BoundedCounterService, LuaScriptEngine, RateLimiterService, RedisLuaMod
 import { Test } from '@nestjs/testing';
 import { RedisServer, freePort } from '../harness/redis-server';
 import { recordScenario } from '../harness/scenario-summary';
-import { FEATURES, featureApp, featureOps, newTally, USER_SCRIPT, type Feature, type FeatureTally } from './fixtures/features';
+import {
+  FEATURES,
+  WAITING_FEATURES,
+  featureApp,
+  featureOps,
+  newTally,
+  USER_SCRIPT,
+  type Feature,
+  type FeatureTally,
+} from './fixtures/features';
 import { recordAll, underLoad } from './fixtures/scenario';
 import { boundFor, timeCall } from '../harness/timing';
 
@@ -18,7 +27,7 @@ const CONNECTION_LOST =
   /^(RedisLuaUnavailableError: )?nest-redis-lua: .*Redis is unavailable: Reached the max retries per request limit \(which is 0\)/;
 /** Every error a call may see while Redis is down: the library's own, each one clear, none a hang, never a raw ioredis error. */
 const OUTAGE_ERRORS =
-  /^(RedisLuaUnavailableError: nest-redis-lua: .*Redis is unavailable: (Reached the max retries per request limit|no reply within option "commandTimeout")|LockTimeoutError|CacheWaitTimeoutError)/;
+  /^(RedisLuaUnavailableError: nest-redis-lua: .*Redis is unavailable: (Reached the max retries per request limit|no reply within option "commandTimeout")|LockTimeoutError|SemaphoreTimeoutError|CacheWaitTimeoutError)/;
 
 describe('faults on a standalone Redis', () => {
   let server: RedisServer;
@@ -56,16 +65,27 @@ describe('faults on a standalone Redis', () => {
       expect(r.unhandledRejections).toBe(0);
       for (const message of r.errors.keys()) expect(message).toMatch(OUTAGE_ERRORS);
       // No call hangs: the longest is bounded by commandTimeout (lock and cache: plus their waitMs).
-      const bound = boundFor(COMMAND_TIMEOUT_MS + (feature === 'lock' || feature === 'cache-aside' ? 2_000 : 0), r.maxLateMs, 1_000);
+      const bound = boundFor(COMMAND_TIMEOUT_MS + (WAITING_FEATURES.includes(feature) ? 2_000 : 0), r.maxLateMs, 1_000);
       expect(r.maxLatencyMs).toBeLessThan(bound);
     }
     // The rate limiter never fails: failMode open decides while Redis is down.
     expect(results.get('rate limit')!.failures).toBe(0);
     expect(tally.rateDegraded).toBeGreaterThan(0);
     expect(tally.maxHolders).toBe(1);
+    expect(tally.maxPermitHolders).toBeLessThanOrEqual(2);
     // The restarted server had an empty script cache: NOSCRIPT → EVAL reloaded them transparently.
     const engine = app.get(LuaScriptEngine);
-    const used = ['rate-limit/sliding-log', 'lock/acquire', 'leaderboard/submit', 'counter/change', 'cache/get-or-lock', USER_SCRIPT.name];
+    const used = [
+      'rate-limit/sliding-log',
+      'lock/acquire',
+      'lock/read-acquire',
+      'lock/fair-acquire',
+      'semaphore/acquire',
+      'leaderboard/submit',
+      'counter/change',
+      'cache/get-or-lock',
+      USER_SCRIPT.name,
+    ];
     const shas = used.map((name) => engine.get(name)!.sha);
     expect(server.cli('script', 'exists', ...shas).split('\n')).toEqual(used.map(() => '1'));
     recordAll('redis kill -9 + restart', 'standalone', results, (f) => (f === 'rate limit' ? `${tally.rateDegraded} failed open` : ''));
@@ -174,12 +194,13 @@ describe('a frozen Redis (SIGSTOP) on a standalone server', () => {
     expect(rate.failures).toBe(0);
     expect(rate.maxLatencyMs).toBeLessThan(boundFor(RATE_TIMEOUT_MS, rate.maxLateMs, 300));
     expect(tally.maxHolders).toBe(1);
+    expect(tally.maxPermitHolders).toBeLessThanOrEqual(2);
     expect(tally.fenceOrderViolations).toBe(0);
     for (const [feature, r] of results) {
       expect(r.unhandledRejections).toBe(0);
       for (const message of r.errors.keys()) expect(message).toMatch(OUTAGE_ERRORS);
       const bound = boundFor(
-        COMMAND_TIMEOUT_MS + (feature === 'lock' || feature === 'cache-aside' ? 2_000 + COMMAND_TIMEOUT_MS : 0),
+        COMMAND_TIMEOUT_MS + (WAITING_FEATURES.includes(feature) ? 2_000 + COMMAND_TIMEOUT_MS : 0),
         r.maxLateMs,
         1_000,
       );
