@@ -142,7 +142,14 @@ export const LOCK_OPTION_KEYS = {
     replicas: true,
     replicaTimeoutMs: true,
   }),
-  tryAcquire: keysOf<TryAcquireLockOptions>({ ttlMs: true, autoExtend: true, mode: true, fair: true, replicas: true, replicaTimeoutMs: true }),
+  tryAcquire: keysOf<TryAcquireLockOptions>({
+    ttlMs: true,
+    autoExtend: true,
+    mode: true,
+    fair: true,
+    replicas: true,
+    replicaTimeoutMs: true,
+  }),
   token: keysOf<LockTokenOptions>({ mode: true }),
   withLock: keysOf<WithLockOptions>({
     ttlMs: true,

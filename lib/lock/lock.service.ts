@@ -73,7 +73,11 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
       new LockTimeoutError(request.name, waitMs, retryAfterMs);
     this.leases = {
       write: new Leases(this.store, subscriber, log, { timeout, noun: 'Lock' }),
-      fair: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.fair, this.acks), subscriber, log, { timeout, noun: 'Lock', fair: true }),
+      fair: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.fair, this.acks), subscriber, log, {
+        timeout,
+        noun: 'Lock',
+        fair: true,
+      }),
       read: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.read, this.acks), subscriber, log, {
         timeout,
         noun: 'Read lock',
@@ -105,11 +109,7 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
   async acquire(resource: string, options: AcquireLockOptions = {}): Promise<Lock> {
     checkText(resource, 'resource', ACQUIRE);
     validateLockOptions(options, ACQUIRE, LOCK_OPTION_KEYS.acquire);
-    return this.pick(options).acquire(
-      this.request(resource, options),
-      options.waitMs ?? this.defaults.waitMs,
-      options.signal,
-    );
+    return this.pick(options).acquire(this.request(resource, options), options.waitMs ?? this.defaults.waitMs, options.signal);
   }
 
   /**
