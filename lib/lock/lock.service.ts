@@ -90,7 +90,8 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
    * Takes the lock on `resource`, waiting up to `waitMs` while another owner holds it. Waiting is
    * event-driven: a release anywhere wakes a waiter at once; a lock whose holder vanished is retried
    * when its TTL runs out. With `mode: 'read'` the lock is shared with other readers and waits only
-   * for a writer (one that holds the resource or waits for it).
+   * for a writer (one that holds the resource or waits for it). With `fair: true`, waiters of every
+   * process get the lock in arrival order.
    * @throws LockTimeoutError when the lock is still held after `waitMs` (0: one attempt).
    * @throws LockReplicationError when `replicas` were asked for and fewer acknowledged the lock within
    *   `replicaTimeoutMs` (it was released again; no further waiting).
