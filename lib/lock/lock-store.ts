@@ -201,8 +201,8 @@ export class LockStore implements LeaseStore {
     replicas?: ReplicaRequirement,
   ): Promise<AcquireReply> {
     const fenceTtl = Math.max(MIN_FENCE_KEY_TTL_MS, Math.min(2 * ttlMs, 2_147_483_647));
-    // A plain lock attempt (the common case) leaves out the waiter arguments; a semaphore's always
-    // sends them, before its permits (ARGV[6]).
+    // A plain lock attempt (the common case) leaves out the waiter arguments; a semaphore's and a fair
+    // lock's always send them, before the permits (ARGV[6]) or the ticket and entry TTL (ARGV[6-7]).
     const args: Array<string | number> = [token, ttlMs, fenceTtl];
     if (count) {
       const countTtl = Math.max(0, Math.ceil(count.deadline - performance.now())) + WAITER_COUNT_MARGIN_MS;

@@ -220,7 +220,37 @@ describe.each([
       const refused = await runJob('b');
       expect(refused.status).toBe(409);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-      expect((await long).status).toBe(201);
+      // @WithLock(..., { mode: 'read' }) on the same job: refused while the run holds it, shared after.
+      const holdingC = waitForOutput(child, /holding job c/);
+      const longC = runJob('c', 3_000);
+      await holdingC;
+      expect((await fetch(`${base}/jobs/c/status`)).status).toBe(409);
+      expect((await longC).status).toBe(201);
+      const reads = await Promise.all([fetch(`${base}/jobs/c/status`), fetch(`${base}/jobs/c/status`)]);
+      expect(reads.map((r) => r.status)).toEqual([200, 200]);
+
+      // @WithSemaphore('gpu', { permits: 1, waitMs: 0 }): a second render while one runs gets 409.
+      const rendering = waitForOutput(child, /rendering/);
+      const render = fetch(`${base}/jobs/renders?holdMs=3000`, { method: 'POST' });
+      await rendering;
+      const busy = await fetch(`${base}/jobs/renders`, { method: 'POST' });
+      expect(busy.status).toBe(409);
+      expect(Number(busy.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect((await render).status).toBe(201);
+
+      // @WithLock([...], { fair: true }) and the services' withLocks / withPermit.
+      const transfer = await fetch(`${base}/jobs/transfers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ from: 'ann', to: 'bob' }),
+      });
+      expect(transfer.status).toBe(201);
+      const moved = (await transfer.json()) as { resources: string[]; fences: number[] };
+      expect(moved.resources).toEqual(['account:ann', 'account:bob']);
+      expect(moved.fences).toHaveLength(2);
+      const batch = await fetch(`${base}/jobs/batch`, { method: 'POST' });
+      expect(batch.status).toBe(201);
+      expect(await batch.json()).toEqual({ locked: ['batch:in', 'batch:out'], permit: expect.any(Number) });
 
       // LeaderboardService.submit (best score kept): ranks, personal bests, previous bests.
       const submit = async (player: string, score: number): Promise<unknown> => {
