@@ -220,6 +220,8 @@ describe.each([
       const refused = await runJob('b');
       expect(refused.status).toBe(409);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect((await long).status).toBe(201);
+
       // @WithLock(..., { mode: 'read' }) on the same job: refused while the run holds it, shared after.
       const holdingC = waitForOutput(child, /holding job c/);
       const longC = runJob('c', 3_000);
