@@ -35,3 +35,18 @@ local function lock_notice(queue_key)
   end
   return 'released'
 end
+
+-- A writer's attempt failed: counts it as a waiter (`waiters_key`) and as a waiting writer
+-- (`writers_key`, which keeps new readers out), as lock_count_waiter does.
+local function lock_count_writer(waiters_key, writers_key, mode, ttl)
+  lock_count_waiter(waiters_key, mode, ttl)
+  lock_count_waiter(writers_key, mode, ttl)
+end
+
+-- A counted writer (mode '2') took the lock: uncounts it from both counters.
+local function lock_uncount_writer(waiters_key, writers_key, mode)
+  if mode == '2' then
+    lock_unwait(waiters_key)
+    lock_unwait(writers_key)
+  end
+end

@@ -47,12 +47,8 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   end
 end
 if busy or not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  lock_count_waiter(KEYS[3], mode, ARGV[5])
-  lock_count_waiter(KEYS[5], mode, ARGV[5])
+  lock_count_writer(KEYS[3], KEYS[5], mode, ARGV[5])
   return {0, busy or redis.call('PTTL', KEYS[1])}
 end
-if mode == '2' then
-  lock_unwait(KEYS[3])
-  lock_unwait(KEYS[5])
-end
+lock_uncount_writer(KEYS[3], KEYS[5], mode)
 return {1, lock_next_fence(KEYS[2], now, ARGV[3])}

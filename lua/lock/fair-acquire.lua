@@ -77,8 +77,7 @@ if wait then
       redis.call('PEXPIRE', KEYS[6], ARGV[7])
     end
   end
-  lock_count_waiter(KEYS[3], mode, ARGV[5])
-  lock_count_waiter(KEYS[5], mode, ARGV[5])
+  lock_count_writer(KEYS[3], KEYS[5], mode, ARGV[5])
   return {0, wait}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -86,8 +85,5 @@ if ticket ~= '' then
   redis.call('ZREM', KEYS[6], ticket)
   redis.call('ZREM', KEYS[7], ticket)
 end
-if mode == '2' then
-  lock_unwait(KEYS[3])
-  lock_unwait(KEYS[5])
-end
+lock_uncount_writer(KEYS[3], KEYS[5], mode)
 return {1, lock_next_fence(KEYS[2], now, ARGV[3])}
