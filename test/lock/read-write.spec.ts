@@ -6,7 +6,7 @@
 import { Lock, LockInputError, LockLostError, LockService, LockTimeoutError, RedisLuaModule, SemaphoreService } from 'nest-redis-lua';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
-import { deferred, waitFor } from './lock-test-utils';
+import { deferred, startHolder, waitFor } from './lock-test-utils';
 
 async function lockApp(t: TopologyContext, prefix: string): Promise<LockService> {
   const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix })]);
@@ -121,6 +121,26 @@ describeTopologies('read-write locks', (t) => {
     expect(forgotten.signal.reason).toBeInstanceOf(LockLostError);
     expect(await forgotten.release()).toBe(false);
     await writer.release();
+  });
+
+  it('a reader process killed with -9 stops excluding writers once its TTL runs out', async () => {
+    const prefix = t.prefix();
+    const locks = await lockApp(t, prefix);
+    const holder = await startHolder(t.connection(), prefix, 1_000, 'read');
+    try {
+      // Read-held and renewed by the child: a writer is refused, another reader shares it.
+      expect(await locks.tryAcquire('held-by-child')).toBeNull();
+      const reader = await locks.tryAcquire('held-by-child', { mode: 'read' });
+      expect(reader).toBeInstanceOf(Lock);
+      await reader!.release();
+      expect(await holder.kill()).toBe('SIGKILL');
+      // No release ever comes: the writer gets the lock once the reader's 1 s TTL has run out.
+      const writer = await locks.acquire('held-by-child', { waitMs: 60_000 });
+      expect(writer.fence).toBeGreaterThan(holder.fence);
+      await writer.release();
+    } finally {
+      await holder.kill();
+    }
   });
 
   it('a reader is renewed by the watchdog while it holds, and a release wakes the writer of another instance', async () => {

@@ -12,10 +12,9 @@ import {
   SemaphoreTimeoutError,
   type RedisLuaModuleOptions,
 } from 'nest-redis-lua';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
+import { startHolder } from './lock-test-utils';
 
 async function semaphoreApp(t: TopologyContext, prefix: string, lock?: RedisLuaModuleOptions['lock']): Promise<SemaphoreService> {
   const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix, lock })]);
@@ -99,31 +98,17 @@ describeTopologies('SemaphoreService', (t) => {
   it('a holder process killed with -9 frees its permit within its TTL', async () => {
     const prefix = t.prefix();
     const semaphores = await semaphoreApp(t, prefix);
-    const child = spawn(
-      process.execPath,
-      ['-r', '@swc-node/register', join(__dirname, 'fixtures', 'semaphore-holder.ts'), JSON.stringify(t.connection()), prefix, '1000'],
-      { cwd: join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    const holder = await startHolder(t.connection(), prefix, 1_000);
     try {
-      const held = await new Promise<{ fence: number }>((resolve, reject) => {
-        let out = '';
-        child.stdout!.on('data', (chunk: Buffer) => {
-          out += chunk.toString();
-          if (out.includes('\n')) resolve(JSON.parse(out) as { fence: number });
-        });
-        child.once('exit', () => reject(new Error(`the holder exited before taking its permit: ${out}`)));
-      });
       // Held and renewed by the child: nobody else gets it.
       expect(await semaphores.tryAcquire('held-by-child', { permits: 1 })).toBeNull();
-      child.kill('SIGKILL');
-      expect(await exited).toBe('SIGKILL');
+      expect(await holder.kill()).toBe('SIGKILL');
       // No release ever comes: the waiter gets the permit once its 1 s TTL has run out.
       const permit = await semaphores.acquire('held-by-child', { permits: 1, waitMs: 60_000 });
-      expect(permit.fence).toBeGreaterThan(held.fence);
+      expect(permit.fence).toBeGreaterThan(holder.fence);
       await permit.release();
     } finally {
-      child.kill('SIGKILL');
+      await holder.kill();
     }
   });
 
