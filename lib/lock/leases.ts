@@ -167,9 +167,12 @@ export class Leases {
     const count: WaiterCount = { counted: false, deadline, ticket: this.tokens.next() };
     const waiter = await this.waiters.join(channel, this.config.fair ? count.ticket : undefined);
     let acquired = false;
+    /** The last attempt was made on a release notice. */
+    let woken = false;
     try {
       for (;;) {
         signal.throwIfAborted();
+        woken = waiter.notified;
         waiter.notified = false;
         const attempt = await this.attempt(request, signal, count);
         if (attempt.lock) {
@@ -186,8 +189,8 @@ export class Leases {
         await waiter.wait(Math.ceil(Math.min(byTtl, remaining, heartbeat)), signal);
       }
     } finally {
-      // A shared lease taken on a notice leaves the notice to the next waiter.
-      this.waiters.leave(channel, waiter, acquired && !this.config.shared);
+      // A shared lease taken on a notice passes the notice on: the next waiter may take one too.
+      this.waiters.leave(channel, waiter, acquired, acquired && woken && this.config.shared === true);
       if (count.counted) this.store.unwait(name, count.ticket);
     }
   }

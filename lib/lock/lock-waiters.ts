@@ -92,13 +92,16 @@ export class LockWaitQueues {
     return waiter;
   }
 
-  /** Removes a waiter; passes on a notice it did not act on; unsubscribes after the last one. */
-  leave(channel: string, waiter: LockWaiter, acquired: boolean): void {
+  /**
+   * Removes a waiter; passes on a notice it did not act on (or, with `passOn`, the notice it acted on:
+   * a shared lease or a stored result serves the next waiter too); unsubscribes after the last one.
+   */
+  leave(channel: string, waiter: LockWaiter, acquired: boolean, passOn = false): void {
     const queue = this.queues.get(channel);
     if (!queue) return;
     const i = queue.waiters.indexOf(waiter);
     if (i >= 0) queue.waiters.splice(i, 1);
-    if (waiter.notified && !acquired) queue.notice();
+    if (passOn || (waiter.notified && !acquired)) queue.notice();
     if (queue.waiters.length > 0) return;
     this.queues.delete(channel);
     queue.unsubscribe?.();
