@@ -34,7 +34,8 @@ interface Lane {
  * the WAIT goes to the master that ran the script: the slot's owner in that client's slot map). On one
  * server connection at most one WAIT is in flight; confirmations asked for while it is are answered
  * by the next WAIT, sent when it returns (one WAIT covers every earlier write of the connection), so
- * that N concurrent confirmations during a shortage take two WAITs, not N in a row. @internal
+ * that N concurrent confirmations during a shortage take two WAITs, not N in a row. Not exported
+ * from the package.
  */
 export class ReplicaAcks {
   private client?: Redis | Cluster;
