@@ -121,3 +121,13 @@ export type { CounterChangeOptions, CounterChangeResult, CounterSetOptions } fro
 export { CacheAsideService } from './cache/cache.service';
 export { CacheAsideError, CacheInputError, CacheWaitTimeoutError } from './cache/cache.errors';
 export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './cache/cache.options';
+
+// Idempotency keys.
+export { IdempotencyService } from './idempotency/idempotency.service';
+export { IdempotencyConflictError, IdempotencyInputError, IdempotencyMismatchError } from './idempotency/idempotency.errors';
+export {
+  DEFAULT_IDEMPOTENCY_LEASE_MS,
+  DEFAULT_IDEMPOTENCY_TTL_MS,
+  type IdempotencyRunOptions,
+  type IdempotentResult,
+} from './idempotency/idempotency.options';

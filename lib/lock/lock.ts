@@ -158,6 +158,18 @@ export class Lock {
   }
 
   /**
+   * The lease was ended by other means (an idempotent run stored its result in the same step): stops
+   * tracking and renewing it without a call to Redis.
+   * @internal
+   */
+  settle(): void {
+    if (this.state !== 'held') return;
+    this.state = 'released';
+    this.stopTimers();
+    this.backend.forget(this);
+  }
+
+  /**
    * Stops renewing without releasing (the service is shutting down): the lock expires by its TTL.
    * @internal
    */

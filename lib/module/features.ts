@@ -5,6 +5,7 @@
  */
 import { cacheFeature } from '../cache/cache.feature';
 import { counterFeature } from '../counter/counter.feature';
+import { idempotencyFeature } from '../idempotency/idempotency.feature';
 import { leaderboardFeature } from '../leaderboard/leaderboard.feature';
 import { lockFeature } from '../lock/lock.feature';
 import type { LockModuleOptions } from '../lock/lock.options';
@@ -12,7 +13,14 @@ import { rateLimitFeature } from '../rate-limit/rate-limit.feature';
 import type { RateLimitModuleOptions } from '../rate-limit/rate-limit.options';
 import type { RedisLuaFeature } from './feature';
 
-export const FEATURES: readonly RedisLuaFeature[] = [rateLimitFeature, lockFeature, leaderboardFeature, counterFeature, cacheFeature];
+export const FEATURES: readonly RedisLuaFeature[] = [
+  rateLimitFeature,
+  lockFeature,
+  leaderboardFeature,
+  counterFeature,
+  cacheFeature,
+  idempotencyFeature,
+];
 
 /** The features' sections of {@link RedisLuaModuleOptions}. */
 export interface FeatureOptions {

@@ -81,6 +81,7 @@ describe('faults on a standalone Redis', () => {
       'lock/read-acquire',
       'lock/fair-acquire',
       'semaphore/acquire',
+      'idempotency/claim',
       'leaderboard/submit',
       'counter/change',
       'cache/get-or-lock',

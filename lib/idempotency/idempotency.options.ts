@@ -1,0 +1,70 @@
+import { checkDuration, checkInteger, checkKnownKeys, checkObject, checkText, fail, keysOf, type InputSite } from '../core/validation';
+import { mustBe } from '../core/messages';
+
+/** Options of {@link IdempotencyService.run}. */
+export interface IdempotencyRunOptions {
+  /**
+   * Whose key it is (a user, a tenant, an API key): the same key in two scopes is two keys. Default:
+   * none (one namespace for the whole application).
+   */
+  scope?: string;
+  /** How long a completed run's result answers retries, in ms (default 86400000: 24 h). */
+  ttlMs?: number;
+  /**
+   * The running claim's lease in ms (default 10000): renewed every `leaseMs / 3` while `fn` runs, so a
+   * process that dies mid-run blocks retries for at most this long; then a retry runs again.
+   */
+  leaseMs?: number;
+  /**
+   * How long a call that finds the same run in progress waits for it to end, in ms (default 0: it
+   * rejects at once with `IdempotencyConflictError`). A run that completes within it is replayed; one
+   * that fails (its claim dropped) lets the waiter run `fn` itself.
+   */
+  waitMs?: number;
+  /** Results larger than this (JSON, UTF-8 bytes) are not stored (logged): retries run again. Default 1048576. */
+  maxResultBytes?: number;
+  /** Stops waiting (rejects with its reason); does not stop a run already started. */
+  signal?: AbortSignal;
+}
+
+/** What {@link IdempotencyService.run} resolves with. */
+export interface IdempotentResult<T> {
+  /** `fn`'s result: this call's, or the stored one of the earlier run (as JSON gives it back). */
+  readonly value: T;
+  /** True when the value is the stored result of an earlier run (`fn` did not run for this call). */
+  readonly replayed: boolean;
+}
+
+/** Defaults. */
+export const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
+export const DEFAULT_IDEMPOTENCY_LEASE_MS = 10_000;
+export const DEFAULT_MAX_RESULT_BYTES = 1_048_576;
+/** The longest result TTL: a year. */
+const MAX_TTL_MS = 31_536_000_000;
+/** An idempotency key or scope: what the IETF draft allows is short; 256 characters leave room. */
+export const IDEMPOTENCY_KEY = { maxLength: 256 };
+/** A fingerprint: a hash, or a short description of the request. */
+export const FINGERPRINT = { maxLength: 1024 };
+
+const RUN_OPTION_KEYS = keysOf<IdempotencyRunOptions>({
+  scope: true,
+  ttlMs: true,
+  leaseMs: true,
+  waitMs: true,
+  maxResultBytes: true,
+  signal: true,
+});
+
+/** Checks the options of a run, naming `site.where`. */
+export function validateRunOptions(options: IdempotencyRunOptions, site: InputSite): void {
+  checkObject(options, 'options', site, 'an object of idempotency options');
+  checkKnownKeys(options, RUN_OPTION_KEYS, site);
+  if (options.scope !== undefined) checkText(options.scope, 'scope', site, IDEMPOTENCY_KEY, 'option');
+  if (options.ttlMs !== undefined) checkDuration(options.ttlMs, 'ttlMs', site, false, MAX_TTL_MS);
+  if (options.leaseMs !== undefined) checkDuration(options.leaseMs, 'leaseMs', site);
+  if (options.waitMs !== undefined) checkDuration(options.waitMs, 'waitMs', site, true);
+  if (options.maxResultBytes !== undefined) checkInteger(options.maxResultBytes, 'maxResultBytes', site, 1, 512 * 1_048_576);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    fail(site, 'signal', mustBe('signal', 'an AbortSignal', options.signal));
+  }
+}
