@@ -124,10 +124,20 @@ export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './
 
 // Idempotency keys.
 export { IdempotencyService } from './idempotency/idempotency.service';
-export { IdempotencyConflictError, IdempotencyInputError, IdempotencyMismatchError } from './idempotency/idempotency.errors';
+export { Idempotent } from './idempotency/idempotent.decorator';
+export { IdempotencyInterceptor } from './idempotency/idempotency.interceptor';
+export {
+  IdempotencyConflictError,
+  IdempotencyConflictException,
+  IdempotencyInputError,
+  IdempotencyKeyException,
+  IdempotencyMismatchError,
+  IdempotencyMismatchException,
+} from './idempotency/idempotency.errors';
 export {
   DEFAULT_IDEMPOTENCY_LEASE_MS,
   DEFAULT_IDEMPOTENCY_TTL_MS,
   type IdempotencyRunOptions,
+  type IdempotentOptions,
   type IdempotentResult,
 } from './idempotency/idempotency.options';

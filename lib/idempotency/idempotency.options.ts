@@ -1,4 +1,16 @@
-import { checkDuration, checkInteger, checkKnownKeys, checkObject, checkText, fail, keysOf, type InputSite } from '../core/validation';
+import type { ExecutionContext } from '@nestjs/common';
+import {
+  checkBoolean,
+  checkDuration,
+  checkFunction,
+  checkInteger,
+  checkKnownKeys,
+  checkObject,
+  checkText,
+  fail,
+  keysOf,
+  type InputSite,
+} from '../core/validation';
 import { mustBe } from '../core/messages';
 
 /** Options of {@link IdempotencyService.run}. */
@@ -39,6 +51,8 @@ export interface IdempotentResult<T> {
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 86_400_000;
 export const DEFAULT_IDEMPOTENCY_LEASE_MS = 10_000;
 export const DEFAULT_MAX_RESULT_BYTES = 1_048_576;
+/** The largest result a run may store (Redis strings hold up to 512 MiB). */
+const MAX_STORED_BYTES = 512 * 1_048_576;
 /** The longest result TTL: a year. */
 const MAX_TTL_MS = 31_536_000_000;
 /** An idempotency key or scope: what the IETF draft allows is short; 256 characters leave room. */
@@ -63,8 +77,72 @@ export function validateRunOptions(options: IdempotencyRunOptions, site: InputSi
   if (options.ttlMs !== undefined) checkDuration(options.ttlMs, 'ttlMs', site, false, MAX_TTL_MS);
   if (options.leaseMs !== undefined) checkDuration(options.leaseMs, 'leaseMs', site);
   if (options.waitMs !== undefined) checkDuration(options.waitMs, 'waitMs', site, true);
-  if (options.maxResultBytes !== undefined) checkInteger(options.maxResultBytes, 'maxResultBytes', site, 1, 512 * 1_048_576);
+  if (options.maxResultBytes !== undefined) checkInteger(options.maxResultBytes, 'maxResultBytes', site, 1, MAX_STORED_BYTES);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     fail(site, 'signal', mustBe('signal', 'an AbortSignal', options.signal));
   }
+}
+
+/** Options of the `@Idempotent()` decorator. */
+export interface IdempotentOptions {
+  /** The request header holding the key (default `Idempotency-Key`, as the IETF draft names it). */
+  header?: string;
+  /** A request without the header is refused with 400 (default `true`); with `false` it runs normally. */
+  required?: boolean;
+  /**
+   * Whose key it is, from the request (typically the user or API key: `(ctx) => ctx.switchToHttp()
+   * .getRequest().user.id`); the same key in two scopes is two keys. Default: none.
+   */
+  scope?: (context: ExecutionContext) => string | undefined | Promise<string | undefined>;
+  /**
+   * What must match for a replay (default: method, URL and a SHA-256 of the JSON body). The same key
+   * with another fingerprint is answered 422.
+   */
+  fingerprint?: (request: unknown) => string;
+  /** Which statuses are stored and replayed (default: 2xx, and 4xx other than 409 and 429). */
+  storeStatus?: (status: number) => boolean;
+  /** Response headers stored with the answer and replayed (default `['content-type', 'location']`). */
+  headers?: readonly string[];
+  /** How long a stored answer is replayed, in ms (default 86400000: 24 h). */
+  ttlMs?: number;
+  /** The running request's lease, in ms (default 10000; renewed while the handler runs). */
+  leaseMs?: number;
+  /** How long a retry that finds the first request still running waits for its answer (default 0: 409 at once). */
+  waitMs?: number;
+  /** Answers whose JSON is larger are not stored (logged; a retry runs again). Default 1048576. */
+  maxBodyBytes?: number;
+}
+
+const IDEMPOTENT_OPTION_KEYS = keysOf<IdempotentOptions>({
+  header: true,
+  required: true,
+  scope: true,
+  fingerprint: true,
+  storeStatus: true,
+  headers: true,
+  ttlMs: true,
+  leaseMs: true,
+  waitMs: true,
+  maxBodyBytes: true,
+});
+
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = { maxLength: 256, pattern: /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, patternText: 'an HTTP header name' };
+
+/** Checks `@Idempotent()` options at decoration time. */
+export function validateIdempotentOptions(options: IdempotentOptions, site: InputSite): void {
+  checkObject(options, 'options', site, 'an object of @Idempotent options');
+  checkKnownKeys(options, IDEMPOTENT_OPTION_KEYS, site);
+  if (options.header !== undefined) checkText(options.header, 'header', site, HEADER_NAME, 'option');
+  if (options.required !== undefined) checkBoolean(options.required, 'required', site);
+  for (const name of ['scope', 'fingerprint', 'storeStatus'] as const) {
+    if (options[name] !== undefined) checkFunction(options[name], name, site);
+  }
+  if (options.headers !== undefined) {
+    if (!Array.isArray(options.headers)) fail(site, 'headers', mustBe('headers', 'an array of header names', options.headers));
+    options.headers.forEach((name, i) => checkText(name, `headers[${i}]`, site, HEADER_NAME, 'option'));
+  }
+  const { ttlMs, leaseMs, waitMs, maxBodyBytes } = options;
+  validateRunOptions({ ttlMs, leaseMs, waitMs }, site);
+  if (maxBodyBytes !== undefined) checkInteger(maxBodyBytes, 'maxBodyBytes', site, 1, MAX_STORED_BYTES);
 }
