@@ -1,5 +1,5 @@
 import { BadRequestException, Body, Controller, Get, Param, Post, Put, UnprocessableEntityException, UseFilters } from '@nestjs/common';
-import { CurrentLock, WithLock, type Lock } from 'nest-redis-lua';
+import { CurrentLock, Idempotent, WithLock, type Lock } from 'nest-redis-lua';
 import { InputErrorFilter } from '../common/input-error.filter';
 import { InventoryService } from './inventory.service';
 
@@ -34,9 +34,13 @@ export class InventoryController {
     return this.inventory.levels(sku);
   }
 
-  /** `POST /inventory/:sku/reserve` `{ "quantity": 1 }` → the remaining stock and the lock's fence. */
+  /**
+   * `POST /inventory/:sku/reserve` `{ "quantity": 1 }` → the remaining stock and the lock's fence. With
+   * an `Idempotency-Key` header, a retry gets the first answer again instead of reserving twice.
+   */
   @Post('reserve')
   @WithLock('sku:{params.sku}', { waitMs: 2_000, ttlMs: 10_000 })
+  @Idempotent({ required: false })
   async reserve(
     @Param('sku') sku: string,
     @Body() body: QuantityBody,

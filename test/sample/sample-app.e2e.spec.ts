@@ -84,6 +84,16 @@ describeTopologies('sample app', (t) => {
     await request(server).post('/inventory/widget/reserve').send({ quantity: -1 }).expect(400);
   });
 
+  it('POST /inventory/:sku/reserve with an Idempotency-Key: a retry gets the first answer, nothing reserved twice', async () => {
+    const server = (await startSampleApp(t)).getHttpServer();
+    await request(server).put('/inventory/widget').send({ stock: 5 }).expect(200);
+    const first = await request(server).post('/inventory/widget/reserve').set('Idempotency-Key', 'r-1').send({ quantity: 2 }).expect(201);
+    const retry = await request(server).post('/inventory/widget/reserve').set('Idempotency-Key', 'r-1').send({ quantity: 2 }).expect(201);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.text).toBe(first.text);
+    expect((await request(server).get('/inventory/widget').expect(200)).body).toMatchObject({ stock: 3, reserved: 2 });
+  });
+
   it('POST /inventory/:sku/reserve: 409 with Retry-After while another holder keeps the SKU locked', async () => {
     const app = await startSampleApp(t);
     const server = app.getHttpServer();
