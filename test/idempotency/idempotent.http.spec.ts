@@ -10,6 +10,7 @@ import { BadRequestException, Body, Controller, Headers, type INestApplication, 
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { Idempotent, RedisLuaModule } from 'nest-redis-lua';
+import { RedisServer } from '../harness/redis-server';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
 import { deferred } from '../lock/lock-test-utils';
 
@@ -294,5 +295,41 @@ describeTopologies('@Idempotent routes', (t) => {
       }
       return Bad;
     }).toThrow('nest-redis-lua: @Idempotent on Bad.m: option "waitMs" must be an integer >= 0');
+  });
+});
+
+describe('@Idempotent when Redis is unavailable', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await server.destroy();
+  });
+
+  it('answers 503 with Retry-After and a JSON body, and does not run the handler', async () => {
+    const hooks = new Hooks();
+    hooks.gate.resolve();
+    const moduleRef = await Test.createTestingModule({
+      imports: [RedisLuaModule.forRoot({ url: server.url, keyPrefix: 'idem-down' })],
+      controllers: [makeController(hooks)],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    try {
+      await app.listen(0, '127.0.0.1');
+      await server.stop();
+      const res = await post(app, '/payments', { amount: 1 }, { 'idempotency-key': 'down-1' });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(await res.json()).toEqual({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: 'Idempotency unavailable: Redis did not answer; retry later',
+        retryAfter: 1,
+      });
+      expect(hooks.charges).toBe(0);
+    } finally {
+      await app.close();
+    }
   });
 });

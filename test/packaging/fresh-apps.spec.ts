@@ -250,6 +250,18 @@ describe.each([
       const moved = (await transfer.json()) as { resources: string[]; fences: number[] };
       expect(moved.resources).toEqual(['account:ann', 'account:bob']);
       expect(moved.fences).toHaveLength(2);
+      // @Idempotent(): the retry with the same key gets the first answer, replayed.
+      const order = (): Promise<Response> =>
+        fetch(`${base}/jobs/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1' },
+          body: JSON.stringify({ item: 'book' }),
+        });
+      const firstOrder = await order();
+      const retriedOrder = await order();
+      expect([firstOrder.status, retriedOrder.status]).toEqual([201, 201]);
+      expect(retriedOrder.headers.get('idempotent-replayed')).toBe('true');
+      expect(await retriedOrder.json()).toEqual(await firstOrder.json());
       const batch = await fetch(`${base}/jobs/batch`, { method: 'POST' });
       expect(batch.status).toBe(201);
       expect(await batch.json()).toEqual({ locked: ['batch:in', 'batch:out'], permit: expect.any(Number) });

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Param, Post, Query } from '@nestjs/common';
-import { CurrentLock, CurrentLocks, CurrentPermit, LockService, SemaphoreService, WithLock, WithSemaphore, type Lock, type MultiLock } from 'nest-redis-lua';
+import { CurrentLock, CurrentLocks, CurrentPermit, Idempotent, LockService, SemaphoreService, WithLock, WithSemaphore, type Lock, type MultiLock } from 'nest-redis-lua';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 @Controller('jobs')
@@ -44,6 +44,16 @@ export class JobsController {
   transfer(@Body() body: { from: string; to: string }, @CurrentLocks() locks: MultiLock): { resources: string[]; fences: number[] } {
     return { resources: locks.resources, fences: locks.fences };
   }
+
+  /** A retried order (same Idempotency-Key) gets the first answer, with Idempotent-Replayed: true. */
+  @Post('orders')
+  @Idempotent()
+  order(@Body() body: { item: string }): { order: number; item: string } {
+    this.orders += 1;
+    return { order: this.orders, item: body.item };
+  }
+
+  private orders = 0;
 
   /** The services themselves: two locks at once, then a permit of a 2-permit semaphore. */
   @Post('batch')
