@@ -9,7 +9,7 @@ import { outcomeUnknown } from '../scripts/lua-script.errors';
 import { Lock, type LockBackend } from '../lock/lock';
 import { eitherSignal, withUnlimitedListeners } from '../lock/lock-signals';
 import { LockTokens } from '../lock/lock-tokens';
-import { LockWaitQueues } from '../lock/lock-waiters';
+import { LockWaitQueues, retryAfterExpiry } from '../lock/lock-waiters';
 import { IdempotencyConflictError, IdempotencyInputError, IdempotencyMismatchError } from './idempotency.errors';
 import {
   DEFAULT_IDEMPOTENCY_LEASE_MS,
@@ -200,8 +200,7 @@ export class IdempotencyService implements OnModuleDestroy {
     try {
       for (;;) {
         signal.throwIfAborted();
-        woken = waiter.notified;
-        waiter.notified = false;
+        woken = waiter.takeNotice();
         const token = this.tokens.next();
         const sentAt = Date.now();
         const reply = await this.claim(settings, token, true);
@@ -215,8 +214,8 @@ export class IdempotencyService implements OnModuleDestroy {
         const remaining = deadline - performance.now();
         if (remaining <= 0) throw new IdempotencyConflictError(settings.key, settings.waitMs, reply[1]);
         if (waiter.notified) continue;
-        const byLease = reply[1] >= 0 ? reply[1] + 1 + Math.random() * Math.min(50, reply[1] / 10 + 1) : Infinity;
-        await waiter.wait(Math.ceil(Math.min(byLease, remaining)), signal);
+        // No notice comes if the runner died: claim again when its lease runs out.
+        await waiter.wait(Math.ceil(Math.min(retryAfterExpiry(reply[1]), remaining)), signal);
       }
     } finally {
       // A notice acted on serves the next waiter here too: a stored result answers it; after this

@@ -4,7 +4,7 @@ import { Lock, type LockBackend } from './lock';
 import type { MultiLock } from './multi-lock';
 import { FAIR_HEARTBEAT_MS, type AcquireReply, type WaiterCount } from './lock-store';
 import { LockTokens } from './lock-tokens';
-import { LockWaitQueues } from './lock-waiters';
+import { LockWaitQueues, retryAfterExpiry } from './lock-waiters';
 import { eitherSignal, withUnlimitedListeners } from './lock-signals';
 
 /**
@@ -172,8 +172,7 @@ export class Leases {
     try {
       for (;;) {
         signal.throwIfAborted();
-        woken = waiter.notified;
-        waiter.notified = false;
+        woken = waiter.takeNotice();
         const attempt = await this.attempt(request, signal, count);
         if (attempt.lock) {
           acquired = true;
@@ -182,11 +181,9 @@ export class Leases {
         const remaining = deadline - performance.now();
         if (remaining <= 0) throw this.config.timeout(request, waitMs, attempt.pttl >= 0 ? attempt.pttl : undefined);
         if (waiter.notified) continue;
-        // No notice comes if the holder dies: retry when its TTL runs out (plus jitter, so that
-        // waiters of several processes do not all retry in the same millisecond).
-        const byTtl = attempt.pttl >= 0 ? attempt.pttl + 1 + Math.random() * Math.min(50, attempt.pttl / 10 + 1) : Infinity;
+        // No notice comes if the holder dies: retry when its TTL runs out.
         const heartbeat = this.config.fair ? FAIR_HEARTBEAT_MS : Infinity;
-        await waiter.wait(Math.ceil(Math.min(byTtl, remaining, heartbeat)), signal);
+        await waiter.wait(Math.ceil(Math.min(retryAfterExpiry(attempt.pttl), remaining, heartbeat)), signal);
       }
     } finally {
       // A shared lease taken on a notice passes the notice on: the next waiter may take one too.

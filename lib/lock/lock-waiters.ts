@@ -26,10 +26,26 @@ export class LockWaiter {
     });
   }
 
+  /** Starts an attempt: whether it is made on a notice (one that came since the last attempt began). */
+  takeNotice(): boolean {
+    const notified = this.notified;
+    this.notified = false;
+    return notified;
+  }
+
   notify(): void {
     this.notified = true;
     this.wake?.();
   }
+}
+
+/**
+ * When to retry if no notice comes (its holder died): once its remaining `pttl` ms have run out, plus
+ * jitter, so that waiters of several processes do not all retry in the same millisecond (Infinity for
+ * a lease without an expiry, `pttl` < 0).
+ */
+export function retryAfterExpiry(pttl: number): number {
+  return pttl >= 0 ? pttl + 1 + Math.random() * Math.min(50, pttl / 10 + 1) : Infinity;
 }
 
 /** The notice of a release when no fair waiter queues (otherwise the notice is the queue head's ticket). */
