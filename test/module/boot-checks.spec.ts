@@ -2,10 +2,13 @@
  * What boot refuses instead of doing nothing (issue 13): handlers a decorator cannot work on, option
  * keys nobody reads, and the optional boot report of what the module applies.
  */
-import { Controller, Get, Logger, Module, Param, Post, SetMetadata, type Type } from '@nestjs/common';
+import { Controller, Get, Logger, type MessageEvent, Module, Param, Post, SetMetadata, Sse, type Type } from '@nestjs/common';
+import { of, type Observable } from 'rxjs';
 import { NestFactory, RouterModule } from '@nestjs/core';
 import { Injectable } from '@nestjs/common';
 import {
+  Idempotent,
+  IdempotencyInputError,
   InjectScript,
   LockInputError,
   LockService,
@@ -210,6 +213,32 @@ describe('boot checks of every handler', () => {
       }
     }
     expect(await bootWith({ providers: [KeyedGateway] })).toBeUndefined();
+
+    // @Idempotent replays HTTP answers: a message handler or an SSE stream fails boot, naming it.
+    @Controller()
+    class IdempotentRpc {
+      @MessagePattern('payments.create')
+      @Idempotent()
+      create(): string {
+        return 'ok';
+      }
+    }
+    const idempotentRpc = await bootWith({ controllers: [IdempotentRpc] });
+    expect(idempotentRpc).toBeInstanceOf(IdempotencyInputError);
+    expect(idempotentRpc?.message).toBe(
+      'nest-redis-lua: @Idempotent on IdempotentRpc.create: it answers HTTP requests with the Idempotency-Key header; this is a microservice message handler',
+    );
+    @Controller()
+    class IdempotentStream {
+      @Sse('events')
+      @Idempotent()
+      events(): Observable<MessageEvent> {
+        return of({ data: 'x' } as MessageEvent);
+      }
+    }
+    expect((await bootWith({ controllers: [IdempotentStream] }))?.message).toBe(
+      'nest-redis-lua: @Idempotent on IdempotentStream.events: a server-sent events (@Sse) stream cannot be stored and replayed',
+    );
   });
 });
 
