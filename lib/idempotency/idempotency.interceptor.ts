@@ -168,8 +168,16 @@ export class IdempotencyInterceptor implements NestInterceptor {
         throw withoutStack(() => new IdempotencyConflictException(retryAfter, { cause: err }));
       }
       if (err instanceof IdempotencyMismatchError) throw withoutStack(() => new IdempotencyMismatchException({ cause: err }));
-      if (err instanceof RedisLuaUnavailableError)
+      if (err instanceof RedisLuaUnavailableError) {
+        // The handler has not run: a claim (or a wait) failed before it.
+        if (options.failMode === 'open') {
+          this.logger.warn(
+            `@Idempotent on ${meta.where}: Redis is unavailable, the request runs without its idempotency key (failMode 'open'): ${err.message}`,
+          );
+          return lastValueFrom(next.handle(), { defaultValue: undefined });
+        }
         throw unavailableAnswer('Idempotency unavailable: Redis did not answer; retry later', err, res);
+      }
       throw err;
     }
     if (thrown && !outcome.replayed) throw thrown;

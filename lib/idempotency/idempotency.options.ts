@@ -1,6 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import {
   checkBoolean,
+  checkChoice,
   checkDuration,
   checkFunction,
   checkInteger,
@@ -111,7 +112,17 @@ export interface IdempotentOptions {
   waitMs?: number;
   /** Answers whose JSON is larger are not stored (logged; a retry runs again). Default 1048576. */
   maxBodyBytes?: number;
+  /**
+   * When Redis cannot claim the key (down, no reply within `commandTimeout`, out of memory):
+   * `'closed'` (default) answers 503 and does not run the handler — never a second run; `'open'` runs
+   * the handler without the key's protection (a retry during the outage may run it again) and logs a
+   * warning.
+   */
+  failMode?: 'closed' | 'open';
 }
+
+/** The values of `failMode`. */
+const FAIL_MODES = ['closed', 'open'] as const;
 
 const IDEMPOTENT_OPTION_KEYS = keysOf<IdempotentOptions>({
   header: true,
@@ -124,6 +135,7 @@ const IDEMPOTENT_OPTION_KEYS = keysOf<IdempotentOptions>({
   leaseMs: true,
   waitMs: true,
   maxBodyBytes: true,
+  failMode: true,
 });
 
 /** An HTTP header name (RFC 9110 token). */
@@ -135,6 +147,7 @@ export function validateIdempotentOptions(options: IdempotentOptions, site: Inpu
   checkKnownKeys(options, IDEMPOTENT_OPTION_KEYS, site);
   if (options.header !== undefined) checkText(options.header, 'header', site, HEADER_NAME, 'option');
   if (options.required !== undefined) checkBoolean(options.required, 'required', site);
+  if (options.failMode !== undefined) checkChoice(options.failMode, 'failMode', site, FAIL_MODES);
   for (const name of ['scope', 'fingerprint', 'storeStatus'] as const) {
     if (options[name] !== undefined) checkFunction(options[name], name, site);
   }

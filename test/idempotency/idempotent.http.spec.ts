@@ -52,6 +52,12 @@ function makeController(hooks: Hooks) {
       return { tenant, n: hooks.refunds };
     }
 
+    @Post('open')
+    @Idempotent({ failMode: 'open' })
+    open(): string {
+      return 'ran without Redis';
+    }
+
     @Post('optional')
     @Idempotent({ required: false })
     optional(): string {
@@ -328,6 +334,11 @@ describe('@Idempotent when Redis is unavailable', () => {
         retryAfter: 1,
       });
       expect(hooks.charges).toBe(0);
+      // failMode 'open': the handler runs without the key's protection.
+      const open = await post(app, '/open', { amount: 1 }, { 'idempotency-key': 'down-2' });
+      expect(open.status).toBe(201);
+      expect(await open.text()).toBe('ran without Redis');
+      expect(open.headers.get('idempotent-replayed')).toBeNull();
     } finally {
       await app.close();
     }
