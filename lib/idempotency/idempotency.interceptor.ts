@@ -54,6 +54,11 @@ interface HttpResponse extends HeaderTarget {
   getHeader?: (name: string) => unknown;
 }
 
+/** What the handler threw (other than an HttpException), carried through the idempotent run unchanged. */
+class HandlerError {
+  constructor(readonly error: unknown) {}
+}
+
 const DEFAULT_HEADER = 'idempotency-key';
 const DEFAULT_STORED_HEADERS = ['content-type', 'location'];
 
@@ -155,13 +160,15 @@ export class IdempotencyInterceptor implements NestInterceptor {
               thrown = err;
               return { s: err.getStatus(), h: {}, b: err.getResponse(), e: 1 };
             }
-            throw err;
+            // Marked as the handler's, so that it is not taken for a failure of the claim below.
+            throw new HandlerError(err);
           }
         },
         this.codec(meta),
         undefined,
       );
     } catch (err) {
+      if (err instanceof HandlerError) throw err.error;
       if (err instanceof IdempotencyConflictError) {
         const retryAfter = retryAfterSeconds(err.retryAfterMs);
         setResponseHeader(res, 'Retry-After', String(retryAfter));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { BadRequestException, Body, Controller, Headers, type INestApplication, Post, Res } from '@nestjs/common';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { Idempotent, RedisLuaModule } from 'nest-redis-lua';
+import { Idempotent, RedisLuaModule, RedisLuaUnavailableError } from 'nest-redis-lua';
 import { RedisServer } from '../harness/redis-server';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
 import { deferred } from '../lock/lock-test-utils';
@@ -56,6 +56,14 @@ function makeController(hooks: Hooks) {
     @Idempotent({ failMode: 'open' })
     open(): string {
       return 'ran without Redis';
+    }
+
+    /** The handler's own Redis failure is its error, not a failed claim: failMode 'open' does not run it twice. */
+    @Post('own-failure')
+    @Idempotent({ failMode: 'open' })
+    ownFailure(): never {
+      hooks.refunds += 1;
+      throw new RedisLuaUnavailableError('nest-redis-lua: the handler could not reach its own Redis', 'unreachable');
     }
 
     @Post('optional')
@@ -193,11 +201,15 @@ describeTopologies('@Idempotent routes', (t) => {
     expect(await acme.json()).toEqual({ tenant: 'acme', n: 4 });
     expect(await globex.json()).toEqual({ tenant: 'globex', n: 5 });
 
+    const own = await post(a, '/own-failure', {}, { 'idempotency-key': 'own-1' });
+    expect(own.status).toBe(500);
+    expect(hooks.refunds).toBe(6);
+
     expect(await (await post(a, '/optional', {})).text()).toBe('ran');
     expect(await (await post(a, '/optional', {}, { 'idempotency-key': 'o-1' })).text()).toBe('ran');
     const replayed = await post(b, '/optional', {}, { 'idempotency-key': 'o-1' });
     expect(replayed.headers.get('idempotent-replayed')).toBe('true');
-    expect(hooks.refunds).toBe(7);
+    expect(hooks.refunds).toBe(8);
   });
 
   it('works on Fastify: a retry replays status and body with Idempotent-Replayed', async () => {
