@@ -124,7 +124,7 @@ export { JSON_SERIALIZER, type CacheSerializer, type GetOrLoadOptions } from './
 
 // Idempotency keys.
 export { IdempotencyService } from './idempotency/idempotency.service';
-export { Idempotent } from './idempotency/idempotent.decorator';
+export { CurrentIdempotency, Idempotent } from './idempotency/idempotent.decorator';
 export { IdempotencyInterceptor } from './idempotency/idempotency.interceptor';
 export {
   IdempotencyConflictError,
@@ -138,6 +138,8 @@ export {
   DEFAULT_IDEMPOTENCY_LEASE_MS,
   DEFAULT_IDEMPOTENCY_TTL_MS,
   type IdempotencyRunOptions,
+  type IdempotentAnswer,
+  type IdempotentExchange,
   type IdempotentOptions,
   type IdempotentResult,
 } from './idempotency/idempotency.options';

@@ -37,11 +37,19 @@ function checkIdempotentRoute(route: BootRoute): void {
   }
   const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, route.controller, handler.name) ?? {}) as Record<string, unknown>;
   const writesResponse = Object.keys(args).some((k) => k.split(':')[0] === String(RESPONSE_PARAM));
-  if (writesResponse && !reflector.get<boolean | undefined>(RESPONSE_PASSTHROUGH_METADATA, handler)) {
+  const ownResponse = writesResponse && !reflector.get<boolean | undefined>(RESPONSE_PASSTHROUGH_METADATA, handler);
+  if (ownResponse && !meta.options.manual) {
     fail(
       site,
       'handler',
-      'the handler writes its own response (@Res() without passthrough), which cannot be stored and replayed: return the body, or use @Res({ passthrough: true })',
+      'the handler writes its own response (@Res() without passthrough), which cannot be stored and replayed: return the body, use @Res({ passthrough: true }), or option "manual" with @CurrentIdempotency()',
+    );
+  }
+  if (meta.options.manual && !ownResponse) {
+    fail(
+      site,
+      'manual',
+      'option "manual" is for a handler that writes its own response with @Res() (without passthrough); this one returns its answer',
     );
   }
 }

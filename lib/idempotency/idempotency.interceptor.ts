@@ -9,7 +9,7 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
-import { Reflector } from '@nestjs/core';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { from, lastValueFrom, type Observable } from 'rxjs';
 import { RedisLuaUnavailableError } from '../core/errors';
 import { retryAfterSeconds, setResponseHeader, unavailableAnswer, withoutStack, type HeaderTarget } from '../core/http';
@@ -21,8 +21,11 @@ import {
   IdempotencyMismatchError,
   IdempotencyMismatchException,
 } from './idempotency.errors';
-import { IDEMPOTENCY_KEY, type IdempotentOptions } from './idempotency.options';
+import { IDEMPOTENCY_KEY, type IdempotentExchange, type IdempotentOptions } from './idempotency.options';
 import { IdempotencyService, type ResultCodec } from './idempotency.service';
+
+/** Where a manual handler's {@link IdempotentExchange} waits on the request (`@CurrentIdempotency()`). @internal */
+export const IDEMPOTENT_EXCHANGE = Symbol('nest-redis-lua:idempotent-exchange');
 
 /** The metadata `@Idempotent()` stores on a handler. @internal */
 export const IDEMPOTENT_METADATA = 'nest-redis-lua:idempotent';
@@ -107,6 +110,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
   constructor(
     private readonly reflector: Reflector,
     private readonly idempotency: IdempotencyService,
+    private readonly adapterHost: HttpAdapterHost,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -152,6 +156,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
         settings,
         async () => {
           try {
+            if (options.manual) return await this.runManual(req, key, next);
             const body = await lastValueFrom(next.handle(), { defaultValue: undefined });
             return { s: status, h: this.pickHeaders(res, stored), b: body };
           } catch (err) {
@@ -189,6 +194,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     }
     if (thrown && !outcome.replayed) throw thrown;
     const answer = outcome.value;
+    if (options.manual) {
+      // The handler sent its own answer; a replay is sent here, through the HTTP adapter.
+      if (outcome.replayed) this.sendReplay(res, answer);
+      return undefined;
+    }
     if (outcome.replayed) {
       for (const [name, value] of Object.entries(answer.h)) setResponseHeader(res, name, value);
       setResponseHeader(res, 'Idempotent-Replayed', 'true');
@@ -199,11 +209,39 @@ export class IdempotencyInterceptor implements NestInterceptor {
     return answer.b;
   }
 
+  /**
+   * Runs a manual handler (it writes its own response) with its exchange on the request; resolves
+   * with what it recorded, or an answer that is not stored (`s` 0) when it recorded nothing.
+   */
+  private async runManual(req: HttpRequest, key: string, next: CallHandler): Promise<StoredAnswer> {
+    let recorded: StoredAnswer | undefined;
+    const exchange: IdempotentExchange = {
+      key,
+      store: (answer) => {
+        recorded = { s: answer.status, h: { ...answer.headers }, b: answer.body };
+      },
+    };
+    (req as unknown as Record<symbol, unknown>)[IDEMPOTENT_EXCHANGE] = exchange;
+    await lastValueFrom(next.handle(), { defaultValue: undefined });
+    return recorded ?? { s: 0, h: {}, b: undefined };
+  }
+
+  /** Sends a stored answer (status, headers, body, `Idempotent-Replayed`) on a response no handler writes. */
+  private sendReplay(res: HttpResponse, answer: StoredAnswer): void {
+    for (const [name, value] of Object.entries(answer.h)) setResponseHeader(res, name, value);
+    setResponseHeader(res, 'Idempotent-Replayed', 'true');
+    this.adapterHost.httpAdapter.reply(res, answer.b, answer.s);
+  }
+
   /** The answer's JSON, or undefined when it is not to be stored (its status, or a body JSON cannot give back). */
   private codec(meta: IdempotentMetadata): ResultCodec<StoredAnswer> {
     const store = meta.options.storeStatus ?? storableStatus;
     return {
       encode: (answer) => {
+        if (answer.s === 0) {
+          this.logger.warn(`@Idempotent on ${meta.where}: the manual handler recorded no answer (store()): not stored, a retry runs again`);
+          return undefined;
+        }
         if (!store(answer.s)) return undefined;
         if (unstorableBody(answer.b)) {
           this.logger.warn(

@@ -119,6 +119,31 @@ export interface IdempotentOptions {
    * warning.
    */
   failMode?: 'closed' | 'open';
+  /**
+   * For a handler that writes its own response (`@Res()` without `passthrough`), whose answer the
+   * interceptor cannot see: the handler records what it sent with `@CurrentIdempotency()`'s
+   * `store({ status, body, headers })`, and a replay is sent by the interceptor through the HTTP
+   * adapter (the handler does not run). An answer not recorded is not stored (logged). Default `false`.
+   */
+  manual?: boolean;
+}
+
+/** What a `manual` `@Idempotent()` handler records of the answer it sent, for replays. */
+export interface IdempotentAnswer {
+  /** The status sent. */
+  status: number;
+  /** The body sent: a string, or a JSON value (sent as JSON on replay). */
+  body: unknown;
+  /** Headers to send again with a replay (e.g. `content-type`). */
+  headers?: Record<string, string>;
+}
+
+/** Given to a `manual` `@Idempotent()` handler by `@CurrentIdempotency()`. */
+export interface IdempotentExchange {
+  /** The idempotency key of this request. */
+  readonly key: string;
+  /** Records the answer the handler sends, so that retries get it (call it once, before returning). */
+  store(answer: IdempotentAnswer): void;
 }
 
 /** The values of `failMode`. */
@@ -136,6 +161,7 @@ const IDEMPOTENT_OPTION_KEYS = keysOf<IdempotentOptions>({
   waitMs: true,
   maxBodyBytes: true,
   failMode: true,
+  manual: true,
 });
 
 /** An HTTP header name (RFC 9110 token). */
@@ -148,6 +174,7 @@ export function validateIdempotentOptions(options: IdempotentOptions, site: Inpu
   if (options.header !== undefined) checkText(options.header, 'header', site, HEADER_NAME, 'option');
   if (options.required !== undefined) checkBoolean(options.required, 'required', site);
   if (options.failMode !== undefined) checkChoice(options.failMode, 'failMode', site, FAIL_MODES);
+  if (options.manual !== undefined) checkBoolean(options.manual, 'manual', site);
   for (const name of ['scope', 'fingerprint', 'storeStatus'] as const) {
     if (options[name] !== undefined) checkFunction(options[name], name, site);
   }

@@ -9,14 +9,23 @@ import { join } from 'node:path';
 import { BadRequestException, Body, Controller, Headers, type INestApplication, Post, Res } from '@nestjs/common';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { Idempotent, RedisLuaModule, RedisLuaUnavailableError } from 'nest-redis-lua';
+import { CurrentIdempotency, Idempotent, RedisLuaModule, RedisLuaUnavailableError, type IdempotentExchange } from 'nest-redis-lua';
 import { RedisServer } from '../harness/redis-server';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
 import { deferred } from '../lock/lock-test-utils';
 
 jest.setTimeout(60_000);
 
+/** What the manual handler uses of an Express response or a Fastify reply. */
+interface RawReply {
+  status?: (code: number) => unknown;
+  code?: (code: number) => unknown;
+  header(name: string, value: string): unknown;
+  send(body: string): unknown;
+}
+
 class Hooks {
+  exports = 0;
   charges = 0;
   refunds = 0;
   gate = deferred();
@@ -64,6 +73,18 @@ function makeController(hooks: Hooks) {
     ownFailure(): never {
       hooks.refunds += 1;
       throw new RedisLuaUnavailableError('nest-redis-lua: the handler could not reach its own Redis', 'unreachable');
+    }
+
+    /** Writes its own response (Express and Fastify alike) and records it for replays. */
+    @Post('exports')
+    @Idempotent({ manual: true })
+    exports(@Res() res: RawReply, @CurrentIdempotency() idem: IdempotentExchange): void {
+      hooks.exports += 1;
+      const body = { file: `exports/${hooks.exports}.csv`, key: idem.key };
+      (res.code ?? res.status)!.call(res, 202);
+      res.header('content-type', 'application/json; charset=utf-8');
+      res.send(JSON.stringify(body));
+      idem.store({ status: 202, body, headers: { 'content-type': 'application/json; charset=utf-8' } });
     }
 
     @Post('optional')
@@ -210,6 +231,15 @@ describeTopologies('@Idempotent routes', (t) => {
     const replayed = await post(b, '/optional', {}, { 'idempotency-key': 'o-1' });
     expect(replayed.headers.get('idempotent-replayed')).toBe('true');
     expect(hooks.refunds).toBe(8);
+
+    // manual: the handler writes its own 202; the retry is sent by the interceptor, the handler not run.
+    const exported = await post(a, '/exports', {}, { 'idempotency-key': 'e-1' });
+    const reexported = await post(b, '/exports', {}, { 'idempotency-key': 'e-1' });
+    expect([exported.status, reexported.status]).toEqual([202, 202]);
+    expect(reexported.headers.get('idempotent-replayed')).toBe('true');
+    expect(reexported.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await reexported.json()).toEqual(await exported.json());
+    expect(hooks.exports).toBe(1);
   });
 
   it('works on Fastify: a retry replays status and body with Idempotent-Replayed', async () => {
@@ -230,6 +260,12 @@ describeTopologies('@Idempotent routes', (t) => {
       expect(retry.headers.get('idempotent-replayed')).toBe('true');
       expect(await retry.text()).toBe(await first.text());
       expect(hooks.charges).toBe(1);
+      const exported = await post(app, '/exports', {}, { 'idempotency-key': 'fe-1' });
+      const reexported = await post(app, '/exports', {}, { 'idempotency-key': 'fe-1' });
+      expect([exported.status, reexported.status]).toEqual([202, 202]);
+      expect(reexported.headers.get('idempotent-replayed')).toBe('true');
+      expect(await reexported.json()).toEqual(await exported.json());
+      expect(hooks.exports).toBe(1);
     } finally {
       await app.close();
     }
@@ -306,6 +342,23 @@ describeTopologies('@Idempotent routes', (t) => {
       'nest-redis-lua: @Idempotent on RawController.raw: the handler writes its own response (@Res() without passthrough)',
     );
     await app.close();
+    @Controller()
+    class ManualReturning {
+      @Post('manual')
+      @Idempotent({ manual: true })
+      manual(): string {
+        return 'returned';
+      }
+    }
+    const manualRef = await Test.createTestingModule({
+      imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix() })],
+      controllers: [ManualReturning],
+    }).compile();
+    const manualApp = manualRef.createNestApplication({ logger: false });
+    await expect(manualApp.init()).rejects.toThrow(
+      'nest-redis-lua: @Idempotent on ManualReturning.manual: option "manual" is for a handler that writes its own response with @Res()',
+    );
+    await manualApp.close();
     expect(() => {
       class Bad {
         @Idempotent({ waitMs: -1 })
