@@ -80,3 +80,29 @@ export function unavailableAnswer(message: string, cause: unknown, res: HeaderTa
   if (res) setResponseHeader(res, 'Retry-After', String(UNAVAILABLE_RETRY_AFTER_S));
   return withoutStack(() => new RedisLuaUnavailableException(message, { cause }));
 }
+
+/** Status nginx logs for a client that closed the connection before the response. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** What {@link onClientGone} needs of a response: Node's (Express) or, under `raw`, Fastify's. */
+interface RawResponse {
+  writableFinished?: boolean;
+  once?: (event: 'close', listener: () => void) => unknown;
+  removeListener?: (event: 'close', listener: () => void) => unknown;
+}
+
+/**
+ * Calls `gone` if the HTTP client disconnects before its response is out (a request that waits for a
+ * lock or a run stops waiting); returns the function that stops watching. A no-op outside HTTP.
+ */
+export function onClientGone(context: ExecutionContext, gone: () => void): () => void {
+  if (context.getType() !== 'http') return () => undefined;
+  const response = context.switchToHttp().getResponse<{ raw?: RawResponse } & RawResponse>();
+  const raw: RawResponse = response.raw ?? response;
+  if (typeof raw.once !== 'function') return () => undefined;
+  const listener = (): void => {
+    if (!raw.writableFinished) gone();
+  };
+  raw.once('close', listener);
+  return () => raw.removeListener?.('close', listener);
+}

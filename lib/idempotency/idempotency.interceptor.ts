@@ -12,7 +12,15 @@ import { HTTP_CODE_METADATA } from '@nestjs/common/constants';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { from, lastValueFrom, type Observable } from 'rxjs';
 import { RedisLuaUnavailableError } from '../core/errors';
-import { retryAfterSeconds, setResponseHeader, unavailableAnswer, withoutStack, type HeaderTarget } from '../core/http';
+import {
+  CLIENT_CLOSED_REQUEST,
+  onClientGone,
+  retryAfterSeconds,
+  setResponseHeader,
+  unavailableAnswer,
+  withoutStack,
+  type HeaderTarget,
+} from '../core/http';
 import { RouteCache } from '../core/route-metadata';
 import {
   IdempotencyConflictError,
@@ -151,6 +159,11 @@ export class IdempotencyInterceptor implements NestInterceptor {
     let outcome: { value: StoredAnswer; replayed: boolean };
     /** The HttpException this request's own run threw: thrown again as it is. */
     let thrown: HttpException | undefined;
+    // A retry that waits for the first request (waitMs) stops waiting when its client goes away.
+    const gone = new AbortController();
+    const stopWatching = options.waitMs
+      ? onClientGone(context, () => gone.abort(new HttpException('Client closed request', CLIENT_CLOSED_REQUEST)))
+      : undefined;
     try {
       outcome = await this.idempotency.execute<StoredAnswer>(
         settings,
@@ -170,7 +183,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
           }
         },
         this.codec(meta),
-        undefined,
+        stopWatching ? gone.signal : undefined,
       );
     } catch (err) {
       if (err instanceof HandlerError) throw err.error;
@@ -191,6 +204,8 @@ export class IdempotencyInterceptor implements NestInterceptor {
         throw unavailableAnswer('Idempotency unavailable: Redis did not answer; retry later', err, res);
       }
       throw err;
+    } finally {
+      stopWatching?.();
     }
     if (thrown && !outcome.replayed) throw thrown;
     const answer = outcome.value;

@@ -2,7 +2,15 @@ import { HttpException, Injectable, Logger, type CallHandler, type ExecutionCont
 import { Reflector } from '@nestjs/core';
 import { Observable, type Subscription } from 'rxjs';
 import { RedisLuaUnavailableError } from '../core/errors';
-import { retryAfterSeconds, setResponseHeader, unavailableAnswer, withoutStack, type HeaderTarget } from '../core/http';
+import {
+  CLIENT_CLOSED_REQUEST,
+  onClientGone,
+  retryAfterSeconds,
+  setResponseHeader,
+  unavailableAnswer,
+  withoutStack,
+  type HeaderTarget,
+} from '../core/http';
 import { RouteCache } from '../core/route-metadata';
 import type { Lock } from './lock';
 import {
@@ -24,15 +32,6 @@ import { LockService } from './lock.service';
 import type { MultiLock } from './multi-lock';
 import { SemaphoreService } from './semaphore.service';
 import { transportAnswer } from '../core/transports';
-
-/** Status nginx logs for a client that closed the connection before the response. */
-const CLIENT_CLOSED_REQUEST = 499;
-
-interface RawResponse {
-  writableFinished?: boolean;
-  once?: (event: 'close', listener: () => void) => unknown;
-  removeListener?: (event: 'close', listener: () => void) => unknown;
-}
 
 /** What a route decorator holds while its handler runs: a lock, the locks of several resources, a permit. */
 export type RouteLease = Lock | MultiLock;
@@ -192,15 +191,7 @@ export class LockInterceptor implements NestInterceptor {
 
   /** Calls `gone` if the HTTP client disconnects; returns the function that stops watching. */
   protected onClientGone(context: ExecutionContext, gone: () => void): () => void {
-    if (context.getType() !== 'http') return () => undefined;
-    const response = context.switchToHttp().getResponse<{ raw?: RawResponse } & RawResponse>();
-    const raw: RawResponse = response.raw ?? response;
-    if (typeof raw.once !== 'function') return () => undefined;
-    const listener = (): void => {
-      if (!raw.writableFinished) gone();
-    };
-    raw.once('close', listener);
-    return () => raw.removeListener?.('close', listener);
+    return onClientGone(context, gone);
   }
 }
 

@@ -12,7 +12,7 @@ import { Test } from '@nestjs/testing';
 import { CurrentIdempotency, Idempotent, RedisLuaModule, RedisLuaUnavailableError, type IdempotentExchange } from 'nest-redis-lua';
 import { RedisServer } from '../harness/redis-server';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
-import { deferred } from '../lock/lock-test-utils';
+import { deferred, waitFor } from '../lock/lock-test-utils';
 
 jest.setTimeout(60_000);
 
@@ -42,6 +42,15 @@ function makeController(hooks: Hooks) {
       hooks.entered.resolve();
       await hooks.gate.promise;
       return { id: `ch_${hooks.charges}`, amount: body.amount };
+    }
+
+    @Post('slow')
+    @Idempotent({ waitMs: 30_000 })
+    async slow(): Promise<string> {
+      hooks.charges += 1;
+      hooks.entered.resolve();
+      await hooks.gate.promise;
+      return 'slow done';
     }
 
     @Post('waited')
@@ -196,6 +205,36 @@ describeTopologies('@Idempotent routes', (t) => {
     expect(answers.map((r) => r.status)).toEqual(answers.map(() => 201));
     expect(new Set(await Promise.all(answers.map((r) => r.text())))).toEqual(new Set(['charged 9 (#1)']));
     expect(answers.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(19);
+    expect(hooks.charges).toBe(1);
+  });
+
+  it('a waiting retry whose client goes away stops waiting (uncounted); the first request completes', async () => {
+    const hooks = new Hooks();
+    const prefix = t.prefix();
+    const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix })], { controllers: [makeController(hooks)] });
+    await app.listen(0, '127.0.0.1');
+    const redis = t.client();
+    const record = `${prefix}:idem:{slow-1}`;
+    const first = post(app, '/slow', {}, { 'idempotency-key': 'slow-1' });
+    await hooks.entered.promise;
+    const controller = new AbortController();
+    const retry = fetch(url(app, '/slow'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'slow-1' },
+      body: '{}',
+      signal: controller.signal,
+    }).catch((err: Error) => err);
+    try {
+      await waitFor(async () => (await redis.hget(record, 'w')) === '1', 'the retry counted as a waiter');
+      controller.abort();
+      expect(((await retry) as Error).name).toBe('AbortError');
+      await waitFor(async () => (await redis.hget(record, 'w')) === null, 'the retry uncounted');
+    } finally {
+      hooks.gate.resolve();
+    }
+    const done = await first;
+    expect(done.status).toBe(201);
+    expect(await done.text()).toBe('slow done');
     expect(hooks.charges).toBe(1);
   });
 
