@@ -89,6 +89,12 @@ export function checkBoolean(value: unknown, field: string, site: InputSite, kin
   return reject(site, field, 'true or false', value, kind);
 }
 
+/** An `AbortSignal` (option `signal`). */
+export function checkSignal(value: unknown, field: string, site: InputSite): AbortSignal {
+  if (value instanceof AbortSignal) return value;
+  return reject(site, field, 'an AbortSignal', value, 'option');
+}
+
 /** A function; `what` says what it is for ("a function of the execution context"). */
 export function checkFunction<T>(value: T, field: string, site: InputSite, what = 'a function', kind: FieldKind = 'option'): T {
   if (typeof value === 'function') return value;

@@ -41,6 +41,8 @@ export const IDEMPOTENT_METADATA = 'nest-redis-lua:idempotent';
 /** What `@Idempotent()` keeps of a route. @internal */
 export interface IdempotentMetadata {
   readonly options: IdempotentOptions;
+  /** The key's header as Node and Fastify name request headers: lower case. */
+  readonly header: string;
   /** `Controller.method`, for messages. */
   readonly where: string;
 }
@@ -70,7 +72,6 @@ class HandlerError {
   constructor(readonly error: unknown) {}
 }
 
-const DEFAULT_HEADER = 'idempotency-key';
 const DEFAULT_STORED_HEADERS = ['content-type', 'location'];
 
 /** The default of `storeStatus`: 2xx, and 4xx other than 409 (a conflict) and 429 (a rate limit), which a retry may pass. */
@@ -131,8 +132,7 @@ export class IdempotencyInterceptor implements NestInterceptor {
     const req = context.getArgByIndex<HttpRequest>(0);
     const res = context.getArgByIndex<HttpResponse>(1);
     const { options } = meta;
-    const headerName = (options.header ?? DEFAULT_HEADER).toLowerCase();
-    const key = req.headers[headerName];
+    const key = req.headers[meta.header];
     if (key === undefined || key === '') {
       if (options.required === false) return lastValueFrom(next.handle(), { defaultValue: undefined });
       throw withoutStack(() => new IdempotencyKeyException(`This request needs an ${options.header ?? 'Idempotency-Key'} header`));

@@ -7,6 +7,7 @@ import {
   checkInteger,
   checkKnownKeys,
   checkObject,
+  checkSignal,
   checkText,
   fail,
   keysOf,
@@ -79,9 +80,7 @@ export function validateRunOptions(options: IdempotencyRunOptions, site: InputSi
   if (options.leaseMs !== undefined) checkDuration(options.leaseMs, 'leaseMs', site);
   if (options.waitMs !== undefined) checkDuration(options.waitMs, 'waitMs', site, true);
   if (options.maxResultBytes !== undefined) checkInteger(options.maxResultBytes, 'maxResultBytes', site, 1, MAX_STORED_BYTES);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    fail(site, 'signal', mustBe('signal', 'an AbortSignal', options.signal));
-  }
+  if (options.signal !== undefined) checkSignal(options.signal, 'signal', site);
 }
 
 /** Options of the `@Idempotent()` decorator. */

@@ -27,7 +27,7 @@ export function Idempotent(options: IdempotentOptions = {}): MethodDecorator {
   return (target, key, descriptor) => {
     const where = `${(target as { constructor: { name: string } }).constructor.name}.${String(key)}`;
     validateIdempotentOptions(options, inputSite(`@Idempotent on ${where}`, IdempotencyInputError));
-    const meta: IdempotentMetadata = { options: { ...options }, where };
+    const meta: IdempotentMetadata = { options: { ...options }, header: (options.header ?? 'Idempotency-Key').toLowerCase(), where };
     routeDecorator(IDEMPOTENT_METADATA, meta, { interceptor: IdempotencyInterceptor })(target, key, descriptor);
   };
 }

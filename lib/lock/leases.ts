@@ -164,8 +164,9 @@ export class Leases {
     // (releases publish nothing while no waiter is counted: see WaiterCount).
     const { name } = request;
     const channel = this.store.channel(name);
-    const count: WaiterCount = { counted: false, deadline, ticket: this.tokens.next() };
-    const waiter = await this.waiters.join(channel, this.config.fair ? count.ticket : undefined);
+    const ticket = this.config.fair ? this.tokens.next() : undefined;
+    const count: WaiterCount = { counted: false, deadline, ticket: ticket ?? '' };
+    const waiter = await this.waiters.join(channel, ticket);
     let acquired = false;
     /** The last attempt was made on a release notice. */
     let woken = false;

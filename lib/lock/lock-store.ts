@@ -116,7 +116,7 @@ export interface WaiterCount {
   counted: boolean;
   /** When the waiter stops waiting (performance.now() time). */
   readonly deadline: number;
-  /** The waiter's place in a fair queue (random; one per waiting acquire call). */
+  /** The waiter's place in a fair queue (random; one per waiting acquire call), '' for other leases. */
   readonly ticket: string;
 }
 

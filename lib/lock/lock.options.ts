@@ -1,5 +1,4 @@
 import type { ExecutionContext } from '@nestjs/common';
-import { mustBe } from '../core/messages';
 import {
   checkBoolean,
   checkChoice,
@@ -7,6 +6,7 @@ import {
   checkInteger,
   checkKnownKeys,
   checkObject,
+  checkSignal,
   fail,
   keysOf,
   type InputSite,
@@ -182,9 +182,7 @@ export function validateLockOptions(options: AcquireLockOptions | undefined, sit
   if (options.ttlMs !== undefined) checkDuration(options.ttlMs, 'ttlMs', site);
   if (options.waitMs !== undefined) checkDuration(options.waitMs, 'waitMs', site, true);
   if (options.autoExtend !== undefined) checkBoolean(options.autoExtend, 'autoExtend', site);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    fail(site, 'signal', mustBe('signal', 'an AbortSignal', options.signal));
-  }
+  if (options.signal !== undefined) checkSignal(options.signal, 'signal', site);
   const { replicas, replicaTimeoutMs } = options as ReplicaAckOptions;
   if (replicas !== undefined) checkInteger(replicas, 'replicas', site, 0, MAX_REPLICAS);
   if (replicaTimeoutMs !== undefined) {
