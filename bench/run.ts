@@ -3,7 +3,7 @@
  * tables and writes bench/results/latest.{json,md} and chart.svg.
  *
  * Environment: BENCH_OPS (operations per round, default 20000), BENCH_ROUNDS (default 5),
- * BENCH_SUITES (comma-separated suite ids to run, default all: limiter,leaderboard,memory,http,lock),
+ * BENCH_SUITES (comma-separated suite ids to run, default all: limiter,leaderboard,memory,http,lock,functions),
  * BENCH_HTTP_SECONDS (seconds per HTTP scenario and round, default 3), BENCH_HTTP_ROUNDS (default 3), BENCH_NO_WRITE=1 (print only),
  * BENCH_FROM_TARBALL=1 (measure the build `npm pack` publishes instead of lib/: bench/harness/library-source.ts).
  */
@@ -22,6 +22,7 @@ import { memorySuite } from './suites/memory';
 import { leaderboardSuite } from './suites/leaderboard';
 import { httpSuite } from './suites/http';
 import { lockSuite } from './suites/lock';
+import { functionsSuite } from './suites/functions';
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
 const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
@@ -29,7 +30,7 @@ const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WORKLOAD: Workload = { ops: OPS, concurrency: 64, keys: 1000 };
-const SELECTED = (process.env.BENCH_SUITES ?? 'limiter,leaderboard,memory,http,lock').split(',').map((s) => s.trim());
+const SELECTED = (process.env.BENCH_SUITES ?? 'limiter,leaderboard,memory,http,lock,functions').split(',').map((s) => s.trim());
 
 async function main(): Promise<void> {
   console.log(`library: ${librarySource}`);
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     await run('leaderboard', () => leaderboardSuite(app, admin, WORKLOAD, ROUNDS));
     await run('lock', () => lockSuite(app, redis, admin, WORKLOAD, ROUNDS, uncoalesced));
     await run('memory', () => memorySuite(app, admin));
+    await run('functions', () => functionsSuite(server.port, admin, WORKLOAD, ROUNDS));
   } finally {
     await app.close();
     await uncoalesced.close();

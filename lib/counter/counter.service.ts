@@ -83,7 +83,7 @@ export class BoundedCounterService {
    */
   async get(key: string): Promise<number> {
     const counterKey = this.counterKey(key, GET);
-    const value = await this.engine.command('BoundedCounterService.get', (client) => client.get(counterKey));
+    const value = await this.engine.read<string | null>('BoundedCounterService.get', 'get', [counterKey]);
     return value === null ? 0 : Number(value);
   }
 

@@ -185,7 +185,7 @@ export class LeaderboardService {
   async score(board: string, member: string): Promise<number | null> {
     const keys = this.boardKeys(board, SCORE);
     checkMember(member, SCORE);
-    const score = await this.engine.command('LeaderboardService.score', (client) => client.zscore(keys.scores, member));
+    const score = await this.engine.read<string | null>('LeaderboardService.score', 'zscore', [keys.scores, member]);
     return score === null ? null : parseScore(score);
   }
 
@@ -202,7 +202,7 @@ export class LeaderboardService {
     checkMember(member, HISTORY);
     checkInteger(n, 'n', HISTORY, 1, MAX_READ_ENTRIES, 'argument');
     const historyKey = this.historyKey(board, member);
-    const rows = await this.engine.command('LeaderboardService.history', (client) => client.lrange(historyKey, 0, n - 1));
+    const rows = await this.engine.read<string[]>('LeaderboardService.history', 'lrange', [historyKey, 0, n - 1]);
     return rows.map((row) => {
       const colon = row.indexOf(':');
       return { at: Number(row.slice(0, colon)), score: parseScore(row.slice(colon + 1)) };
@@ -219,7 +219,7 @@ export class LeaderboardService {
    */
   async count(board: string): Promise<number> {
     const { scores } = this.boardKeys(board, COUNT);
-    return this.engine.command('LeaderboardService.count', (client) => client.zcard(scores));
+    return this.engine.read<number>('LeaderboardService.count', 'zcard', [scores]);
   }
 
   /**

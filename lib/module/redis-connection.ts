@@ -1,4 +1,4 @@
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type Command, type RedisOptions } from 'ioredis';
 import type { RedisLuaModuleOptions } from './redis-lua-options.interface';
 import { fail, inputSite } from '../core/validation';
 
@@ -54,6 +54,25 @@ const OWNED_CLUSTER_DEFAULTS: ClusterOptions = {
   slotsRefreshInterval: 1_000,
 };
 
+/**
+ * `readFrom: 'replica'`: the commands the module marks with {@link readFromReplica} (read-only scripts
+ * and reads) go to a replica of their slot's master, any other read-only command (the application's
+ * own GET on the same client) to the master, as without the option. A slot without replicas is read
+ * from its master.
+ */
+const REPLICA_READS = new WeakSet<Command>();
+
+/** Marks a read-only command for a replica (effective with `readFrom: 'replica'` only). */
+export function readFromReplica(command: Command): Command {
+  REPLICA_READS.add(command);
+  return command;
+}
+
+/** ioredis `scaleReads`: called with the slot's nodes, master first, for read-only commands. */
+function toReplicaIfMarked(nodes: Redis[], command: Command): Redis | Redis[] {
+  return REPLICA_READS.has(command) && nodes.length > 1 ? nodes.slice(1) : nodes[0];
+}
+
 /** The module's Redis client and whether the module opened it (and so must close it). */
 export interface RedisConnection {
   readonly client: Redis | Cluster;
@@ -107,6 +126,23 @@ export function validateConnectionOptions(options: RedisLuaModuleOptions): void 
       else if (typeof node === 'object' && node !== null) checkAddress(node as Record<string, unknown>, field);
       else fail(SITE, field, `option "${field}" must be a URL, "host:port", a port or { host, port }, got ${JSON.stringify(node)}`);
     });
+  }
+  if (options.readFrom === 'replica') {
+    if (options.cluster === undefined) {
+      fail(
+        SITE,
+        'readFrom',
+        `option "readFrom": 'replica' sends read-only calls to the replicas of a Redis Cluster the module connects to itself: give option "cluster"` +
+          (present.length ? `, got "${present[0]}"` : ''),
+      );
+    }
+    if (options.cluster.options?.scaleReads !== undefined) {
+      fail(
+        SITE,
+        'cluster.options.scaleReads',
+        `option "cluster.options.scaleReads" cannot be combined with option "readFrom": 'replica' (which routes the module's read-only calls itself); leave one out`,
+      );
+    }
   }
   // Duck-typed: the application's ioredis may be another copy than ours, where instanceof fails.
   const client = options.client as Partial<Redis> | undefined;
@@ -176,6 +212,7 @@ export function createConnection(options: RedisLuaModuleOptions): RedisConnectio
     const client = new Cluster(nodes, {
       ...OWNED_CLUSTER_DEFAULTS,
       ...clusterOptions,
+      ...(options.readFrom === 'replica' ? { scaleReads: toReplicaIfMarked } : {}),
       redisOptions: { ...OWNED_CONNECTION_DEFAULTS, ...clusterOptions?.redisOptions },
     });
     // With retryDelayOnFailover 0, nothing else refreshes the slot map soon after a master dies (only the

@@ -55,6 +55,29 @@ export interface RedisLuaModuleOptions extends FeatureOptions {
    * included. `false` writes each call at once.
    */
   coalesceWrites?: boolean;
+  /**
+   * How scripts run (default `'eval'`):
+   * - `'eval'`: SCRIPT LOAD at boot, then EVALSHA; when a server lacks a script (a restart, `SCRIPT
+   *   FLUSH`, a failover to a replica, a new node) the call is sent once as EVAL, which runs and caches it.
+   * - `'functions'` (Redis 7+): the scripts form one Redis Functions library, `nrl_<version>_<hash>`,
+   *   loaded at boot with FUNCTION LOAD on the server or every master where it is missing (REPLACE
+   *   where its code differs), then called with FCALL (FCALL_RO for read-only scripts). Functions are
+   *   stored in the dataset: persisted and replicated, so restarts, `SCRIPT FLUSH` and failovers need
+   *   no reload. When a call finds the library missing (`FUNCTION FLUSH`, an empty node) it is loaded
+   *   there and the call sent again, once. A library of another version or app stays for the
+   *   instances that use it (boot logs their names); one nothing uses is safe to `FUNCTION DELETE`.
+   * `forFeature` scripts run the same way.
+   */
+  scripts?: 'eval' | 'functions';
+  /**
+   * Where read-only calls go on a Redis Cluster (default `'master'`). `'replica'` sends the read-only
+   * scripts and reads (leaderboard `top` / `around` / `rank` / `score` / `history` / `count`, counter
+   * `get`, and `forFeature` scripts declared `#!lua flags=no-writes`) to a replica of the key's master
+   * (EVALSHA_RO / FCALL_RO), a slot without replicas to its master; every write stays on the masters.
+   * Replication is asynchronous: a read may not yet see a write acknowledged a moment ago (typically
+   * under a millisecond; longer while a replica is behind or after a failover). Needs option `cluster`.
+   */
+  readFrom?: 'master' | 'replica';
 }
 
 /** Defaults applied to the options a user gives. */

@@ -1,7 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 
-/** Details of a health check, in the shape `@nestjs/terminus` expects from an indicator. */
+/**
+ * Details of a health check, in the shape `@nestjs/terminus` expects from an indicator.
+ * `scriptsReloaded`: scripts SCRIPT LOADed again by this check, or, in functions mode, the number of
+ * servers the library was loaded on again.
+ */
 export type RedisLuaHealthDetails =
   { status: 'up'; nodes: number; latencyMs: number; scripts: number; scriptsReloaded: number } | { status: 'down'; message: string };
 
@@ -12,7 +16,8 @@ export type RedisLuaHealthResult<Key extends string = string> = Record<Key, Redi
  * A health indicator for the module's Redis, usable with `@nestjs/terminus` (no import of Terminus
  * needed) or on its own. It PINGs the server, or every master of a cluster, checks with SCRIPT EXISTS
  * that the bundled and application scripts are cached there, and SCRIPT LOADs any that are missing
- * (after a restart or a failover), so the next calls need no NOSCRIPT round trip.
+ * (after a restart or a failover), so the next calls need no NOSCRIPT round trip. In functions mode it
+ * checks that the library is there (FUNCTION LIST) and loads it where it is not.
  *
  * ```ts
  * @Get('health') @HealthCheck()
@@ -53,18 +58,6 @@ export class RedisLuaHealthIndicator {
     if (this.engine.client.status !== 'ready') {
       throw new Error(`Redis connection is ${this.engine.client.status}`);
     }
-    const nodes = await this.engine.scriptNodes();
-    const scripts = this.engine.scripts;
-    const reloaded = await Promise.all(
-      nodes.map(async (node) => {
-        await node.ping();
-        if (scripts.length === 0) return 0;
-        const exists = (await node.script('EXISTS', ...scripts.map((s) => s.sha))) as number[];
-        const missing = scripts.filter((_, i) => exists[i] !== 1);
-        await Promise.all(missing.map((s) => node.script('LOAD', s.body)));
-        return missing.length;
-      }),
-    );
-    return { nodes: nodes.length, reloaded: reloaded.reduce((a, b) => a + b, 0) };
+    return this.engine.reloadMissing();
   }
 }

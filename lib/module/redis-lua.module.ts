@@ -1,7 +1,7 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { mustBe } from '../core/messages';
-import { checkBoolean, checkFinite, checkKnownKeys, fail, inputSite, keysOf } from '../core/validation';
+import { checkBoolean, checkChoice, checkFinite, checkKnownKeys, fail, inputSite, keysOf } from '../core/validation';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import type { LuaScriptDefinition } from '../scripts/script-definition.interface';
@@ -101,9 +101,14 @@ const MODULE_KEYS = [
     bootTimeoutMs: true,
     coalesceWrites: true,
     report: true,
+    scripts: true,
+    readFrom: true,
   }),
   ...FEATURES.flatMap((feature) => (feature.options ? [feature.options.key] : [])),
 ];
+
+const SCRIPT_MODES = ['eval', 'functions'] as const;
+const READ_FROM = ['master', 'replica'] as const;
 
 /** Every option, before the connection opens (a boot failure after it would leave it open). */
 function validateOptions(options: RedisLuaModuleOptions): void {
@@ -117,6 +122,8 @@ function validateOptions(options: RedisLuaModuleOptions): void {
   for (const flag of ['coalesceWrites', 'debug', 'lazyConnect', 'report'] as const) {
     if (options[flag] !== undefined) checkBoolean(options[flag], flag, MODULE_SITE);
   }
+  if (options.scripts !== undefined) checkChoice(options.scripts, 'scripts', MODULE_SITE, SCRIPT_MODES);
+  if (options.readFrom !== undefined) checkChoice(options.readFrom, 'readFrom', MODULE_SITE, READ_FROM);
   for (const { options: section } of FEATURES) {
     if (section) section.validate((options as Record<string, unknown>)[section.key]);
   }

@@ -41,7 +41,7 @@ export function lateError(timeoutMs: number): RedisLuaUnavailableError {
  * settles the call through the same error path as a dropped connection (the fail mode decides).
  */
 export class CheckCall implements PendingCall {
-  /** An EVAL after NOSCRIPT is in flight (sent at most once per call). */
+  /** The resend of a call the server lacked the script for is in flight (sent at most once per call). */
   recovering = false;
   // DeadlineSweeper's links, declared so that every call has the same shape (one hidden class).
   previousPending?: PendingCall = undefined;
@@ -51,7 +51,7 @@ export class CheckCall implements PendingCall {
   constructor(
     readonly deadline: number,
     private readonly timeoutMs: number,
-    /** The EVALSHA, or the EVAL that replaced it. */
+    /** The EVALSHA (FCALL), or the resend that replaced it. */
     public command: Command,
   ) {}
 

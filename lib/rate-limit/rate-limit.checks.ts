@@ -169,8 +169,9 @@ export class RateLimitChecks {
       return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
     };
     const onError = (err: unknown): Promise<RateLimitResult> => {
-      // NOSCRIPT: the script did not run; its body (EVAL) goes out once, under the same deadline.
-      const retry = call.recovering ? undefined : plan.script.resendAfterNoScript(err, redisKeys, args);
+      // The server lacked the script (NOSCRIPT, or a missing function): it did not run; the call goes
+      // out once more (EVAL of its body, or FCALL once the library is loaded), under the same deadline.
+      const retry = call.recovering ? undefined : plan.script.resend(err, redisKeys, args);
       if (retry) {
         call.recovering = true;
         call.command = retry;

@@ -2,7 +2,7 @@
  * The build step that ships the bundled Lua as data: reads every entry script of lua/ (includes and
  * inlines resolved by the same reader as application scripts), and writes
  * lib/scripts/bundled-scripts.generated.ts with each script's body, SHA1 and line origins, and the
- * numbers the Lua marks `--- @export`, so that the installed package reads no `.lua` file at run time
+ * numbers the Lua marks `--- @export` and the package version, so that the installed package reads no `.lua` file at run time
  * and the TypeScript side takes those numbers from the Lua. The `.lua` files stay the source of truth:
  * test/scripts/bundled-scripts.spec.ts fails when the generated file is not what this step makes now.
  *
@@ -58,9 +58,13 @@ export function renderBundledScripts(): string {
       if (match) constants.push(`  /** From ${relative(ROOT, file)}. */\n  ${match[1]}: ${match[2]},`);
     }
   }
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   return [
     '/* Generated from lua/ by `npm run build:lua` (lib/scripts/bundled-scripts.build.ts): do not edit. */',
     "import type { BundledScript } from './bundled-script';",
+    '',
+    '/** The package version these scripts ship with (names the Redis Functions library, option `scripts`). */',
+    `export const PACKAGE_VERSION = ${JSON.stringify(version)};`,
     '',
     '/** Every bundled script by name (its path under lua/ without `.lua`): body with includes resolved, SHA1, line origins. */',
     'export const BUNDLED_SCRIPTS: Readonly<Record<string, BundledScript>> = {',

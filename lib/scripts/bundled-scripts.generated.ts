@@ -1,6 +1,9 @@
 /* Generated from lua/ by `npm run build:lua` (lib/scripts/bundled-scripts.build.ts): do not edit. */
 import type { BundledScript } from './bundled-script';
 
+/** The package version these scripts ship with (names the Redis Functions library, option `scripts`). */
+export const PACKAGE_VERSION = "0.1.0";
+
 /** Every bundled script by name (its path under lua/ without `.lua`): body with includes resolved, SHA1, line origins. */
 export const BUNDLED_SCRIPTS: Readonly<Record<string, BundledScript>> = {
   "cache/get-or-lock": {

@@ -1,9 +1,9 @@
 import { isAbsolute } from 'node:path';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import type { Cluster, Redis } from 'ioredis';
+import { Command, type Cluster, type Redis } from 'ioredis';
 import { message } from '../core/messages';
 import { checkInteger, checkKnownKeys, checkObject, checkText, fail, inputSite, keysOf } from '../core/validation';
-import { isCluster, type RedisConnection } from '../module/redis-connection';
+import { isCluster, readFromReplica, type RedisConnection } from '../module/redis-connection';
 import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import { DEFAULT_BOOT_TIMEOUT_MS, type RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import { LuaScript, type ScriptHost } from './lua-script';
@@ -11,7 +11,8 @@ import { redisFailure } from './lua-script.errors';
 import type { LuaScriptDefinition } from './script-definition.interface';
 import { WriteCoalescer } from './write-coalescer';
 import { bundledSource } from './bundled-script';
-import { BUNDLED_SCRIPTS } from './bundled-scripts.generated';
+import { BUNDLED_SCRIPTS, PACKAGE_VERSION } from './bundled-scripts.generated';
+import { FunctionsRuntime } from './function-loader';
 import { inlineScript, readScriptFile, type ScriptSource } from './script-source';
 
 /**
@@ -27,6 +28,13 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   /** Batches the socket writes of one pass of the event loop, unless `coalesceWrites: false`. */
   /** @internal */
   readonly coalescer?: WriteCoalescer;
+  /** Functions mode (`scripts: 'functions'`): the library of every registered script; undefined under EVAL. */
+  /** @internal */
+  readonly functions?: FunctionsRuntime;
+  /** `readFrom: 'replica'`. */
+  /** @internal */
+  readonly replicaReads: boolean;
+  private readonly readOptions: { replyEncoding: 'utf8'; keyPrefix?: string };
 
   constructor(
     @Inject(REDIS_LUA_CONNECTION) private readonly connection: RedisConnection,
@@ -35,6 +43,16 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
     this.client = connection.client;
     this.debugLogger = options.debug ? this.logger : undefined;
     this.coalescer = options.coalesceWrites === false ? undefined : new WriteCoalescer(this.client);
+    this.replicaReads = options.readFrom === 'replica';
+    if (options.scripts === 'functions') {
+      this.functions = new FunctionsRuntime(
+        () => this.scripts,
+        () => this.scriptNodes(),
+        PACKAGE_VERSION,
+      );
+    }
+    const { keyPrefix } = (this.client as { options?: { keyPrefix?: string } }).options ?? {};
+    this.readOptions = keyPrefix ? { replyEncoding: 'utf8', keyPrefix } : { replyEncoding: 'utf8' };
   }
 
   /**
@@ -66,6 +84,16 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
     });
   }
 
+  /**
+   * Sends a plain read-only command (ZSCORE, LRANGE, ZCARD, GET) that `readFrom: 'replica'` sends to a
+   * replica, with the failure mapping of {@link command}. `where` names the public method. @internal
+   */
+  read<T>(where: string, name: string, args: ReadonlyArray<string | number>): Promise<T> {
+    const command = new Command(name, [...args], this.readOptions);
+    if (this.replicaReads) readFromReplica(command);
+    return this.command(where, (client) => client.sendCommand(command) as Promise<T>);
+  }
+
   /** Every registered script. */
   get scripts(): readonly LuaScript[] {
     return [...this.registered.values()];
@@ -93,8 +121,11 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
       const nodes = await Promise.race([this.loadAll(), timeout]);
       const version = await Promise.race([serverVersion(nodes[0]), timeout]);
       const kind = isCluster(this.client) ? `Redis Cluster, ${nodes.length} masters` : 'standalone';
+      const loaded = this.functions
+        ? `${this.registered.size} Lua scripts loaded as Redis Functions library ${this.functions.current().name}`
+        : `${this.registered.size} Lua scripts loaded`;
       this.logger.log(
-        `Connected to ${description} (${kind}, Redis ${version}): ${this.registered.size} Lua scripts loaded${isCluster(this.client) ? ' on every master' : ''}`,
+        `Connected to ${description} (${kind}, Redis ${version}): ${loaded}${isCluster(this.client) ? ' on every master' : ''}`,
       );
     } catch (err) {
       // Boot fails: nothing will call the shutdown hooks, so stop reconnecting now.
@@ -111,18 +142,49 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
 
   /**
    * SCRIPT LOADs every registered script on the server, or on every master of a cluster (after a
-   * PING, so that boot checks the connection even when no script is registered).
+   * PING, so that boot checks the connection even when no script is registered); in functions mode,
+   * FUNCTION LOADs the library where it is missing (see {@link FunctionsRuntime.boot}).
    */
   async loadAll(): Promise<Redis[]> {
     const nodes = await this.scriptNodes();
+    await Promise.all(nodes.map((node) => node.ping()));
+    if (this.functions) {
+      if (this.registered.size === 0) return nodes;
+      const states = await this.functions.boot(nodes);
+      const others = [...new Set(states.flatMap((state) => state.others))];
+      if (others.length > 0) {
+        this.logger.log(
+          `Redis Functions libraries of other nest-redis-lua versions or apps are loaded too (${others.join(', ')}): ` +
+            'they serve the instances still running them; one that nothing runs any more is safe to remove with FUNCTION DELETE',
+        );
+      }
+      return nodes;
+    }
     const bodies = this.scripts.map((s) => s.body);
-    await Promise.all(
+    await Promise.all(nodes.map((node) => Promise.all(bodies.map((body) => node.script('LOAD', body)))));
+    return nodes;
+  }
+
+  /**
+   * Loads what a server lacks, on the server or every master: the scripts not in a script cache
+   * (SCRIPT EXISTS, then SCRIPT LOAD), or the library where it is missing. Resolves with how many
+   * scripts (libraries) it loaded. For the health indicator.
+   */
+  async reloadMissing(): Promise<{ nodes: number; reloaded: number }> {
+    const nodes = await this.scriptNodes();
+    await Promise.all(nodes.map((node) => node.ping()));
+    const scripts = this.scripts;
+    if (scripts.length === 0) return { nodes: nodes.length, reloaded: 0 };
+    if (this.functions) return { nodes: nodes.length, reloaded: await this.functions.loadMissing() };
+    const reloaded = await Promise.all(
       nodes.map(async (node) => {
-        await node.ping();
-        await Promise.all(bodies.map((body) => node.script('LOAD', body)));
+        const exists = (await node.script('EXISTS', ...scripts.map((s) => s.sha))) as number[];
+        const missing = scripts.filter((_, i) => exists[i] !== 1);
+        await Promise.all(missing.map((s) => node.script('LOAD', s.body)));
+        return missing.length;
       }),
     );
-    return nodes;
+    return { nodes: nodes.length, reloaded: reloaded.reduce((a, b) => a + b, 0) };
   }
 
   /** The servers that must hold the scripts: the client itself, or each cluster master once ready. */

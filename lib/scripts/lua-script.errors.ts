@@ -1,5 +1,6 @@
 import { RedisLuaUnavailableError } from '../core/errors';
 import { message } from '../core/messages';
+import { restoreFunctionError } from './function-library';
 import type { SourceLine } from './script-source';
 
 /**
@@ -27,22 +28,38 @@ export class LuaScriptError extends Error {
     );
   }
 
-  /** Builds the error from Redis's reply, locating the `user_script:<line>` Redis names. */
-  static fromReply(script: string, sha: string, origins: readonly SourceLine[], err: Error): LuaScriptError {
-    const match = /user_script:(\d+):/.exec(err.message);
-    const location = match ? origins[Number(match[1]) - 1] : undefined;
-    return new LuaScriptError(script, sha, err.message, location, { cause: err });
+  /**
+   * Builds the error from Redis's reply, locating the line Redis names (`user_script:<line>` under
+   * EVAL, `user_function:<line>` of the library in functions mode) with `locate`.
+   */
+  static fromReply(script: string, sha: string, locate: (line: number) => SourceLine | undefined, err: Error): LuaScriptError {
+    const text = restoreFunctionError(err.message);
+    const match = /user_(?:script|function):(\d+):/.exec(text);
+    const location = match ? locate(Number(match[1])) : undefined;
+    return new LuaScriptError(script, sha, text, location, { cause: err });
   }
 }
 
-/** Redis appends " script: <sha>, on @user_script:<n>." to script errors; the error already names both. */
+/**
+ * Redis appends " script: <sha or function>, on @user_script:<n>." (`@user_function:<n>` for a function)
+ * to script errors; the error already names both.
+ */
 function cleanMessage(message: string): string {
-  return message.replace(/\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$/, '');
+  return message.replace(/\s*script: \S+, on @user_(?:script|function):\d+\.?$/, '');
 }
 
-/** True for the reply Redis gives when a script SHA is not in its cache. */
+/** The error code of a reply: its first word (`NOSCRIPT`, `ERR`, `OOM`...). */
+export function replyCode(err: Error): string {
+  const space = err.message.indexOf(' ');
+  return space === -1 ? err.message : err.message.slice(0, space);
+}
+
+/**
+ * True for the reply Redis gives when a script SHA is not in its cache: code `NOSCRIPT`, whatever
+ * follows (Redis says "No matching script. Please use EVAL.", Valkey 8 only "No matching script.").
+ */
 export function isNoScriptError(err: unknown): boolean {
-  return err instanceof Error && err.message.startsWith('NOSCRIPT');
+  return isReplyError(err) && replyCode(err) === 'NOSCRIPT';
 }
 
 /**

@@ -2,7 +2,10 @@ import type { Logger } from '@nestjs/common';
 import { Command, type Cluster, type Redis } from 'ioredis';
 import { RedisLuaInputError, type RedisLuaUnavailableError } from '../core/errors';
 import { message } from '../core/messages';
-import { isNoScriptError, isReplyError, LuaScriptError, unavailableError } from './lua-script.errors';
+import { readFromReplica } from '../module/redis-connection';
+import { isReadOnlyScript } from './function-library';
+import type { FunctionsHost } from './function-loader';
+import { isNoScriptError, isReplyError, LuaScriptError, replyCode, unavailableError } from './lua-script.errors';
 import type { ScriptSource } from './script-source';
 
 /** A value passed to a script as ARGV: numbers are sent in decimal. */
@@ -15,13 +18,21 @@ export interface ScriptHost {
   /** Batches the socket writes of one pass of the event loop (option `coalesceWrites`). */
   /** @internal */
   readonly coalescer?: { beforeWrite(): void };
+  /** Functions mode (option `scripts: 'functions'`): the library the script is a function of. */
+  /** @internal */
+  readonly functions?: FunctionsHost;
+  /** Option `readFrom: 'replica'`: read-only scripts go to replicas. */
+  /** @internal */
+  readonly replicaReads?: boolean;
 }
 
 /**
  * A Lua script registered with the engine. `run` sends EVALSHA; when the server does not have the
  * script (NOSCRIPT after SCRIPT FLUSH, a restart, a failover or a new node), the same call is sent as
  * EVAL, which runs it and caches it on exactly that node. NOSCRIPT means the script did not run, so
- * the script runs once per call.
+ * the script runs once per call. In functions mode (option `scripts: 'functions'`) `run` sends FCALL
+ * of the script's function instead (FCALL_RO for a script declared `no-writes`); when the function is
+ * missing, the library is loaded where it is missing and the call sent again, once.
  *
  * @typeParam TReply the reply type (what the script returns, as ioredis decodes it).
  */
@@ -29,6 +40,11 @@ export class LuaScript<TReply = unknown> {
   /** ioredis command options: string replies, and the client's own `keyPrefix` (as its methods apply it). */
   private readonly commandOptions: { replyEncoding: 'utf8'; keyPrefix?: string };
   private readonly friendlyErrorStacks: boolean;
+  /** Declared `#!lua flags=no-writes`: sent as FCALL_RO, and to a replica with `readFrom: 'replica'`. */
+  readonly readOnly: boolean;
+  /** The command names for the first attempt and for the resend (`evalsha` / `eval`, `fcall`...). */
+  private readonly commands: { readonly first: string; readonly resend: string };
+  private readonly toReplica: boolean;
 
   constructor(
     /** Registered name, e.g. `rate-limit/sliding-log`. */
@@ -41,6 +57,13 @@ export class LuaScript<TReply = unknown> {
     const options = (host.client as { options?: { keyPrefix?: string; showFriendlyErrorStack?: boolean } }).options ?? {};
     this.commandOptions = options.keyPrefix ? { replyEncoding: 'utf8', keyPrefix: options.keyPrefix } : { replyEncoding: 'utf8' };
     this.friendlyErrorStacks = options.showFriendlyErrorStack === true;
+    this.readOnly = isReadOnlyScript(source.body);
+    this.toReplica = this.readOnly && host.replicaReads === true;
+    this.commands = host.functions
+      ? { first: this.readOnly ? 'fcall_ro' : 'fcall', resend: this.readOnly ? 'fcall_ro' : 'fcall' }
+      : this.toReplica
+        ? { first: 'evalsha_ro', resend: 'eval_ro' }
+        : { first: 'evalsha', resend: 'eval' };
   }
 
   /** SHA1 of the script body (what EVALSHA and SCRIPT EXISTS take). */
@@ -51,6 +74,11 @@ export class LuaScript<TReply = unknown> {
   /** The script body sent to Redis, includes resolved. */
   get body(): string {
     return this.source.body;
+  }
+
+  /** Where each line of {@link body} came from. @internal */
+  get origins(): ScriptSource['origins'] {
+    return this.source.origins;
   }
 
   /**
@@ -73,10 +101,10 @@ export class LuaScript<TReply = unknown> {
     return this.evaluate(keys, args);
   }
 
-  /** EVALSHA, then EVAL once on NOSCRIPT; failures mapped by {@link scriptError}. */
+  /** EVALSHA, then EVAL once on NOSCRIPT (or FCALL, again once the library is loaded); failures mapped by {@link scriptError}. */
   private evaluate(keys: readonly string[], args: readonly ScriptArg[]): Promise<TReply> {
     return (this.send(keys, args).promise as Promise<TReply>).then(undefined, (err: unknown) => {
-      const retry = this.resendAfterNoScript(err, keys, args);
+      const retry = this.resend(err, keys, args);
       if (!retry) throw this.scriptError(err);
       return (retry.promise as Promise<TReply>).then(undefined, (failure: unknown) => {
         throw this.scriptError(failure);
@@ -85,21 +113,53 @@ export class LuaScript<TReply = unknown> {
   }
 
   /**
-   * Writes EVALSHA and returns its ioredis `Command` (its `promise` settles with the reply; a caller
-   * may `reject` it, e.g. at a deadline). NOSCRIPT is not handled here: see {@link resendAfterNoScript}. The hot
-   * path of `run` and of the rate limiter: one Command, no wrapper objects. @internal
+   * Writes EVALSHA (FCALL in functions mode) and returns its ioredis `Command` (its `promise` settles
+   * with the reply; a caller may `reject` it, e.g. at a deadline). A missing script is not handled
+   * here: see {@link resend}. The hot path of `run` and of the rate limiter: one Command, no wrapper
+   * objects. @internal
    */
   send(keys: readonly string[], args: readonly ScriptArg[]): Command {
-    return this.write('evalsha', this.source.sha, keys, args);
+    const { functions } = this.host;
+    const command = this.command(this.commands.first, functions ? functions.functionName(this.name) : this.source.sha, keys, args);
+    if (this.toReplica) readFromReplica(command);
+    this.write(command);
+    return command;
   }
 
   /**
-   * After a failed EVALSHA: when it failed with NOSCRIPT (the script did not run), writes the same call
-   * as EVAL of the whole body, which runs it and caches it on that node, and returns that Command;
-   * otherwise undefined (the failure stands). @internal
+   * After a failed first attempt, the same call sent again when the failure says that the server
+   * lacked the script, so that nothing ran; otherwise undefined (the failure stands). The failure is
+   * recognised by its error code alone, never by the rest of its text (Valkey 8 shortened NOSCRIPT's):
+   * - EVALSHA's `NOSCRIPT`: the call goes out as EVAL of the whole body, which runs the script and
+   *   caches it on that node;
+   * - FCALL's `ERR` (functions mode): no error from inside the library's functions has that code (see
+   *   lib/scripts/function-library.ts), so the function was not there. The returned Command is written
+   *   once the library is loaded on every master that lacks it, to the master (a replica may not have
+   *   the library yet); if loading fails, it is rejected with that failure. A Command rejected before
+   *   (a caller's deadline) is not written. @internal
    */
-  resendAfterNoScript(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Command | undefined {
-    return isNoScriptError(err) ? this.write('eval', this.source.body, keys, args) : undefined;
+  resend(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Command | undefined {
+    const { functions } = this.host;
+    if (!functions) {
+      if (!isNoScriptError(err)) return undefined;
+      const command = this.command(this.commands.resend, this.source.body, keys, args);
+      if (this.toReplica) readFromReplica(command);
+      this.write(command);
+      return command;
+    }
+    if (!isReplyError(err) || replyCode(err) !== 'ERR') return undefined;
+    const command = this.command(this.commands.resend, functions.functionName(this.name), keys, args);
+    let abandoned = false;
+    command.promise.catch(() => {
+      abandoned = true;
+    });
+    functions.ensureLoaded().then(
+      () => {
+        if (!abandoned) this.write(command);
+      },
+      (failure: unknown) => command.reject(failure instanceof Error ? failure : new Error(String(failure))),
+    );
+    return command;
   }
 
   /**
@@ -108,20 +168,28 @@ export class LuaScript<TReply = unknown> {
    * connection errors and time-outs become {@link RedisLuaUnavailableError}. @internal
    */
   scriptError(err: unknown): LuaScriptError | RedisLuaUnavailableError {
-    return (
-      unavailableError(err, `script "${this.name}"`) ??
-      LuaScriptError.fromReply(this.name, this.sha, this.source.origins, isReplyError(err) ? err : new Error(String(err)))
+    const unavailable = unavailableError(err, `script "${this.name}"`);
+    if (unavailable) return unavailable;
+    const reply = isReplyError(err) ? err : new Error(String(err));
+    const { functions } = this.host;
+    return LuaScriptError.fromReply(
+      this.name,
+      this.sha,
+      functions ? (line) => functions.origin(line) : (line) => this.source.origins[line - 1],
+      reply,
     );
   }
 
-  private write(name: 'evalsha' | 'eval', script: string, keys: readonly string[], args: readonly ScriptArg[]): Command {
-    this.host.coalescer?.beforeWrite();
+  private command(name: string, script: string, keys: readonly string[], args: readonly ScriptArg[]): Command {
     const options = this.friendlyErrorStacks ? { ...this.commandOptions, errorStack: new Error() } : this.commandOptions;
-    const command = new Command(name, [script, keys.length, ...keys, ...args], options);
+    return new Command(name, [script, keys.length, ...keys, ...args], options);
+  }
+
+  private write(command: Command): void {
+    this.host.coalescer?.beforeWrite();
     // What the client's `evalsha(...)` does, without its per-call wrapper: it routes the command
     // (cluster slot, offline queue) and applies commandTimeout.
     void this.host.client.sendCommand(command);
-    return command;
   }
 
   /**
@@ -130,7 +198,8 @@ export class LuaScript<TReply = unknown> {
    * @internal
    */
   onClient(client: Redis | Cluster): LuaScript<TReply> {
-    return new LuaScript<TReply>(this.name, this.source, { client, debugLogger: this.host.debugLogger }, this.numberOfKeys);
+    const { debugLogger, functions } = this.host;
+    return new LuaScript<TReply>(this.name, this.source, { client, debugLogger, functions }, this.numberOfKeys);
   }
 
   /** `run` with the `debug` log line (keys and duration). */

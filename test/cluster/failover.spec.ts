@@ -1,10 +1,13 @@
 /**
  * A private Redis Cluster (3 masters + 3 replicas, cluster-node-timeout 1000 ms): a master is killed
  * (kill -9) while every feature is under load. Its replica takes over; the same app keeps working.
+ * In both script modes: under EVAL the new master's empty script cache costs NOSCRIPT → EVAL; with
+ * Redis Functions the library was replicated, so nothing is loaded again.
  */
 import type { INestApplication } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { LuaScriptEngine, RateLimiterService, RedisLuaHealthIndicator } from 'nest-redis-lua';
+import { commandCalls } from '../harness/commandstats';
 import { RedisClusterHarness } from '../harness/redis-server';
 import { boundFor } from '../harness/timing';
 import { featureApp, featureOps, newTally } from '../reliability/fixtures/features';
@@ -19,13 +22,15 @@ jest.setTimeout(120_000);
 const FAILOVER_ERRORS =
   /^(RedisLuaUnavailableError: nest-redis-lua: .*Redis is unavailable: (Connection is closed|Too many Cluster redirections|it refused the call \((CLUSTERDOWN|MOVED|TRYAGAIN)|Reached the max retries per request limit|no reply within option "commandTimeout")|LockTimeoutError|SemaphoreTimeoutError|CacheWaitTimeoutError)/;
 
-describe('cluster failover under load (3 masters + 3 replicas)', () => {
+describe.each(['eval', 'functions'] as const)('cluster failover under load (3 masters + 3 replicas), scripts: %s', (scripts) => {
   let cluster: RedisClusterHarness;
   let app: INestApplication;
 
   beforeAll(async () => {
     cluster = await RedisClusterHarness.start({ masters: 3, replicasPerMaster: 1, clusterNodeTimeoutMs: 1_000 });
-    app = await featureApp({ cluster: { nodes: cluster.nodes }, keyPrefix: 'fo' });
+    app = await featureApp({ cluster: { nodes: cluster.nodes }, keyPrefix: 'fo', scripts });
+    // From here on, commandstats count only what the load and the failover cost.
+    for (const server of cluster.servers) server.cli('config', 'resetstat');
   }, 60_000);
   afterAll(async () => {
     await app?.close();
@@ -70,21 +75,37 @@ describe('cluster failover under load (3 masters + 3 replicas)', () => {
     const lost = Math.max(0, tally.rateAllowed - stored);
     expect(stored).toBeLessThanOrEqual(tally.rateAllowed + tally.rateDegraded);
 
-    // Scripts on the new master: the calls above already went through NOSCRIPT → EVAL; the health
-    // indicator loads every other registered script.
+    const engine = app.get(LuaScriptEngine);
+    const stats = cluster.servers.filter((server) => server.running).map((server) => server.cli('info', 'commandstats'));
+    const calls = (command: string): number => commandCalls(stats, command);
+    if (scripts === 'functions') {
+      // The library was replicated before the kill: no FUNCTION LOAD, no EVAL after the failover.
+      expect(engine.functions!.loads).toBe(0);
+      expect(calls('function|load')).toBe(0);
+      expect(calls('eval') + calls('evalsha')).toBe(0);
+      expect(calls('fcall')).toBeGreaterThan(0);
+    } else {
+      // The new master's script cache was empty: the calls above went through NOSCRIPT → EVAL.
+      expect(calls('eval')).toBeGreaterThan(0);
+    }
+    // The health indicator loads whatever a master still lacks (every other registered script under EVAL).
     const health = await app.get(RedisLuaHealthIndicator).isHealthy('redis', { timeoutMs: 5_000 });
     expect(health.redis.status).toBe('up');
-    const engine = app.get(LuaScriptEngine);
+    if (scripts === 'functions') expect(health.redis).toMatchObject({ scriptsReloaded: 0 });
     for (const master of cluster.masters()) {
       const client = new Redis({ host: master.host, port: master.port });
       try {
-        expect(await client.script('EXISTS', ...engine.scripts.map((s) => s.sha))).toEqual(engine.scripts.map(() => 1));
+        if (scripts === 'functions') {
+          expect(await client.call('FUNCTION', 'LIST', 'LIBRARYNAME', engine.functions!.current().name)).toHaveLength(1);
+        } else {
+          expect(await client.script('EXISTS', ...engine.scripts.map((s) => s.sha))).toEqual(engine.scripts.map(() => 1));
+        }
       } finally {
         client.disconnect();
       }
     }
 
-    recordAll('cluster: kill -9 a master', 'cluster 3+3', results, (f) =>
+    recordAll(`cluster: kill -9 a master (scripts: ${scripts})`, 'cluster 3+3', results, (f) =>
       f === 'rate limit'
         ? `failover ${(failoverMs / 1000).toFixed(1)} s, all resumed ${(resumeMs / 1000).toFixed(1)} s; ${tally.rateDegraded} failed open; ${lost} acknowledged hits lost`
         : f === 'lock'

@@ -2,7 +2,8 @@
 /**
  * `npm run test:compat`: the whole suite against each older supported version set, one after another.
  * A set is a folder of test/compat/ holding `versions.json` (exact versions of NestJS, ioredis and
- * the Nest packages the tests use) and `package-lock.json` (the rest of the tree, pinned).
+ * the Nest packages the tests use, and optionally `"scripts": "functions"`: the script mode the
+ * suites run in) and `package-lock.json` (the rest of the tree, pinned).
  *
  * For each set it copies the working tree (without node_modules and build output) into a scratch
  * folder outside the repository, writes a package.json whose devDependencies are the repository's
@@ -55,8 +56,8 @@ function fail(message) {
   process.exit(1);
 }
 
-function sh(command, commandArgs, cwd) {
-  const result = spawnSync(command, commandArgs, { cwd, stdio: 'inherit', env: process.env });
+function sh(command, commandArgs, cwd, env = process.env) {
+  const result = spawnSync(command, commandArgs, { cwd, stdio: 'inherit', env });
   if (result.error) fail(`${command} ${commandArgs.join(' ')}: ${result.error.message}`);
   return result.status ?? 1;
 }
@@ -149,7 +150,14 @@ function runSet(set) {
   if (sh('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], scratch) !== 0) fail(`${set}: the type-check failed`);
   // Last, so that the array option takes no jest argument of the caller; '/node_modules/' is jest's
   // default, which the option replaces.
-  return sh('npx', ['jest', ...jestArgs, '--testPathIgnorePatterns', '/node_modules/', ...VERSION_INDEPENDENT], scratch);
+  // A set's "scripts" runs its suites in that script mode (test/harness/harness-env.ts), so that CI
+  // runs the whole suite under EVAL and under Redis Functions, each on both NestJS and ioredis majors.
+  const scripts = versions.scripts ?? 'eval';
+  console.log(`test:compat: ${set}: scripts: '${scripts}'`);
+  return sh('npx', ['jest', ...jestArgs, '--testPathIgnorePatterns', '/node_modules/', ...VERSION_INDEPENDENT], scratch, {
+    ...process.env,
+    NRL_TEST_SCRIPTS: scripts,
+  });
 }
 
 let failed = 0;

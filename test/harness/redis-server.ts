@@ -264,8 +264,8 @@ export class RedisClusterHarness {
   }
 
   /**
-   * Waits until every running node reports cluster_state:ok, all 16384 slots are served and every
-   * replica has finished its initial sync. Polls CLUSTER INFO: the cluster has no event to await.
+   * Waits until every running node reports cluster_state:ok, all 16384 slots are served, every
+   * replica has finished its initial sync and CLUSTER SLOTS lists every running node. Polls CLUSTER INFO: the cluster has no event to await.
    */
   async waitUntilHealthy(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -275,10 +275,14 @@ export class RedisClusterHarness {
         try {
           const info = s.cli('cluster', 'info');
           const replication = s.cli('info', 'replication');
+          // CLUSTER SLOTS lists a replica only once the cluster has heard of its replication offset
+          // (a ping or two after its sync): clients learn replicas from it (readFrom: 'replica').
+          const listed = s.cli('cluster', 'slots').match(/^[0-9a-f]{40}$/gm)?.length ?? 0;
           return (
             info.includes('cluster_state:ok') &&
             info.includes('cluster_slots_ok:16384') &&
-            (!replication.includes('role:slave') || replication.includes('master_link_status:up'))
+            (!replication.includes('role:slave') || replication.includes('master_link_status:up')) &&
+            listed === running.length
           );
         } catch {
           return false;

@@ -14,7 +14,7 @@ import type { INestApplication, ModuleMetadata } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisLuaModuleOptions } from '../../lib';
-import { harnessAddresses } from './harness-env';
+import { harnessAddresses, harnessScripts } from './harness-env';
 
 export type Topology = 'standalone' | 'cluster';
 export const TOPOLOGIES: readonly Topology[] = ['standalone', 'cluster'];
@@ -29,8 +29,11 @@ export function uniquePrefix(): string {
 
 export interface TopologyContext {
   readonly topology: Topology;
-  /** `{ url }` or `{ cluster: { nodes } }` for `RedisLuaModule.forRoot`. */
-  connection(): Pick<RedisLuaModuleOptions, 'url' | 'cluster'>;
+  /**
+   * `{ url }` or `{ cluster: { nodes } }` for `RedisLuaModule.forRoot`, with `scripts: 'functions'`
+   * when the run is in functions mode (NRL_TEST_SCRIPTS, see harness-env.ts).
+   */
+  connection(): Pick<RedisLuaModuleOptions, 'url' | 'cluster' | 'scripts'>;
   /** A new ioredis client (Redis or Cluster) of this topology, closed after the suite. */
   client(): Redis | Cluster;
   /** One plain client per master (one for standalone), closed after the suite. */
@@ -73,8 +76,8 @@ export function topologyContext(topology: Topology): TopologyContext {
     topology,
     connection: () =>
       topology === 'standalone'
-        ? { url: `redis://${addresses.standalone.host}:${addresses.standalone.port}` }
-        : { cluster: { nodes: addresses.cluster } },
+        ? { url: `redis://${addresses.standalone.host}:${addresses.standalone.port}`, ...harnessScripts() }
+        : { cluster: { nodes: addresses.cluster }, ...harnessScripts() },
     client: () => track(topology === 'standalone' ? new Redis(addresses.standalone) : new Cluster(addresses.cluster)),
     masters: async () => {
       if (topology === 'standalone') return [track(new Redis(addresses.standalone))];

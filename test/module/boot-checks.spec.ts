@@ -248,8 +248,8 @@ describe('unknown option keys fail, naming the key and the nearest known one', (
     expect((await boot({ ratelimit: { limit: 5 } }))?.message).toBe(
       'nest-redis-lua: unknown option "ratelimit" (did you mean "rateLimit"?)',
     );
-    expect((await boot({ scripts: 'functions' }))?.message).toMatch(
-      /^nest-redis-lua: unknown option "scripts" \(known: url, redis, cluster, client, keyPrefix/,
+    expect((await boot({ transport: 'tcp' }))?.message).toMatch(
+      /^nest-redis-lua: unknown option "transport" \(known: url, redis, cluster, client, keyPrefix/,
     );
     expect((await boot({ keyprefix: 'x' }))?.message).toMatch(/unknown option "keyprefix" \(did you mean "keyPrefix"\?\)/);
     expect((await boot({ rateLimit: { windowMS: 1000 } }))?.message).toMatch(
