@@ -51,22 +51,16 @@ export async function functionsSuite(port: number, admin: Redis, workload: Workl
     setup: `${workload.concurrency} in flight, ${workload.ops} ops × ${rounds} interleaved rounds, standalone`,
     columns: LIBRARY_COLUMNS,
     rows: rows.map((r) => ({ name: r.name, values: rowValues(r) })),
-    targets: shapes.flatMap((shape) => [
-      {
-        ...limitCheck(`${shape}: client CPU functions ÷ eval`, by(`functions: ${shape}`).cpuUsPerOp / by(`eval: ${shape}`).cpuUsPerOp, 1.1),
+    // No target in the issue: the ratios are reported (within this machine's noise, 0.9–1.1, in our runs).
+    targets: shapes.flatMap((shape) =>
+      (['cpuUsPerOp', 'redisUsPerOp'] as const).map((key) => ({
+        description: `${shape}: ${key === 'cpuUsPerOp' ? 'client CPU' : 'Redis µs'} functions ÷ eval`,
+        measured: by(`functions: ${shape}`)[key] / by(`eval: ${shape}`)[key],
         target: '(reported)',
         met: true,
-      },
-      {
-        ...limitCheck(
-          `${shape}: Redis µs functions ÷ eval`,
-          by(`functions: ${shape}`).redisUsPerOp / by(`eval: ${shape}`).redisUsPerOp,
-          1.1,
-        ),
-        target: '(reported)',
-        met: true,
-      },
-    ]),
+        reference: true,
+      })),
+    ),
   };
   const failovers: Array<{ name: string; values: Record<string, number> }> = [];
   for (const mode of MODES) failovers.push({ name: mode, values: await failoverRun(mode) });

@@ -39,6 +39,8 @@ export class FunctionsRuntime implements FunctionsHost {
 
   constructor(
     private readonly scripts: () => readonly LibraryScript[],
+    /** How many scripts are registered (cheap: asked on every call, the library is rebuilt when it grows). */
+    private readonly registered: () => number,
     /** The masters, once the connection is ready. */
     private readonly masters: () => Promise<Redis[]>,
     private readonly version: string,
@@ -46,8 +48,8 @@ export class FunctionsRuntime implements FunctionsHost {
 
   /** The library of the scripts registered now. */
   current(): FunctionLibrary {
-    const scripts = this.scripts();
-    if (!this.library || this.builtFrom !== scripts.length) {
+    if (!this.library || this.builtFrom !== this.registered()) {
+      const scripts = this.scripts();
       this.library = buildFunctionLibrary(scripts, this.version);
       this.builtFrom = scripts.length;
     }

@@ -47,6 +47,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
     if (options.scripts === 'functions') {
       this.functions = new FunctionsRuntime(
         () => this.scripts,
+        () => this.registered.size,
         () => this.scriptNodes(),
         PACKAGE_VERSION,
       );
@@ -132,7 +133,8 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
       if (this.connection.owned) this.connection.client.disconnect();
       throw new Error(
         `nest-redis-lua: cannot load Lua scripts into Redis at ${this.connection.description}: ${(err as Error).message}. ` +
-          'Check that Redis is running and reachable, or set lazyConnect: true to connect on first use.',
+          'Check that Redis is running and reachable, or set lazyConnect: true to connect on first use.' +
+          (this.functions ? ` Option "scripts": 'functions' needs Redis 7 or later and the FUNCTION LIST and FUNCTION LOAD commands.` : ''),
         { cause: err },
       );
     } finally {

@@ -59,8 +59,9 @@ export class LuaScript<TReply = unknown> {
     this.friendlyErrorStacks = options.showFriendlyErrorStack === true;
     this.readOnly = isReadOnlyScript(source.body);
     this.toReplica = this.readOnly && host.replicaReads === true;
+    const fcall = this.readOnly ? 'fcall_ro' : 'fcall';
     this.commands = host.functions
-      ? { first: this.readOnly ? 'fcall_ro' : 'fcall', resend: this.readOnly ? 'fcall_ro' : 'fcall' }
+      ? { first: fcall, resend: fcall }
       : this.toReplica
         ? { first: 'evalsha_ro', resend: 'eval_ro' }
         : { first: 'evalsha', resend: 'eval' };

@@ -254,6 +254,26 @@ describe('functions mode: errors, libraries and options', () => {
     }
   });
 
+  it('a server that refuses the FUNCTION commands (an ACL) fails boot, saying what the mode needs', async () => {
+    server.cli('acl', 'setuser', 'nofunctions', 'on', '>pw', '~*', '&*', '+@all', '-function');
+    const err = await NestFactory.createApplicationContext(
+      (() => {
+        @Module({
+          imports: [RedisLuaModule.forRoot({ url: `redis://nofunctions:pw@${server.host}:${server.port}`, scripts: 'functions' })],
+        })
+        class AppModule {}
+        return AppModule;
+      })(),
+      { logger: false, abortOnError: false },
+    ).then(
+      (ctx) => ctx.close().then(() => undefined),
+      (e: Error) => e.message,
+    );
+    expect(err).toMatch(/^nest-redis-lua: cannot load Lua scripts into Redis at .*: NOPERM .*function/);
+    expect(err).toContain(`Option "scripts": 'functions' needs Redis 7 or later and the FUNCTION LIST and FUNCTION LOAD commands.`);
+    server.cli('acl', 'deluser', 'nofunctions');
+  });
+
   it('checks the options at boot, naming them', async () => {
     const bootError = (options: object) =>
       NestFactory.createApplicationContext(
