@@ -156,13 +156,20 @@ describe('functions mode: errors, libraries and options', () => {
   });
   afterAll(() => server.destroy());
 
-  const bootApp = async (options: RedisLuaModuleOptions): Promise<INestApplication> => {
+  /** An app with `options` and the erroring script; `logger: true` logs through Nest's Logger. */
+  const bootApp = async (options: RedisLuaModuleOptions, logger = false): Promise<INestApplication> => {
     @Module({ imports: [RedisLuaModule.forRoot(options), RedisLuaModule.forFeature([ERRORING])], providers: [Erroring] })
     class AppModule {}
-    const app = await NestFactory.create(AppModule, { logger: false });
+    const app = await NestFactory.create(AppModule, { abortOnError: false, ...(logger ? {} : { logger: false }) });
     await app.init();
     return app;
   };
+  /** The message boot fails with, or undefined when it succeeds. */
+  const bootError = (options: object): Promise<string | undefined> =>
+    bootApp(options as RedisLuaModuleOptions).then(
+      (app) => app.close().then(() => undefined),
+      (err: Error) => err.message,
+    );
 
   it.each(['eval', 'functions'] as const)(
     'scripts: %s: a script error names the .lua file and line it came from (includes mapped), with code ERR',
@@ -195,16 +202,9 @@ describe('functions mode: errors, libraries and options', () => {
     const spy = jest.spyOn(Logger.prototype, 'log').mockImplementation(function (this: Logger, message: unknown) {
       if ((this as unknown as { context?: string }).context === 'RedisLua') logged.push(String(message));
     });
-    let app: INestApplication | undefined;
+    let app: INestApplication;
     try {
-      app = await NestFactory.create(
-        (() => {
-          @Module({ imports: [RedisLuaModule.forRoot({ url: server.url, keyPrefix: 'lib', scripts: 'functions' })] })
-          class AppModule {}
-          return AppModule;
-        })(),
-      );
-      await app.init();
+      app = await bootApp({ url: server.url, keyPrefix: 'lib', scripts: 'functions' }, true);
     } finally {
       spy.mockRestore();
     }
@@ -222,15 +222,7 @@ describe('functions mode: errors, libraries and options', () => {
       expect(server.cli('fcall', 'nrl_0_0_1_0123456789__0_x', '0')).toBe('1');
       // The same scripts give the same library: a second instance loads nothing.
       server.cli('config', 'resetstat');
-      const second = await NestFactory.create(
-        (() => {
-          @Module({ imports: [RedisLuaModule.forRoot({ url: server.url, keyPrefix: 'lib', scripts: 'functions' })] })
-          class AppModule {}
-          return AppModule;
-        })(),
-        { logger: false },
-      );
-      await second.init();
+      const second = await bootApp({ url: server.url, keyPrefix: 'lib', scripts: 'functions' });
       expect(second.get(LuaScriptEngine).functions!.current().name).toBe(name);
       await second.close();
       expect(commandCalls(statsOf([server]), 'function|load')).toBe(0);
@@ -256,37 +248,13 @@ describe('functions mode: errors, libraries and options', () => {
 
   it('a server that refuses the FUNCTION commands (an ACL) fails boot, saying what the mode needs', async () => {
     server.cli('acl', 'setuser', 'nofunctions', 'on', '>pw', '~*', '&*', '+@all', '-function');
-    const err = await NestFactory.createApplicationContext(
-      (() => {
-        @Module({
-          imports: [RedisLuaModule.forRoot({ url: `redis://nofunctions:pw@${server.host}:${server.port}`, scripts: 'functions' })],
-        })
-        class AppModule {}
-        return AppModule;
-      })(),
-      { logger: false, abortOnError: false },
-    ).then(
-      (ctx) => ctx.close().then(() => undefined),
-      (e: Error) => e.message,
-    );
+    const err = await bootError({ url: `redis://nofunctions:pw@${server.host}:${server.port}`, scripts: 'functions' });
     expect(err).toMatch(/^nest-redis-lua: cannot load Lua scripts into Redis at .*: NOPERM .*function/);
     expect(err).toContain(`Option "scripts": 'functions' needs Redis 7 or later and the FUNCTION LIST and FUNCTION LOAD commands.`);
     server.cli('acl', 'deluser', 'nofunctions');
   });
 
   it('checks the options at boot, naming them', async () => {
-    const bootError = (options: object) =>
-      NestFactory.createApplicationContext(
-        (() => {
-          @Module({ imports: [RedisLuaModule.forRoot(options as RedisLuaModuleOptions)] })
-          class AppModule {}
-          return AppModule;
-        })(),
-        { logger: false, abortOnError: false },
-      ).then(
-        (ctx) => ctx.close().then(() => undefined),
-        (err: Error) => err.message,
-      );
     expect(await bootError({ url: server.url, scripts: 'function' })).toBe(
       'nest-redis-lua: option "scripts" must be one of eval, functions, got "function"',
     );
