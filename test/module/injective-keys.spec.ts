@@ -26,6 +26,7 @@ import {
 } from 'nest-redis-lua';
 import { compileLockResource, resolveLockResource } from '../../lib/lock/lock-resource';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
+import { DECIDED } from '../harness/decided';
 import { deferred } from '../lock/lock-test-utils';
 
 const MINUTE = 60_000;
@@ -77,7 +78,7 @@ function controllers(gate: Gate) {
 
 async function httpApp(t: TopologyContext, platform: Platform, gate: Gate): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
-    imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix() })],
+    imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit: DECIDED })],
     controllers: controllers(gate),
   }).compile();
   const app =

@@ -20,6 +20,7 @@ import {
 } from 'nest-redis-lua';
 import { harnessAddresses } from '../harness/harness-env';
 import { describeTopologies } from '../harness/topologies';
+import { DECIDED } from '../harness/decided';
 
 interface ProtocolVariant {
   readonly name: string;
@@ -59,7 +60,10 @@ describe.each(VARIANTS)('script replies over $name', (variant) => {
           ? new Redis({ ...addresses.standalone, ...variant.options })
           : new Cluster(addresses.cluster, { redisOptions: variant.options });
       clients.push(client);
-      const app = await t.app([RedisLuaModule.forRoot({ client, keyPrefix: t.prefix() }), RedisLuaModule.forFeature([SHAPES])]);
+      const app = await t.app([
+        RedisLuaModule.forRoot({ client, keyPrefix: t.prefix(), rateLimit: DECIDED }),
+        RedisLuaModule.forFeature([SHAPES]),
+      ]);
       return { app, client };
     };
 

@@ -17,6 +17,7 @@ import {
 } from 'nest-redis-lua';
 import request from 'supertest';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
+import { DECIDED } from '../harness/decided';
 
 const ALGORITHMS: RateLimitAlgorithm[] = ['sliding-log', 'sliding-window', 'token-bucket', 'fixed-window'];
 const HOUR = 3_600_000;
@@ -25,7 +26,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /** A slow call under load stays a decision (never a fail-open admission); `rateLimit` may override it. */
 async function limiter(t: TopologyContext, rateLimit: RateLimitModuleOptions = { localCacheSize: 0 }): Promise<RateLimiterService> {
-  const options: RateLimitModuleOptions = { failMode: 'closed', timeoutMs: 60_000, ...rateLimit };
+  const options: RateLimitModuleOptions = { ...DECIDED, ...rateLimit };
   const app = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit: options })]);
   return app.get(RateLimiterService);
 }
@@ -101,7 +102,7 @@ async function countingApp(t: TopologyContext, platform: 'express' | 'fastify'):
       RedisLuaModule.forRoot({
         ...t.connection(),
         keyPrefix: t.prefix(),
-        rateLimit: { localCacheSize: 0, failMode: 'closed', timeoutMs: 60_000 },
+        rateLimit: { localCacheSize: 0, ...DECIDED },
       }),
     ],
     controllers: [CountingController],

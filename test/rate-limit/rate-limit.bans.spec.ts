@@ -16,11 +16,11 @@ import {
 } from 'nest-redis-lua';
 import request from 'supertest';
 import { describeTopologies } from '../harness/topologies';
+import { DECIDED } from '../harness/decided';
 
 const ALGORITHMS: RateLimitAlgorithm[] = ['sliding-log', 'sliding-window', 'token-bucket', 'fixed-window'];
 const HOUR = 3_600_000;
 /** A slow call under load is slow, never a fail-open admission counted as a decision. */
-const NEVER_DEGRADED: RateLimitModuleOptions = { failMode: 'closed', timeoutMs: 60_000 };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -42,7 +42,7 @@ class BannedController {
 describeTopologies('rate limit: manual bans', (t) => {
   async function app(
     prefix: string,
-    rateLimit: RateLimitModuleOptions = { bans: true, localCacheSize: 0, ...NEVER_DEGRADED },
+    rateLimit: RateLimitModuleOptions = { bans: true, localCacheSize: 0, ...DECIDED },
   ): Promise<INestApplication> {
     const nest = await t.app([RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix, rateLimit })], {
       controllers: [BannedController],
@@ -120,7 +120,7 @@ describeTopologies('rate limit: manual bans', (t) => {
 
   it('every instance honours a ban; a denial by a ban is cached for a second at most', async () => {
     const prefix = t.prefix();
-    const [a, b] = [await limiter(prefix, { bans: true, ...NEVER_DEGRADED }), await limiter(prefix, { bans: true, ...NEVER_DEGRADED })];
+    const [a, b] = [await limiter(prefix, { bans: true, ...DECIDED }), await limiter(prefix, { bans: true, ...DECIDED })];
     const rule = { limit: 5, windowMs: HOUR };
     await a.block('carol', HOUR, 'abuse');
     expect((await b.consume('carol', rule)).ban).toEqual({ reason: 'abuse' });
@@ -163,7 +163,7 @@ describeTopologies('rate limit: manual bans', (t) => {
 
   it('block(key, 1000) on one instance: 429 on another at once, admitted again once it ends', async () => {
     const prefix = t.prefix();
-    const [one, other] = [await app(prefix, { bans: true, ...NEVER_DEGRADED }), await app(prefix, { bans: true, ...NEVER_DEGRADED })];
+    const [one, other] = [await app(prefix, { bans: true, ...DECIDED }), await app(prefix, { bans: true, ...DECIDED })];
     await request(other.getHttpServer()).get('/ban/a').expect(200);
     await one.get(RateLimiterService).block('127.0.0.1', 1_000);
     const denied = await request(other.getHttpServer()).get('/ban/a').expect(429);
@@ -175,7 +175,7 @@ describeTopologies('rate limit: manual bans', (t) => {
   });
 
   it('refuses ban calls when bans are off, and bad arguments, before any Redis call', async () => {
-    const off = await limiter(t.prefix(), NEVER_DEGRADED);
+    const off = await limiter(t.prefix(), DECIDED);
     const offMessage =
       'nest-redis-lua: RateLimiterService.block: bans are off, so no limit would check this one: enable them with forRoot({ rateLimit: { bans: true } })';
     await expect(off.block('x', 1_000)).rejects.toEqual(new RateLimitInputError(offMessage));

@@ -17,6 +17,7 @@ import {
 } from 'nest-redis-lua';
 import request from 'supertest';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
+import { DECIDED } from '../harness/decided';
 
 const userKey: RateLimitRouteOptions['key'] = (ctx) =>
   String(ctx.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>().headers['x-user'] ?? 'anonymous');
@@ -44,7 +45,10 @@ type Applied = 'consumer' | 'install' | 'install-after-init' | 'none';
 
 function appModule(t: TopologyContext, withMiddleware: boolean): new () => NestModule {
   const prefix = t.prefix();
-  @Module({ imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix })], controllers: [EarlyController] })
+  @Module({
+    imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: prefix, rateLimit: DECIDED })],
+    controllers: [EarlyController],
+  })
   class AppModule implements NestModule {
     configure(consumer: MiddlewareConsumer): void {
       if (withMiddleware) consumer.apply(RateLimitMiddleware).forRoutes('*');

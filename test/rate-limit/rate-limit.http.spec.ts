@@ -6,6 +6,7 @@ import { WsException } from '@nestjs/websockets';
 import request from 'supertest';
 import { RateLimit, RateLimitGuard, RateLimiterService, RedisLuaModule, SkipRateLimit, type RateLimitModuleOptions } from 'nest-redis-lua';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
+import { DECIDED } from '../harness/decided';
 
 const MINUTE = 60_000;
 
@@ -130,7 +131,7 @@ async function httpApp(
   global: boolean | typeof RateLimitGuard = false,
 ): Promise<INestApplication> {
   @Module({
-    imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit })],
+    imports: [RedisLuaModule.forRoot({ ...t.connection(), keyPrefix: t.prefix(), rateLimit: { ...DECIDED, ...rateLimit } })],
     controllers,
     providers: global ? [{ provide: APP_GUARD, useClass: global === true ? RateLimitGuard : global }] : [Noop],
   })

@@ -17,6 +17,7 @@ import { LockService, RateLimit, RedisLuaModule, WithLock, type RedisLuaModuleOp
 import { freePort } from '../harness/redis-server';
 import { io, type Socket } from 'socket.io-client';
 import { describeTopologies } from '../harness/topologies';
+import { DECIDED } from '../harness/decided';
 
 const HOUR = 3_600_000;
 
@@ -95,7 +96,7 @@ describeTopologies('rate limit over GraphQL and WebSocket', (t) => {
     imports: NonNullable<Parameters<typeof Module>[0]>['imports'],
     providers: Array<new () => object>,
     fastify: boolean,
-    options: RedisLuaModuleOptions = { ...t.connection(), rateLimit: { failMode: 'closed', timeoutMs: 60_000 } },
+    options: RedisLuaModuleOptions = { ...t.connection(), rateLimit: DECIDED },
   ) {
     @Module({ imports: [RedisLuaModule.forRoot({ ...options, keyPrefix: t.prefix() }), ...(imports ?? [])], providers })
     class AppModule {}

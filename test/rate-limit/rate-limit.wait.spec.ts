@@ -6,6 +6,7 @@
  */
 import { RateLimitInputError, RateLimiterService, RedisLuaModule, type RateLimitResult, type RateLimitRule } from 'nest-redis-lua';
 import { describeTopologies, type TopologyContext } from '../harness/topologies';
+import { DECIDED } from '../harness/decided';
 
 const SECOND_US = 1_000_000;
 
@@ -16,7 +17,7 @@ async function limiters(t: TopologyContext, count: number, prefix = t.prefix()):
       RedisLuaModule.forRoot({
         ...t.connection(),
         keyPrefix: prefix,
-        rateLimit: { localCacheSize: 0, failMode: 'closed', timeoutMs: 60_000 },
+        rateLimit: { localCacheSize: 0, ...DECIDED },
       }),
     ]);
     services.push(app.get(RateLimiterService));

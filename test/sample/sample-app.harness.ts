@@ -23,7 +23,9 @@ export function sampleEnv(t: TopologyContext, extra: Record<string, string> = {}
     t.topology === 'cluster'
       ? { REDIS_CLUSTER_NODES: cluster.map((node) => `${node.host}:${node.port}`).join(',') }
       : { REDIS_URL: `redis://${standalone.host}:${standalone.port}` };
-  return { ...connection, REDIS_KEY_PREFIX: t.prefix(), SAMPLE_SLOW_LOADER_MS: '300', ...extra };
+  // The rate limits count exactly: a slow answer on a loaded machine is waited for, never failed open.
+  const decided = { RATE_LIMIT_FAIL_MODE: 'closed', RATE_LIMIT_TIMEOUT_MS: '60000' };
+  return { ...connection, ...decided, REDIS_KEY_PREFIX: t.prefix(), SAMPLE_SLOW_LOADER_MS: '300', ...extra };
 }
 
 /** The sample's AppModule, initialised, with `env` as its configuration; closed after the test. */

@@ -18,7 +18,13 @@ const redis = new Redis(requiredEnv('REDIS_URL'));
 
 @Module({
   imports: [
-    RedisLuaModule.forRoot({ client: redis, keyPrefix: process.env.REDIS_KEY_PREFIX ?? 'fresh-app' }),
+    // Exact limits: a slow Redis is waited for up to 5 s, and one that does not answer refuses (503)
+    // instead of admitting requests undecided (the default fails open after 250 ms).
+    RedisLuaModule.forRoot({
+      client: redis,
+      keyPrefix: process.env.REDIS_KEY_PREFIX ?? 'fresh-app',
+      rateLimit: { failMode: 'closed', timeoutMs: 5_000 },
+    }),
     // nest-cli.json's "assets" copies src/lua/*.lua next to the compiled code in dist/; an ES module
     // has no __dirname: import.meta.dirname is this file's folder (Node >= 20.11).
     RedisLuaModule.forFeature([{ name: 'bump', path: join(import.meta.dirname, 'lua', 'bump.lua'), numberOfKeys: 1 }]),
