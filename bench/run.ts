@@ -3,9 +3,10 @@
  * tables and writes bench/results/latest.{json,md} and chart.svg.
  *
  * Environment: BENCH_OPS (operations per round, default 20000), BENCH_ROUNDS (default 5),
- * BENCH_SUITES (comma-separated suite ids to run, default all: limiter,leaderboard,memory,http,lock,functions),
+ * BENCH_SUITES (comma-separated suite ids to run, default all: limiter,leaderboard,memory,http,lock,functions,telemetry),
  * BENCH_HTTP_SECONDS (seconds per HTTP scenario and round, default 3), BENCH_HTTP_ROUNDS (default 3), BENCH_NO_WRITE=1 (print only),
- * BENCH_FROM_TARBALL=1 (measure the build `npm pack` publishes instead of lib/: bench/harness/library-source.ts).
+ * BENCH_FROM_TARBALL=1 (measure the build `npm pack` publishes instead of lib/: bench/harness/library-source.ts),
+ * BENCH_BASELINE_LIB=.tmp/<worktree>/lib (suite telemetry: the same consume of another checkout, in the same rounds).
  */
 // First: decides which build of the library every later import loads.
 import { librarySource } from './harness/library-source';
@@ -23,6 +24,7 @@ import { leaderboardSuite } from './suites/leaderboard';
 import { httpSuite } from './suites/http';
 import { lockSuite } from './suites/lock';
 import { functionsSuite } from './suites/functions';
+import { telemetrySuite } from './suites/telemetry';
 
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 3);
 const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
@@ -30,7 +32,7 @@ const HTTP_ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 3);
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WORKLOAD: Workload = { ops: OPS, concurrency: 64, keys: 1000 };
-const SELECTED = (process.env.BENCH_SUITES ?? 'limiter,leaderboard,memory,http,lock,functions').split(',').map((s) => s.trim());
+const SELECTED = (process.env.BENCH_SUITES ?? 'limiter,leaderboard,memory,http,lock,functions,telemetry').split(',').map((s) => s.trim());
 
 async function main(): Promise<void> {
   console.log(`library: ${librarySource}`);
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
     await run('lock', () => lockSuite(app, redis, admin, WORKLOAD, ROUNDS, uncoalesced));
     await run('memory', () => memorySuite(app, admin));
     await run('functions', () => functionsSuite(server.port, admin, WORKLOAD, ROUNDS));
+    await run('telemetry', () => telemetrySuite(server.port, admin, WORKLOAD, ROUNDS));
   } finally {
     await app.close();
     await uncoalesced.close();

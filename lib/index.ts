@@ -13,6 +13,21 @@ export { RedisLuaInputError, RedisLuaUnavailableError, type RedisLuaUnavailableR
 export { RedisLuaExceptionFilter } from './core/exception-filter';
 export { RedisLuaHttpException, RedisLuaUnavailableException, type HeaderTarget } from './core/http';
 export { RedisLuaGraphQLError } from './core/transports';
+export type {
+  CacheRequestEvent,
+  ConnectionUnavailableEvent,
+  CounterRejectionEvent,
+  LeaderboardSubmissionEvent,
+  LeaseKind,
+  LockAcquireEvent,
+  LockHeldEvent,
+  LockLostEvent,
+  RateLimitDecisionEvent,
+  RedisLuaEvent,
+  RedisLuaEventListener,
+  ScriptCallEvent,
+  ScriptReloadEvent,
+} from './core/events';
 
 // Your own scripts: the engine, forFeature definitions, keys.
 export { LuaScript, type ScriptArg, type ScriptHost } from './scripts/lua-script';

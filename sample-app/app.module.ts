@@ -1,3 +1,5 @@
+// First: the OpenTelemetry meter provider must be registered before RedisLuaModule starts.
+import './metrics/otel';
 import { Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { APP_FILTER } from '@nestjs/core';
@@ -8,6 +10,7 @@ import { GamesModule } from './games/games.module';
 import { HealthModule } from './health/health.module';
 import { HelloModule } from './hello/hello.module';
 import { InventoryModule } from './inventory/inventory.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { PagesModule } from './pages/pages.module';
 import { ProductsModule } from './products/products.module';
 
@@ -29,6 +32,7 @@ export { redisOptionsFromConfig };
     ProductsModule,
     PagesModule,
     HealthModule,
+    MetricsModule,
   ],
   providers: [{ provide: APP_FILTER, useClass: RedisLuaExceptionFilter }],
 })

@@ -26,6 +26,7 @@ export function tryLines(base: string): string[] {
     `curl ${base}/products/42                             # slow the first time, then cached; misses wait for the catalog's 5/s`,
     `curl -X POST ${base}/pages/home/views                # a custom Lua script (forFeature)`,
     `curl ${base}/health`,
+    `curl ${base}/metrics                                 # OpenTelemetry metrics (Prometheus format): decisions, lock waits, ...`,
   ];
 }
 

@@ -6,6 +6,8 @@ import type { KeyBuilder } from '../scripts/key-builder';
 import type { LuaScript } from '../scripts/lua-script';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import { outcomeUnknown } from '../scripts/lua-script.errors';
+import type { CacheRequestEvent } from '../core/events';
+import type { Telemetry } from '../core/telemetry';
 import { CacheWakeup } from './cache-wakeup';
 import { LOADER_LEASE_MS, LoaderLease, leaseMs } from './cache-lease';
 import { message, mustBe } from '../core/messages';
@@ -53,6 +55,8 @@ export class CacheAsideService implements OnModuleDestroy {
   private readonly invalidateScript: LuaScript<0 | 1>;
   private readonly renewScript: LuaScript<0 | 1>;
   private readonly waiting = new Set<CacheWakeup>();
+  /** Reports each getOrLoad's outcome (when telemetry records events). */
+  private readonly telemetry?: Telemetry;
   private closing = false;
 
   constructor(
@@ -65,6 +69,7 @@ export class CacheAsideService implements OnModuleDestroy {
     this.releaseScript = engine.bundled('cache/release', 1);
     this.invalidateScript = engine.bundled('cache/invalidate', 2);
     this.renewScript = engine.bundled('cache/renew', 1);
+    if (engine.telemetry?.recording) this.telemetry = engine.telemetry;
   }
 
   /**
@@ -97,9 +102,27 @@ export class CacheAsideService implements OnModuleDestroy {
       fail(GET_OR_LOAD, 'serializer', mustBe('serializer', 'an object with serialize and deserialize functions', serializer));
     }
 
+    if (!this.telemetry) return (await this.fetch(load, waitMs)).value;
+    try {
+      const { value, outcome } = await this.fetch(load, waitMs);
+      this.report(outcome, key);
+      return value;
+    } catch (err) {
+      this.report(err instanceof CacheWaitTimeoutError ? 'timeout' : 'error', key);
+      throw err;
+    }
+  }
+
+  /** The cached value, loaded by this call or another, and how it was got (see {@link CacheRequestEvent}). */
+  private async fetch<T>(load: Load<T>, waitMs: number): Promise<{ value: T; outcome: CacheRequestEvent['outcome'] }> {
+    const { key } = load;
+    const got = (value: T, reply: [1, string] | [2], waited: boolean) => ({
+      value,
+      outcome: reply[0] === 2 ? ('miss-loaded' as const) : waited ? ('waited' as const) : ('hit' as const),
+    });
     // A hit (the common case) costs one round trip and no subscription.
     const first = await this.attempt(load);
-    if (first[0] !== 3) return this.settle(load, first);
+    if (first[0] !== 3) return got(await this.settle(load, first), first, false);
 
     // Someone else is loading: listen first, then read again, so that its PUBLISH cannot fall
     // between our read and our wait.
@@ -113,7 +136,7 @@ export class CacheAsideService implements OnModuleDestroy {
         this.assertOpen(key);
         wakeup.reset();
         const reply = await this.attempt(load);
-        if (reply[0] !== 3) return await this.settle(load, reply);
+        if (reply[0] !== 3) return got(await this.settle(load, reply), reply, true);
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new CacheWaitTimeoutError(key, waitMs);
         // Woken by the loader's PUBLISH; if it died without one, its lock expires after `pttl` ms.
@@ -149,6 +172,10 @@ export class CacheAsideService implements OnModuleDestroy {
   }
 
   /** Waiting callers stop when the application shuts down (checked before and after every wait). */
+  private report(outcome: CacheRequestEvent['outcome'], key: string): void {
+    this.telemetry?.emit({ type: 'cache.request', outcome, key });
+  }
+
   private assertOpen(key: string): void {
     if (this.closing)
       throw new CacheAsideError(message('CacheAsideService.getOrLoad', `the application is shutting down; stopped waiting for "${key}"`));

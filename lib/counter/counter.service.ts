@@ -55,7 +55,7 @@ export class BoundedCounterService {
   async increment(key: string, amount: number, max: number, options: CounterChangeOptions = {}): Promise<CounterChangeResult> {
     checkCounterInteger(amount, 'amount', INCREMENT, true);
     checkCounterInteger(max, 'max', INCREMENT);
-    return this.change(this.counterKey(key, INCREMENT), amount, max, ttlArg(options, INCREMENT));
+    return this.change(key, this.counterKey(key, INCREMENT), amount, max, ttlArg(options, INCREMENT));
   }
 
   /**
@@ -70,7 +70,7 @@ export class BoundedCounterService {
   async decrement(key: string, amount: number, min = 0, options: CounterChangeOptions = {}): Promise<CounterChangeResult> {
     checkCounterInteger(amount, 'amount', DECREMENT, true);
     checkCounterInteger(min, 'min', DECREMENT);
-    return this.change(this.counterKey(key, DECREMENT), -amount, min, ttlArg(options, DECREMENT));
+    return this.change(key, this.counterKey(key, DECREMENT), -amount, min, ttlArg(options, DECREMENT));
   }
 
   /**
@@ -117,8 +117,12 @@ export class BoundedCounterService {
     return (await this.engine.command('BoundedCounterService.delete', (client) => client.del(counterKey))) === 1;
   }
 
-  private async change(counterKey: string, delta: number, bound: number, ttl: string): Promise<CounterChangeResult> {
+  /** The change of `delta` within `bound`; a refused one is reported as a `counter.rejection` event. */
+  private async change(key: string, counterKey: string, delta: number, bound: number, ttl: string): Promise<CounterChangeResult> {
     const [applied, value] = await this.changeScript.run([counterKey], [String(delta), String(bound), ttl]);
+    if (applied !== 1 && this.engine.telemetry?.recording) {
+      this.engine.telemetry.emit({ type: 'counter.rejection', operation: delta > 0 ? 'increment' : 'decrement', key });
+    }
     return { applied: applied === 1, value: Number(value) };
   }
 

@@ -118,6 +118,10 @@ export class LeaderboardService {
       );
     }
     const [rank, current, personalBest, previous] = reply;
+    if (this.engine.telemetry?.recording) {
+      const outcome = rank === null || rank === undefined ? 'off-board' : personalBest === 1 ? 'best' : 'not-best';
+      this.engine.telemetry.emit({ type: 'leaderboard.submission', outcome, board });
+    }
     return {
       rank: rank ?? null,
       score: current === null ? null : parseScore(current),

@@ -1,6 +1,10 @@
 import type { Logger } from '@nestjs/common';
+import { RedisLuaUnavailableError } from '../core/errors';
+import type { LeaseKind, LockAcquireEvent } from '../core/events';
+import type { Telemetry } from '../core/telemetry';
 import type { RedisLuaSubscriber } from '../module/redis-subscriber';
-import { Lock, type LockBackend } from './lock';
+import { Lock, type LockBackend, type LockLostReason } from './lock';
+import { LockTimeoutError } from './lock.errors';
 import type { MultiLock } from './multi-lock';
 import { FAIR_HEARTBEAT_MS, type AcquireReply, type WaiterCount } from './lock-store';
 import { LockTokens } from './lock-tokens';
@@ -56,6 +60,8 @@ export interface LeasesConfig {
   readonly timeout: (request: LeaseRequest, waitMs: number, retryAfterMs: number | undefined) => Error;
   /** How messages name a lease: `Lock`, `Semaphore`. */
   readonly noun: string;
+  /** What events and metrics call it. */
+  readonly kind: LeaseKind;
   /**
    * Leases one holder's acquisition does not exclude (read locks): a waiter woken by a release
    * notice that takes its lease passes the notice on to the next waiter of this process.
@@ -78,7 +84,8 @@ type Attempt = { lock: Lock; pttl?: undefined } | { lock?: undefined; pttl: numb
  * shutdown.
  */
 export class Leases {
-  private readonly held = new Set<Lock>();
+  /** Every lease held by this process, with when it was taken (`performance.now()`). */
+  private readonly held = new Map<Lock, number>();
   private readonly tokens = new LockTokens();
   private readonly waiters: LockWaitQueues;
   /** Aborted on shutdown; every waiter listens to it, so it may have any number of listeners. */
@@ -90,18 +97,79 @@ export class Leases {
     subscriber: RedisLuaSubscriber,
     private readonly log: Logger,
     private readonly config: LeasesConfig,
+    /** Reports acquisitions, holds and losses (when telemetry records events). */
+    telemetry: Telemetry | undefined,
   ) {
     this.waiters = new LockWaitQueues(subscriber, log);
+    this.telemetry = telemetry?.recording ? telemetry : undefined;
     this.backend = {
       logger: log,
       extend: (name, token, ttlMs) => this.extend(name, token, ttlMs),
       release: (name, token) => this.release(name, token),
-      forget: (lock) => this.held.delete(lock),
+      forget: (lock, lost) => this.forget(lock, lost),
     };
   }
 
-  /** Takes a lease, waiting up to `waitMs`; rejects with the timeout error, the signal's reason or a Redis error. */
+  private readonly telemetry: Telemetry | undefined;
+
+  /**
+   * Takes a lease, waiting up to `waitMs`; rejects with the timeout error, the signal's reason or a
+   * Redis error. Reported as a `lock.acquire` event.
+   */
   async acquire(request: LeaseRequest, waitMs: number, caller: AbortSignal | undefined): Promise<Lock> {
+    if (!this.telemetry) return this.take(request, waitMs, caller);
+    const started = performance.now();
+    try {
+      const lock = await this.take(request, waitMs, caller);
+      this.reportAcquire(request, started, 'acquired');
+      return lock;
+    } catch (err) {
+      this.reportAcquire(request, started, this.failureOf(err, caller));
+      throw err;
+    }
+  }
+
+  /** One attempt: the lease, or null. Reported as a `lock.acquire` event (`busy` for null). */
+  async tryAcquire(request: LeaseRequest): Promise<Lock | null> {
+    if (!this.telemetry) return (await this.attempt(request)).lock ?? null;
+    const started = performance.now();
+    try {
+      const lock = (await this.attempt(request)).lock ?? null;
+      this.reportAcquire(request, started, lock ? 'acquired' : 'busy');
+      return lock;
+    } catch (err) {
+      this.reportAcquire(request, started, this.failureOf(err, undefined));
+      throw err;
+    }
+  }
+
+  private reportAcquire(request: LeaseRequest, started: number, outcome: LockAcquireEvent['outcome']): void {
+    const durationMs = performance.now() - started;
+    this.telemetry?.emit({ type: 'lock.acquire', kind: this.config.kind, outcome, durationMs, resource: request.name });
+  }
+
+  /** The outcome of a failed acquisition. */
+  private failureOf(err: unknown, caller: AbortSignal | undefined): LockAcquireEvent['outcome'] {
+    if (err instanceof LockTimeoutError) return 'timeout';
+    if (caller?.aborted || this.closing.signal.aborted) return 'aborted';
+    return err instanceof RedisLuaUnavailableError ? 'unavailable' : 'error';
+  }
+
+  /** A lease is no longer held (released, or lost for `lost`): stops tracking it, reports how long it was held. */
+  private forget(lock: Lock, lost: LockLostReason | undefined): void {
+    const since = this.held.get(lock);
+    if (since === undefined) return;
+    this.held.delete(lock);
+    const { telemetry } = this;
+    if (!telemetry) return;
+    const { kind } = this.config;
+    const resource = lock.resource;
+    if (lost) telemetry.emit({ type: 'lock.lost', kind, reason: lost, resource });
+    telemetry.emit({ type: 'lock.held', kind, end: lost ? 'lost' : 'released', durationMs: performance.now() - since, resource });
+  }
+
+  /** {@link acquire}, unreported. */
+  private async take(request: LeaseRequest, waitMs: number, caller: AbortSignal | undefined): Promise<Lock> {
     this.closing.signal.throwIfAborted();
     caller?.throwIfAborted();
     const deadline = performance.now() + waitMs;
@@ -116,11 +184,6 @@ export class Leases {
     } finally {
       dispose();
     }
-  }
-
-  /** One attempt: the lease, or null. */
-  async tryAcquire(request: LeaseRequest): Promise<Lock | null> {
-    return (await this.attempt(request)).lock ?? null;
   }
 
   /** Runs `fn` holding `lock` and releases it in every outcome (a failing release is logged, never hides `fn`'s outcome). */
@@ -153,7 +216,7 @@ export class Leases {
   /** Stops waiting requests and the renewal of held leases (they expire by their TTL; their `signal` aborts). */
   close(why: string): void {
     this.closing.abort(new Error(why));
-    for (const lock of [...this.held]) lock.abandon('the application is shutting down; it is no longer renewed');
+    for (const lock of [...this.held.keys()]) lock.abandon('the application is shutting down; it is no longer renewed');
   }
 
   /** After a first attempt failed: waits for a release notice or a holder's TTL, until `deadline`. */
@@ -217,7 +280,7 @@ export class Leases {
       this.closing.signal.throwIfAborted();
       signal?.throwIfAborted();
     }
-    this.held.add(lock);
+    this.held.set(lock, performance.now());
     return { lock };
   }
 

@@ -71,18 +71,23 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
     this.store = new LockStore(engine, keys, log, LEASE_KINDS.lock, this.acks);
     const timeout = (request: LeaseRequest, waitMs: number, retryAfterMs: number | undefined): Error =>
       new LockTimeoutError(request.name, waitMs, retryAfterMs);
+    const { telemetry } = engine;
     this.leases = {
-      write: new Leases(this.store, subscriber, log, { timeout, noun: 'Lock' }),
-      fair: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.fair, this.acks), subscriber, log, {
-        timeout,
-        noun: 'Lock',
-        fair: true,
-      }),
-      read: new Leases(new LockStore(engine, keys, log, LEASE_KINDS.read, this.acks), subscriber, log, {
-        timeout,
-        noun: 'Read lock',
-        shared: true,
-      }),
+      write: new Leases(this.store, subscriber, log, { timeout, noun: 'Lock', kind: 'lock' }, telemetry),
+      fair: new Leases(
+        new LockStore(engine, keys, log, LEASE_KINDS.fair, this.acks),
+        subscriber,
+        log,
+        { timeout, noun: 'Lock', kind: 'fair-lock', fair: true },
+        telemetry,
+      ),
+      read: new Leases(
+        new LockStore(engine, keys, log, LEASE_KINDS.read, this.acks),
+        subscriber,
+        log,
+        { timeout, noun: 'Read lock', kind: 'read-lock', shared: true },
+        telemetry,
+      ),
     };
   }
 

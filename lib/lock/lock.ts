@@ -2,6 +2,7 @@ import type { Logger } from '@nestjs/common';
 import { LockLostError } from './lock.errors';
 import { checkDuration, inputSite } from '../core/validation';
 import { LockInputError } from './lock.errors';
+import type { LockLostEvent } from '../core/events';
 
 const EXTEND = inputSite('Lock.extend', LockInputError);
 
@@ -10,9 +11,12 @@ export interface LockBackend {
   readonly logger: Logger;
   extend(resource: string, token: string, ttlMs: number): Promise<boolean>;
   release(resource: string, token: string): Promise<boolean>;
-  /** The lock is no longer held by this process (released or lost): stop tracking it. */
-  forget(lock: Lock): void;
+  /** The lock is no longer held by this process, released or (with the reason) lost: stop tracking it. */
+  forget(lock: Lock, lost?: LockLostReason): void;
 }
+
+/** Why a held lock was lost (see {@link LockLostEvent}). */
+export type LockLostReason = LockLostEvent['reason'];
 
 type LockState = 'held' | 'released' | 'lost';
 
@@ -132,7 +136,7 @@ export class Lock {
       throw new LockLostError(this.resource, `cannot extend a lock that was ${this.state}`);
     }
     if (!ok) {
-      const reason = this.lose('it was deleted, expired or taken by another owner');
+      const reason = this.lose('taken', 'it was deleted, expired or taken by another owner');
       throw reason;
     }
     this.ttl = ttlMs;
@@ -174,7 +178,7 @@ export class Lock {
    * @internal
    */
   abandon(why: string): void {
-    this.lose(why);
+    this.lose('shutdown', why);
   }
 
   private renewalDelay(): number {
@@ -209,7 +213,7 @@ export class Lock {
     this.renewalSentAt = undefined;
     if (this.state !== 'held') return;
     if (!ok) {
-      this.lose('renewal found it deleted, expired or taken by another owner');
+      this.lose('taken', 'renewal found it deleted, expired or taken by another owner');
       return;
     }
     this.renewed(sentAt);
@@ -239,23 +243,24 @@ export class Lock {
    */
   private expire(): void {
     const late = Date.now() - this.expires;
-    let why: string;
-    if (!this.autoExtend) why = 'it expired (autoExtend is off)';
-    else if (this.lastRenewalError) why = `it could not be renewed before it expired (${(this.lastRenewalError as Error).message})`;
-    else if (this.renewalSentAt !== undefined && this.renewalSentAt < this.expires) {
-      why = 'it could not be renewed before it expired (Redis did not answer)';
-    } else {
-      why = `its lease expired ${late} ms ago before a renewal was sent: the process did not run in time (paused, or its event loop blocked)`;
+    if (!this.autoExtend) return void this.lose('expired', 'it expired (autoExtend is off)');
+    if (this.lastRenewalError) {
+      const why = `it could not be renewed before it expired (${(this.lastRenewalError as Error).message})`;
+      return void this.lose('unrenewed', why, this.lastRenewalError);
     }
-    this.lose(why, this.lastRenewalError);
+    if (this.renewalSentAt !== undefined && this.renewalSentAt < this.expires) {
+      return void this.lose('unrenewed', 'it could not be renewed before it expired (Redis did not answer)');
+    }
+    const why = `its lease expired ${late} ms ago before a renewal was sent: the process did not run in time (paused, or its event loop blocked)`;
+    this.lose('stalled', why);
   }
 
-  private lose(why: string, cause?: unknown): LockLostError {
+  private lose(code: LockLostReason, why: string, cause?: unknown): LockLostError {
     const reason = new LockLostError(this.resource, why, cause === undefined ? undefined : { cause });
     if (this.state !== 'held') return reason;
     this.state = 'lost';
     this.stopTimers();
-    this.backend.forget(this);
+    this.backend.forget(this, code);
     this.backend.logger.warn(reason.message);
     this.lostReason = reason;
     this.controller?.abort(reason);

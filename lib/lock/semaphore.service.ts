@@ -50,10 +50,17 @@ export class SemaphoreService implements OnModuleDestroy {
       waitMs: options.lock?.waitMs ?? DEFAULT_LOCK_WAIT_MS,
     });
     const log = new Logger('RedisLua');
-    this.leases = new Leases(new LockStore(engine, keys, log, LEASE_KINDS.semaphore), subscriber, log, {
-      timeout: (request, waitMs, retryAfterMs) => new SemaphoreTimeoutError(request.name, request.permits, waitMs, retryAfterMs),
-      noun: 'Semaphore',
-    });
+    this.leases = new Leases(
+      new LockStore(engine, keys, log, LEASE_KINDS.semaphore),
+      subscriber,
+      log,
+      {
+        timeout: (request, waitMs, retryAfterMs) => new SemaphoreTimeoutError(request.name, request.permits, waitMs, retryAfterMs),
+        noun: 'Semaphore',
+        kind: 'semaphore',
+      },
+      engine.telemetry,
+    );
   }
 
   /**

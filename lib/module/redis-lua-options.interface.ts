@@ -1,4 +1,5 @@
 import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import type { RedisLuaEventListener } from '../core/events';
 import type { FeatureOptions } from './features';
 
 /** A Redis Cluster to connect to: seed nodes and ioredis `ClusterOptions`. */
@@ -78,6 +79,26 @@ export interface RedisLuaModuleOptions extends FeatureOptions {
    * under a millisecond; longer while a replica is behind or after a failover). Needs option `cluster`.
    */
   readFrom?: 'master' | 'replica';
+  /**
+   * Called synchronously with every {@link RedisLuaEvent}: rate-limit decisions, lock acquisitions,
+   * holds and losses, cache outcomes, counter rejections, leaderboard submits, script calls and
+   * reloads, calls Redis could not answer. For apps without OpenTelemetry (a log line, your own
+   * metrics). Keep it cheap: it runs on the request's path. What it throws is logged once and
+   * ignored; it never changes an answer.
+   */
+  onEvent?: RedisLuaEventListener;
+  /**
+   * Record the library's OpenTelemetry metrics (README, "Observability") when `@opentelemetry/api` is
+   * installed and a meter provider is registered before the application is created (default
+   * `true`; without a provider nothing is recorded, at no cost). `false` records none.
+   */
+  metrics?: boolean;
+  /**
+   * One OpenTelemetry client span per script call (`db.system.name: redis`, `db.operation.name`
+   * the command, `db.stored_procedure.name` the script), child of the active span. Default `false`.
+   * Needs `@opentelemetry/api` (boot fails without it) and a registered tracer provider.
+   */
+  tracing?: boolean;
 }
 
 /** Defaults applied to the options a user gives. */

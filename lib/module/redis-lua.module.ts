@@ -1,7 +1,8 @@
 import { Inject, Logger, Module, type DynamicModule, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { mustBe } from '../core/messages';
-import { checkBoolean, checkChoice, checkFinite, checkKnownKeys, fail, inputSite, keysOf } from '../core/validation';
+import { tracingUnavailable } from '../core/telemetry';
+import { checkBoolean, checkChoice, checkFinite, checkFunction, checkKnownKeys, fail, inputSite, keysOf } from '../core/validation';
 import { KeyBuilder, validateKeyPrefix } from '../scripts/key-builder';
 import { LuaScriptEngine } from '../scripts/lua-script.engine';
 import type { LuaScriptDefinition } from '../scripts/script-definition.interface';
@@ -103,6 +104,9 @@ const MODULE_KEYS = [
     report: true,
     scripts: true,
     readFrom: true,
+    onEvent: true,
+    metrics: true,
+    tracing: true,
   }),
   ...FEATURES.flatMap((feature) => (feature.options ? [feature.options.key] : [])),
 ];
@@ -119,11 +123,14 @@ function validateOptions(options: RedisLuaModuleOptions): void {
   if (options.bootTimeoutMs !== undefined && !(checkFinite(options.bootTimeoutMs, 'bootTimeoutMs', MODULE_SITE, 'option') > 0)) {
     fail(MODULE_SITE, 'bootTimeoutMs', mustBe('bootTimeoutMs', 'a positive number of ms', options.bootTimeoutMs));
   }
-  for (const flag of ['coalesceWrites', 'debug', 'lazyConnect', 'report'] as const) {
+  for (const flag of ['coalesceWrites', 'debug', 'lazyConnect', 'report', 'metrics', 'tracing'] as const) {
     if (options[flag] !== undefined) checkBoolean(options[flag], flag, MODULE_SITE);
   }
   if (options.scripts !== undefined) checkChoice(options.scripts, 'scripts', MODULE_SITE, SCRIPT_MODES);
   if (options.readFrom !== undefined) checkChoice(options.readFrom, 'readFrom', MODULE_SITE, READ_FROM);
+  if (options.onEvent !== undefined) checkFunction(options.onEvent, 'onEvent', MODULE_SITE, 'a function (event) => void');
+  const tracing = tracingUnavailable(options);
+  if (tracing) fail(MODULE_SITE, 'tracing', tracing);
   for (const { options: section } of FEATURES) {
     if (section) section.validate((options as Record<string, unknown>)[section.key]);
   }

@@ -1,5 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { message } from '../core/messages';
+import type { Telemetry } from '../core/telemetry';
 import { RateLimitInputError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
 import type { RateLimitHeaderOptions, RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
@@ -22,6 +23,8 @@ export interface EarlyRoute {
   rules: readonly ResolvedRateLimitRule[];
   headers: RateLimitHeaderOptions | undefined;
   where: string;
+  /** The route its decisions are reported under (`GET /users/:id`). */
+  route: string;
 }
 
 /** `METHOD /path` of a request (no query string), as the middleware and the guard both see it. */
@@ -38,10 +41,14 @@ export function requestLine(req: RawRequest): string {
  * @internal
  */
 export class EarlyDenials {
-  private readonly denials: LocalDenyCache<{ result: RateLimitResult; route: EarlyRoute }>;
+  private readonly denials: LocalDenyCache<{ result: RateLimitResult; route: EarlyRoute; key: string }>;
   private readonly routes: LocalDenyCache<EarlyRoute>;
 
-  constructor(capacity: number) {
+  constructor(
+    capacity: number,
+    /** Reports each denial answered early as a `rate_limit.decision` (when telemetry records events). */
+    private readonly telemetry: Telemetry | undefined,
+  ) {
     this.denials = new LocalDenyCache(capacity);
     this.routes = new LocalDenyCache(capacity);
   }
@@ -50,10 +57,10 @@ export class EarlyDenials {
     return this.denials.size;
   }
 
-  /** The guard denied `tracker` on the request `line` of an `earlyDeny` route. */
-  record(line: string, tracker: string, result: RateLimitResult, route: EarlyRoute): void {
+  /** The guard denied `tracker` (limiter key `key`) on the request `line` of an `earlyDeny` route. */
+  record(line: string, tracker: string, key: string, result: RateLimitResult, route: EarlyRoute): void {
     this.routes.set(line, result.retryAfterMs, route);
-    this.denials.set(`${line}\n${tracker}`, result.retryAfterMs, { result, route });
+    this.denials.set(`${line}\n${tracker}`, result.retryAfterMs, { result, route, key });
   }
 
   /** The route known for a request line, while one of its clients is denied. */
@@ -65,7 +72,19 @@ export class EarlyDenials {
   denial(line: string, tracker: string): { result: RateLimitResult; route: EarlyRoute } | undefined {
     const found = this.denials.get(`${line}\n${tracker}`);
     if (!found) return undefined;
-    return { result: { ...found.value.result, retryAfterMs: Math.ceil(found.leftMs) }, route: found.value.route };
+    const { result, route, key } = found.value;
+    if (this.telemetry?.recording) {
+      this.telemetry.emit({
+        type: 'rate_limit.decision',
+        outcome: 'denied',
+        allowed: false,
+        rule: result.rule.name,
+        route: route.route,
+        key,
+        cost: 1,
+      });
+    }
+    return { result: { ...result, retryAfterMs: Math.ceil(found.leftMs) }, route };
   }
 
   /** Forgets every denial recorded for a client identity (`RateLimiterService.reset` of its key). */

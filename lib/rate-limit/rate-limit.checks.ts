@@ -12,7 +12,7 @@ import { FailModes } from './fail-mode';
 import { LocalDenyCache } from './local-deny-cache';
 import { LocalLimiter } from './local-limiter';
 import { CheckCall, delayOf, lateError, resultOf, RL_LATE, type ScriptReply } from './rate-limit.call';
-import { RateLimitInputError } from './rate-limit.errors';
+import { RateLimitInputError, RateLimitUnavailableError } from './rate-limit.errors';
 import {
   DEFAULT_LOCAL_CACHE_SIZE,
   DEFAULT_RATE_LIMIT_TIMEOUT_MS,
@@ -53,6 +53,8 @@ export class RateLimitChecks {
   private readonly defaultFailMode: RateLimitFailMode;
   private readonly defaultTimeoutMs: number;
   private readonly defaultsError?: string;
+  /** Consumes report their decisions (`onEvent`, OpenTelemetry metrics). */
+  private readonly reporting: boolean;
 
   constructor(
     private readonly engine: LuaScriptEngine,
@@ -76,6 +78,7 @@ export class RateLimitChecks {
     this.clock = new ServerClock(engine.client);
     this.defaultFailMode = options.failMode ?? 'open';
     this.defaultTimeoutMs = options.timeoutMs ?? DEFAULT_RATE_LIMIT_TIMEOUT_MS;
+    this.reporting = engine.telemetry?.recording === true;
     try {
       this.checkCallOptions(this.defaultFailMode, this.defaultTimeoutMs, limiterSite('consume'));
     } catch (err) {
@@ -86,7 +89,9 @@ export class RateLimitChecks {
   /**
    * One check. Not an `async` function: the common path allocates the EVALSHA promise, its `then`
    * and the returned promise, nothing more (each layer of async/await cost measurable client CPU).
-   * Never throws synchronously: every error is a rejection.
+   * A consume's decision is reported as a `rate_limit.decision` event when telemetry records events:
+   * inline on the common path, by a `then` on the rare ones (fail modes, waits); input and script
+   * errors are no decisions. Never throws synchronously: every error is a rejection.
    */
   check(
     op: 'c' | 'p',
@@ -96,6 +101,7 @@ export class RateLimitChecks {
     site: InputSite,
   ): Promise<RateLimitResult> {
     let plan: Plan;
+    const reporting = this.reporting && op === 'c';
     let failMode = this.defaultFailMode;
     let timeoutMs = this.defaultTimeoutMs;
     const cost = options?.cost ?? 1;
@@ -106,6 +112,7 @@ export class RateLimitChecks {
         fail(site, 'cost', `cost must be an integer between 1 and the smallest limit (${plan.smallestLimit}), got ${describeValue(cost)}`);
       }
       if (waitMs !== undefined) this.checkWait(op, plan, waitMs, site);
+      if (options?.route !== undefined) checkText(options.route, 'route', site, { maxLength: 200 }, 'option');
       if (options?.failMode !== undefined || options?.timeoutMs !== undefined) {
         failMode = options.failMode ?? failMode;
         timeoutMs = options.timeoutMs ?? timeoutMs;
@@ -130,7 +137,11 @@ export class RateLimitChecks {
     if (this.denied.size > 0 && !waiting) {
       cacheKey = `${redisKeys.length === 1 ? redisKeys[0] : redisKeys.join(' ')} ${cost}`;
       const cached = this.denied.get(cacheKey);
-      if (cached) return Promise.resolve({ ...cached.value, retryAfterMs: Math.ceil(cached.leftMs) });
+      if (cached) {
+        const result = { ...cached.value, retryAfterMs: Math.ceil(cached.leftMs) };
+        if (reporting) this.report(result, key, options);
+        return Promise.resolve(result);
+      }
     }
 
     const { status } = this.engine.client;
@@ -138,7 +149,9 @@ export class RateLimitChecks {
     // in the offline queue: decided by the fail mode at once instead.
     if (status !== 'ready' && status !== 'wait') {
       const down = new RedisLuaUnavailableError(unavailableMessage('', `the connection is ${status}`), 'unreachable');
-      return this.failModes.settle(down, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
+      this.engine.telemetry?.unavailable(down, `script "${plan.script.name}"`);
+      const settled = this.failModes.settle(down, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
+      return reporting ? this.reportLater(settled, key, plan, options) : settled;
     }
     const sentAt = performance.now();
     // ARGV[1]: the deadline on Redis's clock; a script that runs later records nothing (see ServerClock).
@@ -154,21 +167,30 @@ export class RateLimitChecks {
         : blocks
           ? [deadline, fullOp, String(cost), ...plan.ruleArgs, ...blocks.args]
           : [deadline, fullOp, String(cost), ...plan.ruleArgs];
-    const call = new CheckCall(sentAt + timeoutMs, timeoutMs, plan.script.send(redisKeys, args));
+    // With telemetry the reply handlers time the call (cheaper than wrapping its command).
+    const call = new CheckCall(sentAt + timeoutMs, timeoutMs, plan.script.send(redisKeys, args, this.reporting));
     // Time-outs share one timer per timeout value (see DeadlineSweeper), not one timer per call.
     this.deadlines.watch(timeoutMs, call);
     const onReply = (reply: ScriptReply): RateLimitResult | Promise<RateLimitResult> => {
       this.deadlines.release(call);
+      if (this.reporting && !call.recovering) plan.script.called(sentAt, undefined);
       if (reply === RL_LATE) {
-        return this.failModes.settle(lateError(timeoutMs), key, failMode, plan.rules[0], () =>
-          this.decideLocally(op, plan, redisKeys, cost),
-        );
+        const late = lateError(timeoutMs);
+        this.engine.telemetry?.unavailable(late, `script "${plan.script.name}"`);
+        const settled = this.failModes.settle(late, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
+        return reporting ? this.reportLater(settled, key, plan, options) : settled;
       }
       this.failModes.answered();
-      if (waiting) return this.waited(reply, plan);
-      return this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
+      if (waiting) {
+        const waited = this.waited(reply, plan);
+        return reporting ? this.reportLater(Promise.resolve(waited), key, plan, options) : waited;
+      }
+      const result = this.result(reply, plan, op, sentAt, redisKeys, cost, cacheKey);
+      if (reporting) this.report(result, key, options);
+      return result;
     };
     const onError = (err: unknown): Promise<RateLimitResult> => {
+      if (this.reporting && !call.recovering) plan.script.called(sentAt, err);
       // The server lacked the script (NOSCRIPT, or a missing function): it did not run; the call goes
       // out once more (EVAL of its body, or FCALL once the library is loaded), under the same deadline.
       const retry = call.recovering ? undefined : plan.script.resend(err, redisKeys, args);
@@ -180,10 +202,57 @@ export class RateLimitChecks {
       this.deadlines.release(call);
       const failure = plan.script.scriptError(err);
       if (failure instanceof LuaScriptError) return Promise.reject(failure);
-      return this.failModes.settle(failure, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
+      const settled = this.failModes.settle(failure, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
+      return reporting ? this.reportLater(settled, key, plan, options) : settled;
     };
     // A reply that comes after the deadline finds its command already rejected: ignored by ioredis.
     return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
+  }
+
+  /** Reports a consume's decision (a `rate_limit.decision` event). */
+  private report(result: RateLimitResult, key: string, options: ConsumeOptions | undefined): void {
+    const outcome = result.degraded ? 'degraded' : result.ban ? 'blocked' : result.allowed ? 'allowed' : 'denied';
+    const cost = options?.cost ?? 1;
+    this.engine.telemetry?.emit({
+      type: 'rate_limit.decision',
+      outcome,
+      allowed: result.allowed,
+      rule: result.rule.name,
+      route: options?.route,
+      key,
+      cost,
+    });
+  }
+
+  /** Reports a decision a fail mode or a wait settles; `failMode: 'closed'`'s refusal as `unavailable`. */
+  private reportLater(
+    decided: Promise<RateLimitResult>,
+    key: string,
+    plan: Plan,
+    options: ConsumeOptions | undefined,
+  ): Promise<RateLimitResult> {
+    return decided.then(
+      (result) => {
+        this.report(result, key, options);
+        return result;
+      },
+      (err: unknown) => {
+        if (err instanceof RateLimitUnavailableError) {
+          const [{ name: rule }] = plan.rules;
+          const cost = options?.cost ?? 1;
+          this.engine.telemetry?.emit({
+            type: 'rate_limit.decision',
+            outcome: 'unavailable',
+            allowed: false,
+            rule,
+            route: options?.route,
+            key,
+            cost,
+          });
+        }
+        throw err;
+      },
+    );
   }
 
   /** `failMode: 'local'`: this process's in-memory decision, on the rules' keys (block keys aside). */

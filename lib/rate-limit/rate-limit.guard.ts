@@ -42,6 +42,8 @@ interface RouteEntry {
   rules?: ResolvedRateLimitRule[];
   /** The consume options of a unit-cost request (the same object every time). */
   readonly options: ConsumeOptions;
+  /** When decisions are reported: the unit-cost options per route (a handler may serve several paths). */
+  byRoute?: Map<string, ConsumeOptions>;
 }
 
 /** A handler or controller class, as the reflector takes them. */
@@ -192,12 +194,16 @@ export class RateLimitGuard implements CanActivate {
     res: RateLimitResponse | undefined,
   ): Promise<boolean> {
     const { route } = entry;
-    const options = cost === 1 ? entry.options : { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs };
+    const options = this.limiter.reportsDecisions
+      ? this.reportedOptions(context, entry, cost)
+      : cost === 1
+        ? entry.options
+        : { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs };
     const key = this.generateKey(context, tracker);
     const decided = this.limiter.consume(key, rules, options).then(
       (result) => {
         // A ban is not answered early: an unblock must reach every instance within a second (see bans.ts).
-        if (!result.allowed && route?.earlyDeny && !result.ban) this.recordEarly(context, entry, rules, tracker, result);
+        if (!result.allowed && route?.earlyDeny && !result.ban) this.recordEarly(context, entry, rules, tracker, key, result);
         const admitted = this.handleResult(result, rules, res);
         // A degraded (fail-open) hit recorded nothing: nothing to give back.
         if (route?.countOnly && !result.degraded) {
@@ -217,20 +223,32 @@ export class RateLimitGuard implements CanActivate {
     });
   }
 
+  /** The consume options with the request's route, which the limiter reports its decision under. */
+  private reportedOptions(context: ExecutionContext, entry: RouteEntry, cost: number): ConsumeOptions {
+    const routeId = this.routeOf(context);
+    const { route } = entry;
+    if (cost !== 1) return { cost, failMode: route?.failMode, timeoutMs: route?.timeoutMs, route: routeId };
+    entry.byRoute ??= new Map();
+    let options = entry.byRoute.get(routeId);
+    if (!options) entry.byRoute.set(routeId, (options = { ...entry.options, route: routeId }));
+    return options;
+  }
+
   /** An `earlyDeny` route denied `tracker`: RateLimitMiddleware answers its next requests until it may pass. */
   private recordEarly(
     context: ExecutionContext,
     entry: RouteEntry,
     rules: ResolvedRateLimitRule[],
     tracker: string,
+    key: string,
     result: RateLimitResult,
   ): void {
     const { req } = this.getRequestResponse(context);
     if (!req) return;
     const { where, route } = entry;
     const identify = route?.key ?? ((ctx: ExecutionContext) => this.getTracker(ctx, where));
-    const early = { tracker: identify, rules, headers: this.limiter.options.headers, where };
-    this.limiter.earlyDenials.record(requestLine(req), tracker, result, early);
+    const early = { tracker: identify, rules, headers: this.limiter.options.headers, where, route: this.routeOf(context) };
+    this.limiter.earlyDenials.record(requestLine(req), tracker, key, result, early);
   }
 
   /** The route's metadata, read on its first request (see {@link RouteCache}). */
@@ -299,14 +317,20 @@ export class RateLimitGuard implements CanActivate {
   }
 
   /** The limiter key: the tracker plus the route identity (HTTP method + route pattern, or the handler). */
-  protected generateKey(context: ExecutionContext, tracker: string): string {
+  /**
+   * The route of a request: HTTP method and route pattern (`GET /users/:id`), or the transport and
+   * handler (`graphql Resolver.field`) elsewhere. Part of the limiter key, and what decisions are reported under.
+   */
+  private routeOf(context: ExecutionContext): string {
     const { req } = this.getRequestResponse(context);
     const routePath = req?.route?.path ?? req?.routeOptions?.url;
-    const routeId =
-      req && typeof routePath === 'string'
-        ? `${req.method ?? ''} ${routePath}`
-        : `${context.getType()} ${context.getClass().name}.${context.getHandler().name}`;
-    return `${tracker}\n${routeId}`;
+    return req && typeof routePath === 'string'
+      ? `${req.method ?? ''} ${routePath}`
+      : `${context.getType()} ${context.getClass().name}.${context.getHandler().name}`;
+  }
+
+  protected generateKey(context: ExecutionContext, tracker: string): string {
+    return `${tracker}\n${this.routeOf(context)}`;
   }
 
   /**

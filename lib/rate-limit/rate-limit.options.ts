@@ -114,6 +114,13 @@ export interface ConsumeOptions {
    * window). Redis unavailable: the fail mode decides at once, without waiting.
    */
   waitMs?: number;
+  /**
+   * What the decision is reported under (the `route` of `rate_limit.decision` events and the metric
+   * attribute; see `forRoot({ onEvent })` and the README's "Observability"): a name of bounded
+   * cardinality such as `POST /login` or `partner-api`, never an identifier. `@RateLimit` routes
+   * report their route (`GET /users/:id`) themselves. Non-empty text, at most 200 characters.
+   */
+  route?: string;
 }
 
 /** Which headers the guard writes. */

@@ -48,6 +48,8 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
   /** Denials of `earlyDeny` routes that RateLimitMiddleware answers before routing. @internal */
   readonly earlyDenials: EarlyDenials;
   private readonly lazyConnect: boolean;
+  /** Decisions are reported (`onEvent`, OpenTelemetry metrics): the guard then gives each consume its route. @internal */
+  readonly reportsDecisions: boolean;
 
   constructor(
     private readonly engine: LuaScriptEngine,
@@ -58,7 +60,8 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     const bansOn = this.options.bans === true;
     this.bans = new RateLimitBans(engine, keys, bansOn);
     this.checks = new RateLimitChecks(engine, keys, this.options, new Logger('RateLimit'), bansOn ? this.bans.keyOf : undefined);
-    this.earlyDenials = new EarlyDenials(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE);
+    this.earlyDenials = new EarlyDenials(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE, engine.telemetry);
+    this.reportsDecisions = engine.telemetry?.recording === true;
     this.lazyConnect = moduleOptions.lazyConnect === true;
   }
 

@@ -2,11 +2,13 @@ import { isAbsolute } from 'node:path';
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { Command, type Cluster, type Redis } from 'ioredis';
 import { message } from '../core/messages';
+import { Telemetry } from '../core/telemetry';
 import { checkInteger, checkKnownKeys, checkObject, checkText, fail, inputSite, keysOf } from '../core/validation';
 import { isCluster, readFromReplica, type RedisConnection } from '../module/redis-connection';
 import { REDIS_LUA_CONNECTION, REDIS_LUA_OPTIONS } from '../module/redis-lua.constants';
 import { DEFAULT_BOOT_TIMEOUT_MS, type RedisLuaModuleOptions } from '../module/redis-lua-options.interface';
 import { LuaScript, type ScriptHost } from './lua-script';
+import { RedisLuaUnavailableError } from '../core/errors';
 import { redisFailure } from './lua-script.errors';
 import type { LuaScriptDefinition } from './script-definition.interface';
 import { WriteCoalescer } from './write-coalescer';
@@ -34,6 +36,9 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
   /** `readFrom: 'replica'`. */
   /** @internal */
   readonly replicaReads: boolean;
+  /** Where every feature reports its events (`onEvent`, OpenTelemetry); undefined when nothing listens. */
+  /** @internal */
+  readonly telemetry?: Telemetry;
   private readonly readOptions: { replyEncoding: 'utf8'; keyPrefix?: string };
 
   constructor(
@@ -44,6 +49,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
     this.debugLogger = options.debug ? this.logger : undefined;
     this.coalescer = options.coalesceWrites === false ? undefined : new WriteCoalescer(this.client);
     this.replicaReads = options.readFrom === 'replica';
+    this.telemetry = Telemetry.create(options);
     if (options.scripts === 'functions') {
       this.functions = new FunctionsRuntime(
         () => this.scripts,
@@ -81,7 +87,9 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
    */
   command<T>(where: string, send: (client: Redis | Cluster) => Promise<T>): Promise<T> {
     return send(this.client).catch((err: unknown) => {
-      throw redisFailure(err, where);
+      const failure = redisFailure(err, where);
+      if (failure instanceof RedisLuaUnavailableError) this.telemetry?.unavailable(failure, where);
+      throw failure;
     });
   }
 

@@ -2,8 +2,10 @@ import type { Logger } from '@nestjs/common';
 import { Command, type Cluster, type Redis } from 'ioredis';
 import { RedisLuaInputError, type RedisLuaUnavailableError } from '../core/errors';
 import { message } from '../core/messages';
+import { errorType } from '../core/events';
+import type { Telemetry } from '../core/telemetry';
 import { readFromReplica } from '../module/redis-connection';
-import { isReadOnlyScript } from './function-library';
+import { FUNCTION_ERROR_CODE, isReadOnlyScript } from './function-library';
 import type { FunctionsHost } from './function-loader';
 import { isNoScriptError, isReplyError, LuaScriptError, replyCode, unavailableError } from './lua-script.errors';
 import type { ScriptSource } from './script-source';
@@ -24,6 +26,9 @@ export interface ScriptHost {
   /** Option `readFrom: 'replica'`: read-only scripts go to replicas. */
   /** @internal */
   readonly replicaReads?: boolean;
+  /** Options `onEvent`, `tracing`, an OpenTelemetry meter provider: script calls are timed, traced, reported. */
+  /** @internal */
+  readonly telemetry?: Telemetry;
 }
 
 /**
@@ -44,6 +49,8 @@ export class LuaScript<TReply = unknown> {
   readonly readOnly: boolean;
   /** The command names for the first attempt and for the resend (`evalsha` / `eval`, `fcall`...). */
   private readonly commands: { readonly first: string; readonly resend: string };
+  /** The same in upper case, as spans name them. */
+  private readonly operations: { readonly first: string; readonly resend: string };
   private readonly toReplica: boolean;
 
   constructor(
@@ -65,6 +72,7 @@ export class LuaScript<TReply = unknown> {
       : this.toReplica
         ? { first: 'evalsha_ro', resend: 'eval_ro' }
         : { first: 'evalsha', resend: 'eval' };
+    this.operations = { first: this.commands.first.toUpperCase(), resend: this.commands.resend.toUpperCase() };
   }
 
   /** SHA1 of the script body (what EVALSHA and SCRIPT EXISTS take). */
@@ -117,12 +125,15 @@ export class LuaScript<TReply = unknown> {
    * Writes EVALSHA (FCALL in functions mode) and returns its ioredis `Command` (its `promise` settles
    * with the reply; a caller may `reject` it, e.g. at a deadline). A missing script is not handled
    * here: see {@link resend}. The hot path of `run` and of the rate limiter: one Command, no wrapper
-   * objects. @internal
+   * objects. With telemetry the call is timed and reported, unless `timedByCaller` (the rate
+   * limiter's hot path reports it from its own reply handler: {@link called}). @internal
    */
-  send(keys: readonly string[], args: readonly ScriptArg[]): Command {
-    const { functions } = this.host;
+  send(keys: readonly string[], args: readonly ScriptArg[], timedByCaller = false): Command {
+    const { functions, telemetry } = this.host;
     const command = this.command(this.commands.first, functions ? functions.functionName(this.name) : this.source.sha, keys, args);
     if (this.toReplica) readFromReplica(command);
+    if (telemetry !== undefined && (!timedByCaller || telemetry.tracing))
+      this.observe(command, this.operations.first, telemetry, !timedByCaller);
     this.write(command);
     return command;
   }
@@ -140,16 +151,18 @@ export class LuaScript<TReply = unknown> {
    *   (a caller's deadline) is not written. @internal
    */
   resend(err: unknown, keys: readonly string[], args: readonly ScriptArg[]): Command | undefined {
-    const { functions } = this.host;
+    if (!this.lacksScript(err)) return undefined;
+    const { functions, telemetry } = this.host;
+    telemetry?.emit({ type: 'script.reload', script: this.name, reason: functions ? 'missing function' : 'NOSCRIPT' });
     if (!functions) {
-      if (!isNoScriptError(err)) return undefined;
       const command = this.command(this.commands.resend, this.source.body, keys, args);
       if (this.toReplica) readFromReplica(command);
+      if (telemetry !== undefined) this.observe(command, this.operations.resend, telemetry);
       this.write(command);
       return command;
     }
-    if (!isReplyError(err) || replyCode(err) !== 'ERR') return undefined;
     const command = this.command(this.commands.resend, functions.functionName(this.name), keys, args);
+    if (telemetry !== undefined) this.observe(command, this.operations.resend, telemetry);
     let abandoned = false;
     command.promise.catch(() => {
       abandoned = true;
@@ -169,8 +182,12 @@ export class LuaScript<TReply = unknown> {
    * connection errors and time-outs become {@link RedisLuaUnavailableError}. @internal
    */
   scriptError(err: unknown): LuaScriptError | RedisLuaUnavailableError {
-    const unavailable = unavailableError(err, `script "${this.name}"`);
-    if (unavailable) return unavailable;
+    const where = `script "${this.name}"`;
+    const unavailable = unavailableError(err, where);
+    if (unavailable) {
+      this.host.telemetry?.unavailable(unavailable, where);
+      return unavailable;
+    }
     const reply = isReplyError(err) ? err : new Error(String(err));
     const { functions } = this.host;
     return LuaScriptError.fromReply(
@@ -179,6 +196,72 @@ export class LuaScript<TReply = unknown> {
       functions ? (line) => functions.origin(line) : (line) => this.source.origins[line - 1],
       reply,
     );
+  }
+
+  /**
+   * Whether a failure says that the server lacked the script, so that nothing ran: EVALSHA's
+   * `NOSCRIPT`, or FCALL's `ERR` in functions mode (see {@link resend}).
+   */
+  private lacksScript(err: unknown): boolean {
+    return this.host.functions ? isReplyError(err) && replyCode(err) === 'ERR' : isNoScriptError(err);
+  }
+
+  /**
+   * Times a command and, with tracing, spans it, from now until ioredis settles it: one `script.call`
+   * event (none for a first attempt that found the script missing: its resend reports the call).
+   * The command's own `resolve` / `reject` are wrapped (ioredis calls them as it parses the reply),
+   * which costs no promise and no turn of the microtask queue; the first settlement counts (a
+   * deadline's rejection, then a late reply, is one call).
+   */
+  private observe(command: Command, operation: string, telemetry: Telemetry, events = true): void {
+    const started = performance.now();
+    const span = telemetry.scriptSpan(this.name, operation);
+    const { resolve, reject } = command;
+    let settled = false;
+    command.resolve = (value: unknown): void => {
+      if (!settled) {
+        settled = true;
+        span?.end(undefined);
+        if (events) this.called(started, undefined);
+      }
+      resolve(value);
+    };
+    command.reject = (error: Error): void => {
+      if (!settled) {
+        settled = true;
+        span?.end(error ?? new Error('rejected'));
+        if (events) this.called(started, error ?? new Error('rejected'));
+      }
+      reject(error);
+    };
+  }
+
+  /**
+   * Reports a call sent at `started` (`performance.now()`) as a `script.call` event, unless it
+   * found the script missing (its resend reports the call). Never throws: it may run inside
+   * ioredis's reply handling. @internal
+   */
+  called(started: number, error: unknown): void {
+    const { telemetry } = this.host;
+    try {
+      if (!telemetry?.recording || (error !== undefined && this.lacksScript(error))) return;
+      const durationMs = performance.now() - started;
+      if (error === undefined) {
+        telemetry.emit({ type: 'script.call', script: this.name, outcome: 'ok', durationMs });
+        return;
+      }
+      // A functions-mode script's own ERR travels re-coded (see lib/scripts/function-library.ts).
+      const type = errorType(error);
+      telemetry.emit({
+        type: 'script.call',
+        script: this.name,
+        outcome: 'error',
+        errorType: type === FUNCTION_ERROR_CODE ? 'ERR' : type,
+        durationMs,
+      });
+    } catch {
+      // Telemetry never changes a call's outcome.
+    }
   }
 
   private command(name: string, script: string, keys: readonly string[], args: readonly ScriptArg[]): Command {
@@ -199,8 +282,8 @@ export class LuaScript<TReply = unknown> {
    * @internal
    */
   onClient(client: Redis | Cluster): LuaScript<TReply> {
-    const { debugLogger, functions } = this.host;
-    return new LuaScript<TReply>(this.name, this.source, { client, debugLogger, functions }, this.numberOfKeys);
+    const { debugLogger, functions, telemetry } = this.host;
+    return new LuaScript<TReply>(this.name, this.source, { client, debugLogger, functions, telemetry }, this.numberOfKeys);
   }
 
   /** `run` with the `debug` log line (keys and duration). */

@@ -213,4 +213,28 @@ describeTopologies('sample app', (t) => {
       info: { redis: { status: 'up', nodes: t.topology === 'cluster' ? 3 : 1, scriptsReloaded: 0 } },
     });
   });
+
+  it("GET /metrics: the OpenTelemetry Prometheus exporter shows the library's series, the decisions of /hello counted", async () => {
+    const server = (await startSampleApp(t)).getHttpServer();
+    // Other tests of this file ran /hello on the same meter provider: count the change.
+    const series = 'nest_redis_lua_rate_limit_decisions_total{outcome="allowed",rule="default",route="GET /hello",';
+    const allowed = (text: string): number =>
+      Number(
+        text
+          .split('\n')
+          .find((line) => line.startsWith(series))
+          ?.split(' ')
+          .at(-1) ?? 0,
+      );
+    const before = allowed((await request(server).get('/metrics').expect(200)).text);
+    await request(server).get('/hello').expect(200);
+    await request(server).get('/hello').expect(200);
+    const scraped = await request(server).get('/metrics').expect(200);
+    expect(scraped.headers['content-type']).toMatch(/^text\/plain/);
+    expect(allowed(scraped.text) - before).toBe(2);
+    expect(scraped.text).toContain('# TYPE nest_redis_lua_script_duration histogram');
+    expect(scraped.text).toMatch(
+      /nest_redis_lua_script_duration_count\{script="rate-limit\/[a-z-]+",otel_scope_name="nest-redis-lua"\} \d+/,
+    );
+  });
 });
