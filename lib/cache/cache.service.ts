@@ -171,11 +171,12 @@ export class CacheAsideService implements OnModuleDestroy {
     for (const wakeup of this.waiting) wakeup.signal();
   }
 
-  /** Waiting callers stop when the application shuts down (checked before and after every wait). */
+  /** Reports how a getOrLoad ended (a `cache.request` event). */
   private report(outcome: CacheRequestEvent['outcome'], key: string): void {
     this.telemetry?.emit({ type: 'cache.request', outcome, key });
   }
 
+  /** Waiting callers stop when the application shuts down (checked before and after every wait). */
   private assertOpen(key: string): void {
     if (this.closing)
       throw new CacheAsideError(message('CacheAsideService.getOrLoad', `the application is shutting down; stopped waiting for "${key}"`));

@@ -91,6 +91,8 @@ export class Leases {
   /** Aborted on shutdown; every waiter listens to it, so it may have any number of listeners. */
   private readonly closing = withUnlimitedListeners(new AbortController());
   private readonly backend: LockBackend;
+  /** Set when telemetry records events. */
+  private readonly telemetry: Telemetry | undefined;
 
   constructor(
     private readonly store: LeaseStore,
@@ -109,8 +111,6 @@ export class Leases {
       forget: (lock, lost) => this.forget(lock, lost),
     };
   }
-
-  private readonly telemetry: Telemetry | undefined;
 
   /**
    * Takes a lease, waiting up to `waitMs`; rejects with the timeout error, the signal's reason or a

@@ -1,5 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import { RedisLuaUnavailableError } from '../core/errors';
+import type { RateLimitDecisionEvent } from '../core/events';
 import { describeValue } from '../core/messages';
 import { checkInteger, checkText, fail, inputSite, type InputSite } from '../core/validation';
 import type { KeyBuilder } from '../scripts/key-builder';
@@ -212,16 +213,7 @@ export class RateLimitChecks {
   /** Reports a consume's decision (a `rate_limit.decision` event). */
   private report(result: RateLimitResult, key: string, options: ConsumeOptions | undefined): void {
     const outcome = result.degraded ? 'degraded' : result.ban ? 'blocked' : result.allowed ? 'allowed' : 'denied';
-    const cost = options?.cost ?? 1;
-    this.engine.telemetry?.emit({
-      type: 'rate_limit.decision',
-      outcome,
-      allowed: result.allowed,
-      rule: result.rule.name,
-      route: options?.route,
-      key,
-      cost,
-    });
+    this.decision(outcome, result.allowed, result.rule.name, key, options);
   }
 
   /** Reports a decision a fail mode or a wait settles; `failMode: 'closed'`'s refusal as `unavailable`. */
@@ -237,22 +229,21 @@ export class RateLimitChecks {
         return result;
       },
       (err: unknown) => {
-        if (err instanceof RateLimitUnavailableError) {
-          const [{ name: rule }] = plan.rules;
-          const cost = options?.cost ?? 1;
-          this.engine.telemetry?.emit({
-            type: 'rate_limit.decision',
-            outcome: 'unavailable',
-            allowed: false,
-            rule,
-            route: options?.route,
-            key,
-            cost,
-          });
-        }
+        if (err instanceof RateLimitUnavailableError) this.decision('unavailable', false, plan.rules[0].name, key, options);
         throw err;
       },
     );
+  }
+
+  private decision(
+    outcome: RateLimitDecisionEvent['outcome'],
+    allowed: boolean,
+    rule: string,
+    key: string,
+    options: ConsumeOptions | undefined,
+  ): void {
+    const event = { type: 'rate_limit.decision', outcome, allowed, rule, route: options?.route, key, cost: options?.cost ?? 1 } as const;
+    this.engine.telemetry?.emit(event);
   }
 
   /** `failMode: 'local'`: this process's in-memory decision, on the rules' keys (block keys aside). */

@@ -11,7 +11,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 
 /** A meter provider registered globally (as the SDK's start() does), until `stop()`. */
 export class RegisteredMetrics {
@@ -73,7 +73,7 @@ export class RegisteredMetrics {
 /** A tracer provider and an AsyncLocalStorage context manager registered globally, until `stop()`. */
 export class RegisteredTracing {
   private readonly exporter = new InMemorySpanExporter();
-  private readonly provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: this.exporter })] });
+  private readonly provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(this.exporter)] });
   private readonly contextManager = new AsyncLocalStorageContextManager().enable();
 
   constructor() {
