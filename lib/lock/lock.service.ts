@@ -23,7 +23,7 @@ import {
   type TryAcquireLockOptions,
 } from './lock.options';
 import { LEASE_KINDS, LockStore } from './lock-store';
-import { Leases, type LeaseRequest } from './leases';
+import { Leases, type LeaseRequest, type LeasesConfig } from './leases';
 import { MultiLock } from './multi-lock';
 import { ReplicaAcks } from './replica-acks';
 
@@ -71,23 +71,12 @@ export class LockService implements OnModuleDestroy, OnApplicationShutdown {
     this.store = new LockStore(engine, keys, log, LEASE_KINDS.lock, this.acks);
     const timeout = (request: LeaseRequest, waitMs: number, retryAfterMs: number | undefined): Error =>
       new LockTimeoutError(request.name, waitMs, retryAfterMs);
-    const { telemetry } = engine;
+    const leases = (store: LockStore, config: Omit<LeasesConfig, 'timeout'>): Leases =>
+      new Leases(store, subscriber, log, { timeout, ...config }, engine.telemetry);
     this.leases = {
-      write: new Leases(this.store, subscriber, log, { timeout, noun: 'Lock', kind: 'lock' }, telemetry),
-      fair: new Leases(
-        new LockStore(engine, keys, log, LEASE_KINDS.fair, this.acks),
-        subscriber,
-        log,
-        { timeout, noun: 'Lock', kind: 'fair-lock', fair: true },
-        telemetry,
-      ),
-      read: new Leases(
-        new LockStore(engine, keys, log, LEASE_KINDS.read, this.acks),
-        subscriber,
-        log,
-        { timeout, noun: 'Read lock', kind: 'read-lock', shared: true },
-        telemetry,
-      ),
+      write: leases(this.store, { noun: 'Lock', kind: 'lock' }),
+      fair: leases(new LockStore(engine, keys, log, LEASE_KINDS.fair, this.acks), { noun: 'Lock', kind: 'fair-lock', fair: true }),
+      read: leases(new LockStore(engine, keys, log, LEASE_KINDS.read, this.acks), { noun: 'Read lock', kind: 'read-lock', shared: true }),
     };
   }
 
