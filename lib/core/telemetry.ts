@@ -44,6 +44,12 @@ export class Telemetry {
     return new Telemetry(options.onEvent, metrics, tracing, new Logger('RedisLua'));
   }
 
+  /** For the boot log line: where the events go, e.g. `OpenTelemetry metrics and onEvent`. */
+  get summary(): string {
+    const sinks = [this.metrics && 'OpenTelemetry metrics', this.tracer && 'spans', this.listener && 'onEvent'].filter(Boolean);
+    return sinks.length === 1 ? String(sinks[0]) : `${sinks.slice(0, -1).join(', ')} and ${sinks.at(-1)}`;
+  }
+
   /** Whether events go anywhere (a listener or metrics), as opposed to spans only. */
   get recording(): boolean {
     return this.listener !== undefined || this.metrics !== undefined;

@@ -117,7 +117,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
     const { description } = this.connection;
     if (this.options.lazyConnect) {
       this.logger.log(
-        `Redis at ${description}: lazyConnect, boot does not wait for it; ${this.registered.size} Lua scripts load on first use`,
+        `Redis at ${description}: lazyConnect, boot does not wait for it; ${this.registered.size} Lua scripts load on first use${this.reportingTo()}`,
       );
       return;
     }
@@ -134,7 +134,7 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
         ? `${this.registered.size} Lua scripts loaded as Redis Functions library ${this.functions.current().name}`
         : `${this.registered.size} Lua scripts loaded`;
       this.logger.log(
-        `Connected to ${description} (${kind}, Redis ${version}): ${loaded}${isCluster(this.client) ? ' on every master' : ''}`,
+        `Connected to ${description} (${kind}, Redis ${version}): ${loaded}${isCluster(this.client) ? ' on every master' : ''}${this.reportingTo()}`,
       );
     } catch (err) {
       // Boot fails: nothing will call the shutdown hooks, so stop reconnecting now.
@@ -148,6 +148,11 @@ export class LuaScriptEngine implements OnModuleInit, ScriptHost {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The boot line's mention of telemetry: `; events to OpenTelemetry metrics and onEvent`, or nothing. */
+  private reportingTo(): string {
+    return this.telemetry ? `; events to ${this.telemetry.summary}` : '';
   }
 
   /**

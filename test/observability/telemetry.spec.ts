@@ -249,6 +249,17 @@ describeTopologies('observability', (t) => {
     ]);
   });
 
+  it('the boot line says where events go', async () => {
+    const log = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    try {
+      await boot({ onEvent: () => undefined });
+      const lines = log.mock.calls.map((call) => String(call[0])).filter((line) => line.startsWith('Connected to'));
+      expect(lines).toEqual([expect.stringMatching(/ Lua scripts loaded.*; events to OpenTelemetry metrics and onEvent$/)]);
+    } finally {
+      log.mockRestore();
+    }
+  });
+
   it('metrics: false records nothing; onEvent alone still gets every event', async () => {
     const events: RedisLuaEvent[] = [];
     const app = await boot({ metrics: false, onEvent: (event) => events.push(event) });
