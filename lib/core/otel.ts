@@ -30,8 +30,12 @@ function loadApi(): OtelApi | undefined {
 /** Bucket bounds of the duration histograms, in ms (a script call takes well under a millisecond; a lock wait up to seconds). */
 const MS_BUCKETS = [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000];
 
-/** Attribute sets a {@link Tally} keeps before it folds the rest into one overflow set (the SDK's default limit). */
-const MAX_ROWS = 2000;
+/**
+ * Attribute sets a {@link Tally} keeps before it folds the rest into one overflow set: with it, the
+ * 2000 series the SDK keeps per instrument by default (it would fold the 2000th itself), and a
+ * bound on this process's memory whatever a caller passes as `route`.
+ */
+const MAX_ROWS = 1999;
 const OVERFLOW: Attributes = { 'otel.metric.overflow': true };
 
 /**

@@ -249,6 +249,24 @@ describeTopologies('observability', (t) => {
     ]);
   });
 
+  it('a counter keeps at most 2000 series: 1999 attribute sets, the rest folded into the overflow set (the SDK default)', async () => {
+    const app = await boot();
+    const limiter = app.get(RateLimiterService);
+    const rule = { limit: 1_000_000, windowMs: 60_000 };
+    for (let batch = 0; batch < 2005; batch += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, 2005 - batch) }, (_, i) => limiter.consume('u', rule, { route: `r${batch + i}` })),
+      );
+    }
+    const points = await otel.points('nest_redis_lua.rate_limit.decisions');
+    expect(points).toHaveLength(2000);
+    expect(points.find((p) => p.attributes['otel.metric.overflow'] === true)).toEqual({
+      attributes: { 'otel.metric.overflow': true },
+      value: 6,
+    });
+    expect(await otel.total('nest_redis_lua.rate_limit.decisions')).toBe(2005);
+  });
+
   it('the boot line says where events go', async () => {
     const log = jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     try {
