@@ -118,27 +118,28 @@ export class Leases {
    */
   async acquire(request: LeaseRequest, waitMs: number, caller: AbortSignal | undefined): Promise<Lock> {
     if (!this.telemetry) return this.take(request, waitMs, caller);
-    const started = performance.now();
-    try {
-      const lock = await this.take(request, waitMs, caller);
-      this.reportAcquire(request, started, 'acquired');
-      return lock;
-    } catch (err) {
-      this.reportAcquire(request, started, this.failureOf(err, caller));
-      throw err;
-    }
+    return this.reported(request, caller, () => this.take(request, waitMs, caller));
   }
 
   /** One attempt: the lease, or null. Reported as a `lock.acquire` event (`busy` for null). */
   async tryAcquire(request: LeaseRequest): Promise<Lock | null> {
     if (!this.telemetry) return (await this.attempt(request)).lock ?? null;
+    return this.reported(request, undefined, async () => (await this.attempt(request)).lock ?? null);
+  }
+
+  /** An acquisition, reported with its outcome and duration. */
+  private async reported<T extends Lock | null>(
+    request: LeaseRequest,
+    caller: AbortSignal | undefined,
+    take: () => Promise<T>,
+  ): Promise<T> {
     const started = performance.now();
     try {
-      const lock = (await this.attempt(request)).lock ?? null;
+      const lock = await take();
       this.reportAcquire(request, started, lock ? 'acquired' : 'busy');
       return lock;
     } catch (err) {
-      this.reportAcquire(request, started, this.failureOf(err, undefined));
+      this.reportAcquire(request, started, this.failureOf(err, caller));
       throw err;
     }
   }

@@ -235,7 +235,7 @@ export class LockStore implements LeaseStore {
     if (reply[0] !== 1) return reply;
     // The script that took the lease uncounted the waiter, whatever comes next.
     if (count) count.counted = false;
-    const acknowledged = await this.acks.acknowledged(keys[0], replicas.count, replicas.timeoutMs, `script "${this.acquireScript.name}"`);
+    const acknowledged = await this.acks.acknowledged(keys[0], replicas.count, replicas.timeoutMs, this.acquireScript.where);
     if (acknowledged !== undefined && acknowledged >= replicas.count) return reply;
     try {
       await this.release(resource, token);

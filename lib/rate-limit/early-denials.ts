@@ -1,6 +1,5 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { message } from '../core/messages';
-import type { Telemetry } from '../core/telemetry';
 import { RateLimitInputError } from './rate-limit.errors';
 import { LocalDenyCache } from './local-deny-cache';
 import type { RateLimitHeaderOptions, RateLimitResult, ResolvedRateLimitRule } from './rate-limit.options';
@@ -46,8 +45,8 @@ export class EarlyDenials {
 
   constructor(
     capacity: number,
-    /** Reports each denial answered early as a `rate_limit.decision` (when telemetry records events). */
-    private readonly telemetry: Telemetry | undefined,
+    /** Reports each denial answered early (set when decisions are reported: see `RateLimitChecks.report`). */
+    private readonly reportDenial: ((result: RateLimitResult, key: string, route: string) => void) | undefined,
   ) {
     this.denials = new LocalDenyCache(capacity);
     this.routes = new LocalDenyCache(capacity);
@@ -73,17 +72,7 @@ export class EarlyDenials {
     const found = this.denials.get(`${line}\n${tracker}`);
     if (!found) return undefined;
     const { result, route, key } = found.value;
-    if (this.telemetry?.recording) {
-      this.telemetry.emit({
-        type: 'rate_limit.decision',
-        outcome: 'denied',
-        allowed: false,
-        rule: result.rule.name,
-        route: route.route,
-        key,
-        cost: 1,
-      });
-    }
+    this.reportDenial?.(result, key, route.route);
     return { result: { ...result, retryAfterMs: Math.ceil(found.leftMs) }, route };
   }
 

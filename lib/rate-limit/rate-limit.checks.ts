@@ -150,7 +150,7 @@ export class RateLimitChecks {
     // in the offline queue: decided by the fail mode at once instead.
     if (status !== 'ready' && status !== 'wait') {
       const down = new RedisLuaUnavailableError(unavailableMessage('', `the connection is ${status}`), 'unreachable');
-      this.engine.telemetry?.unavailable(down, `script "${plan.script.name}"`);
+      this.engine.telemetry?.unavailable(down, plan.script.where);
       const settled = this.failModes.settle(down, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
       return reporting ? this.reportLater(settled, key, plan, options) : settled;
     }
@@ -177,7 +177,7 @@ export class RateLimitChecks {
       if (this.reporting && !call.recovering) plan.script.called(sentAt, undefined);
       if (reply === RL_LATE) {
         const late = lateError(timeoutMs);
-        this.engine.telemetry?.unavailable(late, `script "${plan.script.name}"`);
+        this.engine.telemetry?.unavailable(late, plan.script.where);
         const settled = this.failModes.settle(late, key, failMode, plan.rules[0], () => this.decideLocally(op, plan, redisKeys, cost));
         return reporting ? this.reportLater(settled, key, plan, options) : settled;
       }
@@ -210,8 +210,8 @@ export class RateLimitChecks {
     return (call.command.promise as Promise<ScriptReply>).then(onReply, onError);
   }
 
-  /** Reports a consume's decision (a `rate_limit.decision` event). */
-  private report(result: RateLimitResult, key: string, options: ConsumeOptions | undefined): void {
+  /** Reports a consume's decision (a `rate_limit.decision` event); RateLimitMiddleware's early denials too. */
+  report(result: RateLimitResult, key: string, options: ConsumeOptions | undefined): void {
     const outcome = result.degraded ? 'degraded' : result.ban ? 'blocked' : result.allowed ? 'allowed' : 'denied';
     this.decision(outcome, result.allowed, result.rule.name, key, options);
   }

@@ -60,8 +60,11 @@ export class RateLimiterService implements OnModuleInit, OnModuleDestroy {
     const bansOn = this.options.bans === true;
     this.bans = new RateLimitBans(engine, keys, bansOn);
     this.checks = new RateLimitChecks(engine, keys, this.options, new Logger('RateLimit'), bansOn ? this.bans.keyOf : undefined);
-    this.earlyDenials = new EarlyDenials(this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE, engine.telemetry);
     this.reportsDecisions = engine.telemetry?.recording === true;
+    this.earlyDenials = new EarlyDenials(
+      this.options.localCacheSize ?? DEFAULT_LOCAL_CACHE_SIZE,
+      this.reportsDecisions ? (result, key, route) => this.checks.report(result, key, { route }) : undefined,
+    );
     this.lazyConnect = moduleOptions.lazyConnect === true;
   }
 

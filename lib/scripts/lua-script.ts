@@ -47,6 +47,8 @@ export class LuaScript<TReply = unknown> {
   private readonly friendlyErrorStacks: boolean;
   /** Declared `#!lua flags=no-writes`: sent as FCALL_RO, and to a replica with `readFrom: 'replica'`. */
   readonly readOnly: boolean;
+  /** How messages and events name it: `script "rate-limit/sliding-log"`. @internal */
+  readonly where: string;
   /** The command names for the first attempt and for the resend (`evalsha` / `eval`, `fcall`...). */
   private readonly commands: { readonly first: string; readonly resend: string };
   /** The same in upper case, as spans name them. */
@@ -65,6 +67,7 @@ export class LuaScript<TReply = unknown> {
     this.commandOptions = options.keyPrefix ? { replyEncoding: 'utf8', keyPrefix: options.keyPrefix } : { replyEncoding: 'utf8' };
     this.friendlyErrorStacks = options.showFriendlyErrorStack === true;
     this.readOnly = isReadOnlyScript(source.body);
+    this.where = `script "${name}"`;
     this.toReplica = this.readOnly && host.replicaReads === true;
     const fcall = this.readOnly ? 'fcall_ro' : 'fcall';
     this.commands = host.functions
@@ -102,9 +105,7 @@ export class LuaScript<TReply = unknown> {
    */
   run(keys: readonly string[], args: readonly ScriptArg[] = []): Promise<TReply> {
     if (this.numberOfKeys !== undefined && keys.length !== this.numberOfKeys) {
-      return Promise.reject(
-        new RedisLuaInputError(message(`script "${this.name}"`, `takes ${this.numberOfKeys} keys, got ${keys.length}`), 'keys'),
-      );
+      return Promise.reject(new RedisLuaInputError(message(this.where, `takes ${this.numberOfKeys} keys, got ${keys.length}`), 'keys'));
     }
     if (this.host.debugLogger) return this.runLogged(keys, args);
     return this.evaluate(keys, args);
@@ -182,10 +183,9 @@ export class LuaScript<TReply = unknown> {
    * connection errors and time-outs become {@link RedisLuaUnavailableError}. @internal
    */
   scriptError(err: unknown): LuaScriptError | RedisLuaUnavailableError {
-    const where = `script "${this.name}"`;
-    const unavailable = unavailableError(err, where);
+    const unavailable = unavailableError(err, this.where);
     if (unavailable) {
-      this.host.telemetry?.unavailable(unavailable, where);
+      this.host.telemetry?.unavailable(unavailable, this.where);
       return unavailable;
     }
     const reply = isReplyError(err) ? err : new Error(String(err));
